@@ -1,0 +1,1 @@
+"""Reading results and identity events back out of Redis."""

@@ -1,0 +1,146 @@
+"""All of facestream's settings, in one place, with their defaults.
+
+Values come from (highest first): keyword arguments, ``FACESTREAM_*`` environment variables, the
+YAML/TOML file named by ``FACESTREAM_CONFIG`` (or ``--config``), then the defaults below. Every
+field is validated; a bad value fails at start-up with the field's name, not deep in a worker.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from facestream.errors import ConfigError
+
+CONFIG_ENV = "FACESTREAM_CONFIG"
+
+
+class Settings(BaseSettings):
+    """facestream configuration. Each field maps to the environment variable FACESTREAM_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="FACESTREAM_", extra="forbid", validate_default=True)
+
+    # --- Redis -------------------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None, description="Redis 8 / Redis Stack URL. Unset: use (and start if needed) the embedded server."
+    )
+    data_dir: Path = Field(Path(".facestream"), description="Embedded server's data dir (AOF, pid, log).")
+    embedded_port: int = Field(6390, ge=1, le=65535, description="Port of the embedded redis-server.")
+    key_prefix: str = Field("fs", pattern=r"^[A-Za-z0-9_]+$", description="Prefix of every key facestream writes.")
+
+    # --- Streams -----------------------------------------------------------------------------------
+    frames_maxlen: int = Field(1000, ge=10, description="Approximate cap (MAXLEN ~) of each camera's frame stream.")
+    results_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the results stream.")
+    events_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the identity-events stream.")
+    deadletter_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the dead-letter stream.")
+    max_frame_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger JPEG payloads are dead-lettered.")
+    max_frame_pixels: int = Field(4096 * 4096, ge=64 * 64, description="Larger decoded frames are dead-lettered.")
+
+    # --- Models ------------------------------------------------------------------------------------
+    detector: Literal["hog", "cnn", "mtcnn"] = Field("hog", description="Face detector backend.")
+    embedder: Literal["dlib"] = Field("dlib", description="Face embedder backend (128-d dlib ResNet).")
+    upsample: int = Field(1, ge=0, le=3, description="HOG/CNN upsampling passes (1 finds faces down to ~40 px).")
+    detect_max_side: int = Field(
+        1280, ge=160, description="Frames larger than this (longest side) are downscaled for detection only."
+    )
+    min_face_px: int = Field(20, ge=0, description="Smaller detections are ignored.")
+
+    # --- Matching ----------------------------------------------------------------------------------
+    match_threshold: float = Field(
+        0.36, gt=0, lt=4, description="Max squared-L2 distance to accept a match (0.36 = dlib's 0.6 Euclidean)."
+    )
+    match_margin: float = Field(
+        0.0, ge=0, description="Best person must beat the next different person by this much (squared L2)."
+    )
+    knn_k: int = Field(10, ge=1, le=1000, description="Neighbours fetched per face before the open-set decision.")
+    hnsw_m: int = Field(16, ge=2, le=512, description="HNSW graph degree of the gallery index.")
+    hnsw_ef_construction: int = Field(200, ge=10, description="HNSW build-time candidate list.")
+    hnsw_ef_runtime: int = Field(200, ge=10, description="HNSW query-time candidate list.")
+
+    # --- Worker ------------------------------------------------------------------------------------
+    group: str = Field("facestream", pattern=r"^[A-Za-z0-9_.-]+$", description="Consumer group of the workers.")
+    read_count: int = Field(4, ge=1, le=1000, description="Frames fetched per XREADGROUP call.")
+    block_ms: int = Field(1000, ge=1, description="XREADGROUP BLOCK timeout.")
+    claim_idle_ms: int = Field(30_000, ge=100, description="Pending frames idle this long are taken over.")
+    max_deliveries: int = Field(3, ge=1, description="After this many deliveries a frame is dead-lettered.")
+    lag_policy: Literal["all", "latest"] = Field(
+        "all", description="'all': answer every frame; 'latest': skip to the newest frames when behind."
+    )
+    max_lag_frames: int = Field(30, ge=1, description="Under 'latest', frames further behind than this are skipped.")
+    discover_interval_s: float = Field(2.0, gt=0, description="How often workers look for new camera streams.")
+    absent_after_s: float = Field(3.0, gt=0, description="A person unseen this long on a camera 'leaves'.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port of a worker (0: off).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url_scheme(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _k_covers_margin(self) -> "Settings":
+        if self.match_margin > 0 and self.knn_k < 2:
+            raise ValueError("match_margin needs knn_k >= 2 to see a second person")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _FileSource(settings_cls)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Reads the YAML or TOML file named by FACESTREAM_CONFIG (keys are the field names)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(CONFIG_ENV)
+        return read_config_file(Path(path)) if path else {}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a YAML or TOML config file into a dict, with a clear error for a bad file."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {e}")
+    data = data or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of setting: value")
+    return data.get("facestream", data)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build validated settings; raise ConfigError naming each bad field."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        lines = [f"  {'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process-wide settings (environment + config file), loaded once."""
+    return load_settings()

@@ -1,0 +1,89 @@
+"""Every Redis key and stream name facestream uses, built in one place.
+
+Layout (with the default prefix ``fs``)::
+
+    fs:frames:<camera>     stream  frame records from one camera (XADD MAXLEN ~ frames_maxlen)
+    fs:results             stream  one result record per processed frame, all cameras
+    fs:events              stream  identity events: a person appears on / leaves a camera
+    fs:deadletter          stream  frames that could not be processed, with the reason
+    fs:person:<person_id>  hash    display name, metadata JSON, created time
+    fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality
+    fs:idx:faces           index   RediSearch HNSW vector index over fs:face:*
+    fs:facecount:<person_id> string counter used to number a person's faces
+    fs:worker:<name>       hash    heartbeat and counters of one worker (expires)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from facestream.errors import ConfigError
+
+#: Camera and person ids are used inside key names and RediSearch TAG queries; keeping them to this
+#: alphabet means no escaping anywhere (redis-cli, TAG filters, file names).
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_id(kind: str, value: str) -> str:
+    """Return ``value`` if it is a valid camera/person id, else raise ConfigError."""
+    if not ID_RE.match(value):
+        raise ConfigError(f"{kind} id {value!r} must be 1-64 characters of A-Z a-z 0-9 _ -")
+    return value
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix."""
+
+    prefix: str = "fs"
+
+    def frames(self, camera: str) -> str:
+        return f"{self.prefix}:frames:{check_id('camera', camera)}"
+
+    @property
+    def frames_pattern(self) -> str:
+        return f"{self.prefix}:frames:*"
+
+    def camera_of(self, frames_key: str) -> str:
+        """The camera id of a frame stream key."""
+        return frames_key.rsplit(":", 1)[-1]
+
+    @property
+    def results(self) -> str:
+        return f"{self.prefix}:results"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}:deadletter"
+
+    def person(self, person_id: str) -> str:
+        return f"{self.prefix}:person:{check_id('person', person_id)}"
+
+    @property
+    def person_pattern(self) -> str:
+        return f"{self.prefix}:person:*"
+
+    def face_prefix(self, person_id: str | None = None) -> str:
+        return f"{self.prefix}:face:" + (f"{person_id}:" if person_id else "")
+
+    def face(self, person_id: str, n: int) -> str:
+        return f"{self.face_prefix(check_id('person', person_id))}{n}"
+
+    def face_counter(self, person_id: str) -> str:
+        return f"{self.prefix}:facecount:{person_id}"
+
+    @property
+    def index(self) -> str:
+        return f"{self.prefix}:idx:faces"
+
+    def worker(self, name: str) -> str:
+        return f"{self.prefix}:worker:{name}"
+
+    @property
+    def worker_pattern(self) -> str:
+        return f"{self.prefix}:worker:*"

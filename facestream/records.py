@@ -1,0 +1,189 @@
+"""The record types every stage shares, and their exact stream-field encoding.
+
+A producer writes a :class:`Frame`; a gear step turns it into a :class:`FrameResult` holding one
+:class:`Face` per detected face; presence changes become :class:`IdentityEvent`; anything that
+cannot be processed becomes a :class:`DeadLetter`. Field values are plain text or JSON so that
+``redis-cli XRANGE`` is readable; the only binary field is the frame's ``jpeg``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from facestream.errors import BadFrame
+
+UNKNOWN = "unknown"
+
+Fields = Mapping[bytes | str, bytes | bytearray | str]
+
+
+def _text(v: bytes | bytearray | str) -> str:
+    return v if isinstance(v, str) else bytes(v).decode("utf-8")
+
+
+def _get(fields: Fields, name: str) -> bytes | bytearray | str | None:
+    """Field lookup that accepts both bytes and str keys (redis-py vs RedisGears records)."""
+    v = fields.get(name)
+    return fields.get(name.encode()) if v is None else v
+
+
+@dataclass(slots=True)
+class Frame:
+    """One JPEG frame from one camera, as written to ``fs:frames:<camera>``."""
+
+    camera: str
+    seq: int
+    ts_ms: int  # capture time, ms since the epoch (camera clock)
+    width: int
+    height: int
+    jpeg: bytes
+
+    def to_fields(self) -> dict[str, str | bytes]:
+        return {
+            "camera": self.camera,
+            "seq": str(self.seq),
+            "ts_ms": str(self.ts_ms),
+            "width": str(self.width),
+            "height": str(self.height),
+            "jpeg": self.jpeg,
+        }
+
+    @classmethod
+    def from_fields(cls, fields: Fields, max_bytes: int) -> "Frame":
+        """Parse a stream entry; raise BadFrame with a reason a human can act on."""
+        if not fields:
+            raise BadFrame("empty entry (deleted or trimmed before it was read)")
+        missing = [n for n in ("camera", "ts_ms", "jpeg") if _get(fields, n) is None]
+        if missing:
+            raise BadFrame(f"missing field(s): {', '.join(missing)}")
+        raw = _get(fields, "jpeg")
+        # RedisGears hands over binary values as bytearray, or as str when they happen to be UTF-8.
+        jpeg = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw)
+        if not jpeg:
+            raise BadFrame("empty jpeg field")
+        if len(jpeg) > max_bytes:
+            raise BadFrame(f"jpeg is {len(jpeg)} bytes, over max_frame_bytes={max_bytes}")
+        try:
+            return cls(
+                camera=_text(_get(fields, "camera")),
+                seq=int(_text(_get(fields, "seq") or "0")),
+                ts_ms=int(_text(_get(fields, "ts_ms"))),
+                width=int(_text(_get(fields, "width") or "0")),
+                height=int(_text(_get(fields, "height") or "0")),
+                jpeg=jpeg,
+            )
+        except (ValueError, UnicodeDecodeError) as e:
+            raise BadFrame(f"bad numeric/text field: {e}") from None
+
+
+@dataclass(slots=True)
+class Face:
+    """One detected face: where it is, who it is (or ``unknown``), and how sure."""
+
+    box: tuple[int, int, int, int]  # left, top, right, bottom in frame pixels
+    score: float = 1.0  # detector confidence
+    person_id: str = UNKNOWN
+    name: str = UNKNOWN
+    distance: float | None = None  # squared L2 to the best gallery face (None: gallery empty)
+    confidence: float = 0.0  # 0..1, how far inside the threshold the match is
+    track_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["box"] = list(self.box)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Face":
+        return cls(**{**d, "box": tuple(d["box"])})
+
+
+@dataclass(slots=True)
+class FrameResult:
+    """What a worker found in one frame, written to ``fs:results`` (one per frame, even with no face)."""
+
+    frame_id: str  # entry id of the frame in its camera stream: the idempotency key
+    camera: str
+    seq: int
+    ts_ms: int
+    faces: list[Face] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # ms: queue, decode, detect, embed, search, total
+    worker: str = ""
+    width: int = 0
+    height: int = 0
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.faces]
+
+    def to_fields(self) -> dict[str, str]:
+        return {
+            "frame_id": self.frame_id,
+            "camera": self.camera,
+            "seq": str(self.seq),
+            "ts_ms": str(self.ts_ms),
+            "n_faces": str(len(self.faces)),
+            "names": ",".join(self.names),
+            "faces": json.dumps([f.to_json() for f in self.faces], separators=(",", ":")),
+            "timings": json.dumps({k: round(v, 2) for k, v in self.timings.items()}, separators=(",", ":")),
+            "worker": self.worker,
+            "size": f"{self.width}x{self.height}",
+        }
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> "FrameResult":
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        w, _, h = f.get("size", "0x0").partition("x")
+        return cls(
+            frame_id=f["frame_id"],
+            camera=f["camera"],
+            seq=int(f["seq"]),
+            ts_ms=int(f["ts_ms"]),
+            faces=[Face.from_json(d) for d in json.loads(f["faces"])],
+            timings=json.loads(f["timings"]),
+            worker=f.get("worker", ""),
+            width=int(w or 0),
+            height=int(h or 0),
+        )
+
+
+@dataclass(slots=True)
+class IdentityEvent:
+    """A person appears on, or leaves, a camera."""
+
+    kind: str  # "appear" | "leave"
+    camera: str
+    person_id: str
+    name: str
+    ts_ms: int  # camera time of the frame that caused the event
+    frame_id: str
+
+    def to_fields(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> "IdentityEvent":
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        return cls(f["kind"], f["camera"], f["person_id"], f["name"], int(f["ts_ms"]), f["frame_id"])
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A frame that was not processed, and why. The frame bytes stay in their stream until trimmed."""
+
+    stream: str
+    entry_id: str
+    reason: str
+    camera: str = ""
+    deliveries: int = 1
+    worker: str = ""
+
+    def to_fields(self) -> dict[str, str]:
+        return {k: str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_fields(cls, fields: Fields) -> "DeadLetter":
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        return cls(f["stream"], f["entry_id"], f["reason"], f.get("camera", ""), int(f.get("deliveries", 1)), f.get("worker", ""))

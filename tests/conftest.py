@@ -1,0 +1,57 @@
+"""Shared fixtures: a real throw-away Redis 8 + RediSearch per test session, and the shared face data."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import redis
+
+from facestream.config import Settings, load_settings
+from facestream.server import EmbeddedRedis
+
+REPO = Path(__file__).resolve().parents[1]
+FACES = Path(os.environ.get("FACESTREAM_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> EmbeddedRedis:
+    """A real embedded redis-server with RediSearch, on a free port, removed after the session."""
+    server = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_server: EmbeddedRedis, request) -> Settings:
+    """Settings pointing at the session server, with a key prefix of this test's own."""
+    prefix = "t" + str(abs(hash(request.node.nodeid)) % 10**8)
+    return load_settings(redis_url=redis_server.url, key_prefix=prefix, match_margin=0.0)
+
+
+@pytest.fixture
+def r(settings: Settings) -> redis.Redis:
+    from facestream.server import connect
+
+    client = connect(settings)
+    yield client
+    for key in client.scan_iter(match=f"{settings.key_prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The shared labelled faces (../shared/data/faces or FACESTREAM_FACES_DIR)."""
+    if not (FACES / "gallery").is_dir():
+        pytest.skip(f"shared face data not found at {FACES} (set FACESTREAM_FACES_DIR)")
+    return FACES
