@@ -64,3 +64,137 @@ def main() -> None:
     except FacestreamError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         sys.exit(1)
+
+
+# --- gallery ---------------------------------------------------------------------------------------
+def _gallery(s: Settings):
+    from facestream.server import connect
+    from models.gallery import Gallery
+
+    return Gallery(connect(s), s)
+
+
+def _progress(total: int, desc: str):
+    """A tqdm bar on stderr and the callback that advances it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, dynamic_ncols=True)
+    return bar, lambda _outcome: bar.update(1)
+
+
+@app.command()
+def enroll(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Folders of <Person>/ images or videos; or files with --person.")],
+    person: Annotated[Optional[str], typer.Option(help="Person id for every given file/folder.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Display name (default: the id / folder name).")] = None,
+    largest: Annotated[bool, typer.Option("--largest", help="Images with several faces: take the largest.")] = False,
+    every: Annotated[float, typer.Option(help="Videos: seconds between sampled frames.")] = 0.2,
+    max_per_video: Annotated[int, typer.Option(help="Videos: keep at most this many diverse faces.")] = 15,
+    workers: Annotated[int, typer.Option(help="Processes analysing files.")] = min(2, os.cpu_count() or 1),
+) -> None:
+    """Enroll faces from folders, images and videos into the gallery (progress bar + per-file summary)."""
+    from models.enroll import Options, enroll as run_enroll, plan
+
+    s = settings_of(ctx)
+    items, skipped = plan(paths, person, name)
+    gallery = _gallery(s)
+    bar, tick = _progress(len(items), "enroll")
+    with bar:
+        summary = run_enroll(gallery, items, s, Options(every, max_per_video, allow_several=largest), workers, tick)
+    summary.skipped = skipped + summary.skipped
+    if name and person and summary.enrolled:
+        gallery.rename(person, name)
+    for line in summary.lines():
+        typer.echo(line)
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+people_app = typer.Typer(help="List, show, rename and delete enrolled people.", no_args_is_help=True)
+app.add_typer(people_app, name="people")
+
+
+@people_app.command("list")
+def people_list(ctx: typer.Context) -> None:
+    """Every enrolled person: id, faces, name."""
+    people = _gallery(settings_of(ctx)).people()
+    for p in people:
+        typer.echo(f"{p.person_id:32} {p.faces:5d} faces  {p.name}")
+    typer.echo(f"{len(people)} people", err=True)
+
+
+@people_app.command("show")
+def people_show(ctx: typer.Context, person_id: str) -> None:
+    """One person's name, metadata and face count."""
+    import json
+
+    p = _gallery(settings_of(ctx)).person(person_id)
+    typer.echo(json.dumps({"person_id": p.person_id, "name": p.name, "faces": p.faces, "meta": p.meta,
+                           "created_ms": p.created_ms}, indent=2))
+
+
+@people_app.command("rename")
+def people_rename(ctx: typer.Context, person_id: str, name: str) -> None:
+    """Change a person's display name."""
+    _gallery(settings_of(ctx)).rename(person_id, name)
+    typer.echo(f"{person_id} is now {name!r}")
+
+
+@people_app.command("delete")
+def people_delete(ctx: typer.Context, person_id: str) -> None:
+    """Remove a person and every face vector of theirs."""
+    n = _gallery(settings_of(ctx)).delete(person_id)
+    typer.echo(f"deleted {person_id} and {n} face vectors")
+
+
+def _faces_dir(path: Optional[Path]) -> Path:
+    return path or Path(os.environ.get("FACESTREAM_FACES_DIR", "../shared/data/faces"))
+
+
+@app.command()
+def calibrate(
+    ctx: typer.Context,
+    pairs: Annotated[Optional[Path], typer.Argument(help="pairs.csv: img_a,img_b,same,fold (paths relative to it).")] = None,
+    workers: Annotated[int, typer.Option(help="Processes embedding images.")] = min(2, os.cpu_count() or 1),
+) -> None:
+    """Compute match_threshold from labelled pairs (k-fold): prints accuracy, threshold, FAR/FRR."""
+    from models.evaluate import verify_pairs
+
+    pairs = pairs or _faces_dir(None) / "pairs.csv"
+    if not pairs.is_file():
+        raise typer.BadParameter(f"{pairs} not found", param_hint="PAIRS")
+    import csv
+
+    n_images = len({r[c] for r in csv.DictReader(pairs.open()) for c in ("img_a", "img_b")})
+    bar, tick = _progress(n_images, "embed")
+    with bar:
+        v = verify_pairs(pairs, settings_of(ctx), workers, tick)
+    for line in v.lines():
+        typer.echo(line)
+    typer.echo(f"set it with: FACESTREAM_MATCH_THRESHOLD={v.threshold:.4f} (or match_threshold in the config file)")
+
+
+@app.command("eval")
+def eval_cmd(
+    ctx: typer.Context,
+    faces: Annotated[Optional[Path], typer.Argument(help="Folder with gallery/, probes/ (and pairs.csv).")] = None,
+    pairs: Annotated[bool, typer.Option(help="Also run pair verification on pairs.csv.")] = True,
+    workers: Annotated[int, typer.Option(help="Processes embedding images.")] = min(2, os.cpu_count() or 1),
+) -> None:
+    """Accuracy of the pipeline's own detect/embed/match path: verification + open-set identification."""
+    from facestream.server import connect
+    from models.evaluate import identify
+
+    s = settings_of(ctx)
+    root = _faces_dir(faces)
+    if not (root / "gallery").is_dir() or not (root / "probes").is_dir():
+        raise typer.BadParameter(f"{root} needs gallery/ and probes/ folders", param_hint="FACES")
+    if pairs and (root / "pairs.csv").is_file():
+        ctx.invoke(calibrate, ctx=ctx, pairs=root / "pairs.csv", workers=workers)
+    n = sum(1 for d in ("gallery", "probes") for p in (root / d).rglob("*") if p.is_file())
+    bar, tick = _progress(n, "identify")
+    with bar:
+        res = identify(connect(s), root / "gallery", root / "probes", s, workers, tick)
+    for line in res.lines(s.match_threshold, s.match_margin):
+        typer.echo(line)

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
 
     # --- Matching ----------------------------------------------------------------------------------
     match_threshold: float = Field(
-        0.36, gt=0, lt=4, description="Max squared-L2 distance to accept a match (0.36 = dlib's 0.6 Euclidean)."
+        0.19, gt=0, lt=4, description="Max squared L2 between unit vectors to accept a match (calibrated, see README)."
     )
     match_margin: float = Field(
         0.0, ge=0, description="Best person must beat the next different person by this much (squared L2)."

@@ -1,0 +1,56 @@
+"""Detect + embed in one call: the face analysis every stage (worker, enrollment, evaluation) shares."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facestream.config import Settings
+from models.detect import Detection, Detector, make_detector
+from models.embed import Embedder, make_embedder
+from models.image import resize_max_side
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Faces found in one image with their unit vectors, and how long each stage took (ms)."""
+
+    detections: list[Detection]
+    vectors: np.ndarray  # (n, dim) float32
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def largest(self) -> int | None:
+        """Index of the biggest face, or None."""
+        return max(range(len(self.detections)), key=lambda i: self.detections[i].size, default=None)
+
+
+class FaceAnalyzer:
+    """Holds one detector and one embedder, loaded once per process."""
+
+    def __init__(self, settings: Settings, detector: Detector | None = None, embedder: Embedder | None = None):
+        self.detector = detector or make_detector(settings.detector, settings.upsample)
+        self.embedder = embedder or make_embedder(settings.embedder)
+        self.max_side = settings.detect_max_side
+        self.min_face_px = settings.min_face_px
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in ``rgb``; large frames are detected on a downscaled copy and boxes mapped back."""
+        small, scale = resize_max_side(rgb, self.max_side)
+        dets = self.detector.detect(small)
+        if scale != 1.0:
+            dets = [d.scaled(1 / scale) for d in dets]
+        return [d for d in dets if d.size >= self.min_face_px]
+
+    def analyze(self, rgb: np.ndarray, embed: bool = True) -> Analysis:
+        t0 = time.perf_counter()
+        dets = self.detect(rgb)
+        t1 = time.perf_counter()
+        vecs = self.embedder.embed(rgb, dets) if embed else np.zeros((0, self.dim), np.float32)
+        t2 = time.perf_counter()
+        return Analysis(dets, vecs, {"detect": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3})

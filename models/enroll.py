@@ -1,0 +1,231 @@
+"""Enrollment: folders of ``<Person>/<images or videos>``, single images and videos → gallery faces.
+
+Files are analysed in a process pool (models loaded once per process), a person is written in one
+transaction once all of their files are done, so an interrupted run leaves complete people only.
+Every file that gives no face is reported with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from itertools import groupby
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from facestream.config import Settings
+from facestream.errors import BadFrame, ConfigError
+from facestream.keys import check_id
+from models.analyzer import FaceAnalyzer
+from models.gallery import FaceEntry, Gallery
+from models.image import IMAGE_SUFFIXES, decode
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One file to enroll for one person."""
+
+    person_id: str
+    name: str
+    path: Path
+
+    @property
+    def is_video(self) -> bool:
+        return self.path.suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one file gave: faces, or the reason it gave none."""
+
+    item: Item
+    faces: list[FaceEntry] = field(default_factory=list)
+    skipped: str | None = None
+    duplicates: int = 0
+
+
+@dataclass(slots=True)
+class Options:
+    video_every_s: float = 0.2  # sample a video frame this often
+    max_per_video: int = 15  # keep at most this many faces from one video
+    dedupe: float = 0.02  # faces closer than this (squared L2) to one already kept are near-duplicates
+    allow_several: bool = False  # several faces in an image: take the largest instead of skipping
+
+
+@dataclass
+class Summary:
+    enrolled: Counter = field(default_factory=Counter)  # person_id → faces written
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    duplicates: int = 0
+    files: int = 0
+    interrupted: bool = False
+
+    def lines(self) -> Iterator[str]:
+        yield (f"enrolled {sum(self.enrolled.values())} faces of {len(self.enrolled)} people from {self.files} files"
+               f"; skipped {len(self.skipped)} files; {self.duplicates} near-duplicate faces dropped")
+        for reason, n in Counter(r.split(":")[0] for _, r in self.skipped).most_common():
+            yield f"  skipped, {reason}: {n}"
+        for path, reason in self.skipped:
+            yield f"    {path}: {reason}"
+        if self.interrupted:
+            yield "interrupted: the person in progress was not written; every person listed above is complete"
+
+
+def person_id_of(folder_name: str) -> str:
+    """A valid person id from a folder name (spaces and punctuation become _)."""
+    return check_id("person", re.sub(r"[^A-Za-z0-9_-]+", "_", folder_name).strip("_")[:64] or "person")
+
+
+def plan(inputs: Iterable[Path], person: str | None = None, name: str | None = None) -> tuple[list[Item], list[tuple[str, str]]]:
+    """Expand inputs into items; files that are not images/videos are returned as skipped."""
+    items: list[Item] = []
+    skipped: list[tuple[str, str]] = []
+
+    def add(pid: str, pname: str, f: Path) -> None:
+        if f.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+            items.append(Item(pid, pname, f))
+        elif not f.name.startswith("."):
+            skipped.append((str(f), "not an image or video file"))
+
+    for path in inputs:
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist")
+        if person:
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for f in files:
+                add(check_id("person", person), name or person, f)
+        elif path.is_dir():
+            for child in sorted(path.iterdir()):
+                if child.is_dir():
+                    pid = person_id_of(child.name)
+                    for f in sorted(p for p in child.rglob("*") if p.is_file()):
+                        add(pid, child.name.replace("_", " "), f)
+                elif not child.name.startswith("."):
+                    skipped.append((str(child), "not inside a <Person>/ folder (or use --person)"))
+        else:
+            raise ConfigError(f"{path} is a single file: say whose face it is with --person ID")
+    items.sort(key=lambda i: (i.person_id, str(i.path)))
+    return items, skipped
+
+
+# --- per-file analysis, run in worker processes ----------------------------------------------------
+_analyzer: FaceAnalyzer | None = None
+_options = Options()
+
+
+def _init(settings: Settings, options: Options) -> None:
+    global _analyzer, _options
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _analyzer, _options = FaceAnalyzer(settings), options
+
+
+def analyze_file(item: Item) -> Outcome:
+    assert _analyzer is not None, "call _init first"
+    try:
+        return _analyze_video(item) if item.is_video else _analyze_image(item)
+    except BadFrame as e:
+        return Outcome(item, skipped=f"unreadable: {e}")
+
+
+def _analyze_image(item: Item) -> Outcome:
+    rgb = decode(item.path.read_bytes())
+    a = _analyzer.analyze(rgb, embed=False)
+    if not a.detections:
+        return Outcome(item, skipped="no face found")
+    if len(a.detections) > 1 and not _options.allow_several:
+        return Outcome(item, skipped=f"several faces ({len(a.detections)}); crop it or use --largest")
+    det = a.detections[a.largest()]
+    vec = _analyzer.embedder.embed(rgb, [det])[0]
+    return Outcome(item, [FaceEntry(vec, item.path.name, det.score)])
+
+
+def _analyze_video(item: Item) -> Outcome:
+    cap = cv2.VideoCapture(str(item.path))
+    if not cap.isOpened():
+        return Outcome(item, skipped="unreadable: cannot open video")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    step = max(1, round(fps * _options.video_every_s))
+    out = Outcome(item)
+    kept: list[np.ndarray] = []
+    idx = 0
+    try:
+        while len(out.faces) < _options.max_per_video:
+            ok = cap.grab()
+            if not ok:
+                break
+            if idx % step == 0:
+                ok, bgr = cap.retrieve()
+                if ok:
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    dets = _analyzer.detect(rgb)
+                    if len(dets) == 1:  # a frame with several people cannot say which one is the person
+                        vec = _analyzer.embedder.embed(rgb, dets)[0]
+                        if kept and min(float(((k - vec) ** 2).sum()) for k in kept) < _options.dedupe:
+                            out.duplicates += 1
+                        else:
+                            kept.append(vec)
+                            out.faces.append(FaceEntry(vec, f"{item.path.name}@{idx / fps:.2f}s", dets[0].score))
+            idx += 1
+    finally:
+        cap.release()
+    if not out.faces:
+        out.skipped = "no usable face (need frames with exactly one face)"
+    return out
+
+
+def _dedupe(faces: list[FaceEntry], threshold: float) -> tuple[list[FaceEntry], int]:
+    kept: list[FaceEntry] = []
+    for f in faces:
+        if any(float(((k.vector - f.vector) ** 2).sum()) < threshold for k in kept):
+            continue
+        kept.append(f)
+    return kept, len(faces) - len(kept)
+
+
+def analyze_all(items: list[Item], settings: Settings, options: Options, workers: int,
+                progress: Callable[[Outcome], None] | None = None) -> Iterator[Outcome]:
+    """Outcomes in item order, computed by ``workers`` processes (1: in this process)."""
+    if workers <= 1 or len(items) < 4:
+        _init(settings, options)
+        for it in items:
+            o = analyze_file(it)
+            progress and progress(o)
+            yield o
+        return
+    with ProcessPoolExecutor(workers, initializer=_init, initargs=(settings, options)) as pool:
+        try:
+            for o in pool.map(analyze_file, items, chunksize=4):
+                progress and progress(o)
+                yield o
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def enroll(gallery: Gallery, items: list[Item], settings: Settings, options: Options | None = None,
+           workers: int = 1, progress: Callable[[Outcome], None] | None = None) -> Summary:
+    """Analyse every item and write each person's faces atomically once their files are done."""
+    options = options or Options()
+    summary = Summary(files=len(items))
+    gallery.ensure_index()
+    outcomes = analyze_all(items, settings, options, workers, progress)
+    try:
+        for pid, group in groupby(outcomes, key=lambda o: o.item.person_id):
+            group = list(group)
+            faces = [f for o in group for f in o.faces]
+            faces, dups = _dedupe(faces, options.dedupe)
+            summary.duplicates += dups + sum(o.duplicates for o in group)
+            summary.skipped += [(str(o.item.path), o.skipped) for o in group if o.skipped]
+            if faces:
+                summary.enrolled[pid] += gallery.add_person(pid, group[0].item.name, faces)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    return summary

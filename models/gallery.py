@@ -1,0 +1,213 @@
+"""The gallery of enrolled people in Redis: person hashes, face-vector hashes and their RediSearch index.
+
+One person (id, display name, free metadata) has many faces; each face is a hash
+``fs:face:<person_id>:<n>`` holding a float32 vector, indexed by an HNSW index with the person id
+as a TAG. RediSearch's ``L2`` metric is the *squared* Euclidean distance; thresholds are in
+those units.
+
+The KNN query is built by :func:`knn_command` and read by :func:`parse_knn`, so that the worker
+(redis-py) and the in-server gear (RedisGears ``execute``) send and parse exactly the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import redis
+
+from facestream.config import Settings
+from facestream.errors import GalleryError
+from facestream.keys import Keys, check_id
+from facestream.records import UNKNOWN
+
+METRIC = "L2"
+VECTOR_FIELD = "vector"
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+@dataclass(slots=True)
+class Person:
+    person_id: str
+    name: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    faces: int = 0
+    created_ms: int = 0
+
+
+@dataclass(slots=True)
+class FaceEntry:
+    """One face to store: its vector and where it came from."""
+
+    vector: np.ndarray
+    source: str
+    score: float = 0.0
+
+
+def knn_command(index: str, vector: np.ndarray, k: int, ef: int) -> list[Any]:
+    """FT.SEARCH arguments for the ``k`` nearest faces of one unit vector."""
+    return [
+        "FT.SEARCH", index,
+        f"*=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {ef} AS dist]",
+        "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(),
+        "SORTBY", "dist", "RETURN", "2", "person_id", "dist",
+        "LIMIT", "0", str(k), "DIALECT", "2",
+    ]  # fmt: skip
+
+
+def parse_knn(reply: Sequence[Any]) -> list[tuple[str, float]]:
+    """(person_id, squared L2) pairs from a RESP2 FT.SEARCH reply ``[total, key, [f, v, ...], ...]``."""
+    out = []
+    for i in range(2, len(reply), 2):
+        attrs = reply[i]
+        fields = {_s(attrs[j]): attrs[j + 1] for j in range(0, len(attrs), 2)}
+        out.append((_s(fields["person_id"]), float(_s(fields["dist"]))))
+    return out
+
+
+class Gallery:
+    """Enrolled people and their face vectors in one Redis, behind one index."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, dim: int = 128):
+        self.r = client
+        self.s = settings
+        self.keys = Keys(settings.key_prefix)
+        self.dim = dim
+
+    # --- index -------------------------------------------------------------------------------------
+    def ensure_index(self) -> None:
+        """Create the vector index if absent; refuse an existing one of another dimension or metric."""
+        info = self._index_info()
+        if info is None:
+            try:
+                self.r.execute_command(
+                    "FT.CREATE", self.keys.index, "ON", "HASH", "PREFIX", "1", self.keys.face_prefix(),
+                    "SCHEMA", "person_id", "TAG", "CASESENSITIVE",
+                    VECTOR_FIELD, "VECTOR", "HNSW", "12", "TYPE", "FLOAT32", "DIM", str(self.dim),
+                    "DISTANCE_METRIC", METRIC, "M", str(self.s.hnsw_m),
+                    "EF_CONSTRUCTION", str(self.s.hnsw_ef_construction), "EF_RUNTIME", str(self.s.hnsw_ef_runtime),
+                )  # fmt: skip
+            except redis.ResponseError as e:
+                if "already exists" not in str(e).lower():
+                    raise GalleryError(f"cannot create index {self.keys.index}: {e}") from None
+            return
+        dim, metric = info
+        if dim != self.dim or metric.upper() != METRIC:
+            raise GalleryError(
+                f"index {self.keys.index} holds {dim}-d {metric} vectors but the embedder makes {self.dim}-d "
+                f"{METRIC} vectors; use another key_prefix or drop it (FT.DROPINDEX {self.keys.index} DD)"
+            )
+
+    def _index_info(self) -> tuple[int, str] | None:
+        try:
+            raw = self.r.execute_command("FT.INFO", self.keys.index)
+        except redis.ResponseError as e:
+            msg = str(e).lower()
+            if "unknown command" in msg:
+                raise GalleryError("this Redis has no search module (FT.*); use Redis 8 or Redis Stack") from None
+            if "no such index" in msg or "unknown index" in msg or "not found" in msg:
+                return None
+            raise
+        info = {_s(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+        for attr in info.get("attributes", []):
+            a = {_s(attr[i]).lower(): attr[i + 1] for i in range(0, len(attr) - 1, 2)}
+            if _s(a.get("type", "")).upper() == "VECTOR":
+                return int(_s(a["dim"])), _s(a["distance_metric"])
+        raise GalleryError(f"index {self.keys.index} exists but has no vector field")
+
+    # --- people ------------------------------------------------------------------------------------
+    def add_person(self, person_id: str, name: str | None, faces: Sequence[FaceEntry],
+                   meta: dict[str, Any] | None = None) -> int:
+        """Add ``faces`` to a person (created if new), all in one transaction. Returns faces written."""
+        check_id("person", person_id)
+        if person_id == UNKNOWN:
+            raise GalleryError(f"{UNKNOWN!r} is reserved for faces that match nobody; pick another person id")
+        self.ensure_index()
+        for f in faces:
+            if f.vector.shape != (self.dim,):
+                raise GalleryError(f"vector of {f.source} has shape {f.vector.shape}, expected ({self.dim},)")
+        first = self.r.incrby(self.keys.face_counter(person_id), len(faces)) - len(faces) if faces else 0
+        now = int(time.time() * 1000)
+        with self.r.pipeline(transaction=True) as p:
+            pkey = self.keys.person(person_id)
+            p.hsetnx(pkey, "created_ms", now)
+            p.hsetnx(pkey, "name", name or person_id)  # a later `people rename` is not undone by re-enrolling
+            p.hset(pkey, "updated_ms", now)
+            if meta is not None:
+                p.hset(pkey, "meta", json.dumps(meta))
+            for i, f in enumerate(faces):
+                p.hset(self.keys.face(person_id, first + i + 1), mapping={
+                    "person_id": person_id,
+                    VECTOR_FIELD: np.asarray(f.vector, dtype="<f4").tobytes(),
+                    "source": f.source,
+                    "score": f"{f.score:.3f}",
+                    "created_ms": now,
+                })  # fmt: skip
+            p.execute()
+        return len(faces)
+
+    def people(self) -> list[Person]:
+        """Every enrolled person with their face count, sorted by id."""
+        out = [self.person(_s(k).rsplit(":", 1)[-1]) for k in self.r.scan_iter(match=self.keys.person_pattern, count=1000)]
+        return sorted(out, key=lambda p: p.person_id)
+
+    def person(self, person_id: str) -> Person:
+        h = self.r.hgetall(self.keys.person(person_id))
+        if not h:
+            raise GalleryError(f"no person with id {person_id!r} (see: facestream people list)")
+        h = {_s(k): _s(v) for k, v in h.items()}
+        return Person(person_id, h.get("name", person_id), json.loads(h.get("meta", "{}")),
+                      self.count_faces(person_id), int(h.get("created_ms", 0)))
+
+    def names(self) -> dict[str, str]:
+        """person_id → display name, for every person."""
+        return {p.person_id: p.name for p in self.people()}
+
+    def count_faces(self, person_id: str) -> int:
+        return sum(1 for _ in self.r.scan_iter(match=self.keys.face_prefix(person_id) + "*", count=1000))
+
+    def rename(self, person_id: str, name: str) -> None:
+        self.person(person_id)  # raises if unknown
+        self.r.hset(self.keys.person(person_id), "name", name)
+
+    def delete(self, person_id: str) -> int:
+        """Remove a person and every one of their face vectors; returns the number of faces removed."""
+        self.person(person_id)
+        faces = list(self.r.scan_iter(match=self.keys.face_prefix(person_id) + "*", count=1000))
+        with self.r.pipeline(transaction=True) as p:
+            for chunk in range(0, len(faces), 1000):
+                p.delete(*faces[chunk : chunk + 1000])
+            p.delete(self.keys.person(person_id), self.keys.face_counter(person_id))
+            p.execute()
+        return len(faces)
+
+    # --- search ------------------------------------------------------------------------------------
+    def search(self, vector: np.ndarray, k: int | None = None) -> list[tuple[str, float]]:
+        """The ``k`` nearest enrolled faces as (person_id, squared L2), nearest first."""
+        return search_with(self.r.execute_command, self.keys.index, vector, k or self.s.knn_k, self.s.hnsw_ef_runtime)
+
+    def size(self) -> int:
+        """Number of indexed face vectors."""
+        raw = self.r.execute_command("FT.INFO", self.keys.index)
+        info = {_s(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+        return int(_s(info["num_docs"]))
+
+
+def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int, ef: int) -> list[tuple[str, float]]:
+    """KNN through any command caller (redis-py ``execute_command`` or RedisGears ``execute``).
+
+    A gallery that was never created (nobody enrolled yet) is an empty gallery, not an error.
+    """
+    try:
+        reply = call(*knn_command(index, vector, k, max(ef, k)))
+    except Exception as e:  # redis-py ResponseError, or RedisGears' plain exception
+        if "no such index" in str(e).lower() or "unknown index" in str(e).lower():
+            return []
+        raise
+    return parse_knn(reply)

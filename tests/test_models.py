@@ -1,0 +1,156 @@
+"""Face models, the gallery in the real embedded Redis, enrollment and the open-set decision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facestream.config import load_settings
+from facestream.errors import BackendUnavailable, BadFrame, ConfigError, GalleryError
+from facestream.records import UNKNOWN
+from models.analyzer import FaceAnalyzer
+from models.detect import CnnDetector, HogDetector, make_detector
+from models.embed import make_embedder
+from models.enroll import Options, enroll, plan
+from models.gallery import FaceEntry, Gallery
+from models.image import decode, encode_jpeg
+from models.matcher import decide
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> FaceAnalyzer:
+    return FaceAnalyzer(load_settings())
+
+
+def unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, 128)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_backend_selection():
+    assert isinstance(make_detector("hog", 0), HogDetector)
+    assert isinstance(make_detector("cnn", 0), CnnDetector)
+    assert make_embedder("dlib").dim == 128
+    with pytest.raises(BackendUnavailable, match="unknown detector"):
+        make_detector("yolo")
+    with pytest.raises(ConfigError, match="detector"):
+        load_settings(detector="yolo")
+
+
+def test_mtcnn_missing_names_the_extra():
+    pytest.importorskip("numpy")
+    try:
+        import mtcnn  # noqa: F401
+    except ImportError:
+        with pytest.raises(BackendUnavailable, match=r"facestream\[mtcnn\]"):
+            make_detector("mtcnn")
+    else:
+        assert make_detector("mtcnn").name == "mtcnn"
+
+
+def test_decode_keeps_rgb_order_and_refuses_garbage():
+    rgb = np.zeros((64, 64, 3), np.uint8)
+    rgb[..., 0] = 200  # pure red
+    back = decode(encode_jpeg(rgb, 95))
+    assert back[..., 0].mean() > 180 and back[..., 2].mean() < 30
+    with pytest.raises(BadFrame, match="not a decodable image"):
+        decode(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    with pytest.raises(BadFrame, match="empty"):
+        decode(b"")
+
+
+def test_huge_frame_is_refused_before_decoding():
+    big = encode_jpeg(np.zeros((600, 800, 3), np.uint8))
+    with pytest.raises(BadFrame, match="over max_frame_pixels"):
+        decode(big, max_pixels=800 * 599)
+
+
+def test_embedding_equals_face_recognition_reference(analyzer, faces_dir):
+    """Our decode + align + embed path gives face_recognition's own vector (so channel order is right)."""
+    face_recognition = pytest.importorskip("face_recognition")
+    path = next((faces_dir / "gallery" / "Barack_Obama").iterdir())
+    rgb = decode(path.read_bytes())
+    a = analyzer.analyze(rgb)
+    assert len(a.detections) >= 1
+    left, top, right, bottom = a.detections[0].box
+    ref = np.asarray(face_recognition.face_encodings(rgb, [(top, right, bottom, left)])[0], np.float32)
+    assert np.allclose(a.vectors[0], ref / np.linalg.norm(ref), atol=1e-4)
+    # The same image in BGR order gives a clearly different vector: the order matters and is handled once.
+    bgr_vec = analyzer.embedder.embed(np.ascontiguousarray(rgb[..., ::-1]), a.detections[:1])[0]
+    assert ((bgr_vec - a.vectors[0]) ** 2).sum() > 1e-3
+
+
+def test_decide_threshold_and_margin():
+    nn = [("ann", 0.20), ("ann", 0.25), ("bob", 0.22)]
+    assert decide(nn, threshold=0.3).person_id == "ann"
+    assert decide(nn, threshold=0.1).person_id == UNKNOWN
+    m = decide(nn, threshold=0.3, margin=0.05)  # bob is only 0.02 behind
+    assert m.person_id == UNKNOWN and m.runner_up == pytest.approx(0.22)
+    assert decide([], threshold=0.3) .distance is None
+    assert 0 < decide([("ann", 0.1)], threshold=0.3).confidence < 1
+
+
+def test_gallery_roundtrip_and_delete_removes_every_vector(r, settings):
+    g = Gallery(r, settings)
+    v = unit(np.random.default_rng(0), 5)
+    g.add_person("ann", "Ann", [FaceEntry(v[i], f"a{i}") for i in range(3)], meta={"team": "red"})
+    g.add_person("bob", "Bob", [FaceEntry(v[3], "b0")])
+    assert [(p.person_id, p.faces) for p in g.people()] == [("ann", 3), ("bob", 1)]
+    assert g.person("ann").meta == {"team": "red"}
+    assert g.search(v[1], k=1) == [("ann", pytest.approx(0.0, abs=1e-5))]
+    g.rename("ann", "Ann Lee")
+    g.add_person("ann", "folder name", [FaceEntry(v[4], "a4")])
+    assert g.person("ann").name == "Ann Lee" and g.size() == 5
+    assert g.delete("ann") == 4
+    assert g.size() == 1
+    assert {pid for pid, _ in g.search(v[0], k=10)} == {"bob"}
+    with pytest.raises(GalleryError, match="no person"):
+        g.person("ann")
+    with pytest.raises(GalleryError, match="reserved"):
+        g.add_person(UNKNOWN, None, [FaceEntry(v[0], "x")])
+
+
+def test_index_dimension_mismatch_is_refused(r, settings):
+    Gallery(r, settings, dim=128).ensure_index()
+    Gallery(r, settings, dim=128).ensure_index()  # idempotent
+    with pytest.raises(GalleryError, match="128-d L2 .* 64-d"):
+        Gallery(r, settings, dim=64).ensure_index()
+
+
+def test_empty_gallery_answers_unknown(r, settings):
+    assert Gallery(r, settings).search(unit(np.random.default_rng(1), 1)[0]) == []
+
+
+def test_enroll_folder_reports_bad_files_and_unknown_face_stays_unknown(r, settings, faces_dir, tmp_path):
+    src = faces_dir / "gallery"
+    people = ["Barack_Obama", "Angela_Merkel"]
+    for p in people:
+        (tmp_path / p).mkdir()
+        for f in sorted((src / p).iterdir())[:2]:
+            (tmp_path / p / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "Angela_Merkel" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    (tmp_path / "Angela_Merkel" / "notes.txt").write_text("not an image")
+    items, skipped = plan([tmp_path])
+    g = Gallery(r, settings)
+    summary = enroll(g, items, settings, Options(), workers=1)
+    reasons = dict(skipped + summary.skipped)
+    assert "not an image" in reasons[str(tmp_path / "Angela_Merkel" / "notes.txt")]
+    assert reasons[str(tmp_path / "Angela_Merkel" / "corrupt.jpg")].startswith("unreadable")
+    assert set(summary.enrolled) == set(people) and sum(summary.enrolled.values()) >= 3
+    analyzer = FaceAnalyzer(settings)
+    stranger = next((faces_dir / "probes" / "_unknown").iterdir())
+    a = analyzer.analyze(decode(stranger.read_bytes()))
+    assert a.detections, f"no face in {stranger}"
+    assert decide(g.search(a.vectors[a.largest()]), settings.match_threshold).person_id == UNKNOWN
+    probe = next((faces_dir / "probes" / "Barack_Obama").iterdir())
+    a = analyzer.analyze(decode(probe.read_bytes()))
+    assert decide(g.search(a.vectors[a.largest()]), settings.match_threshold).person_id == "Barack_Obama"
+
+
+def test_enroll_video_keeps_diverse_faces(r, settings, faces_dir):
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    g = Gallery(r, settings)
+    items, _ = plan([clip], person="clip_person")
+    summary = enroll(g, items, settings, Options(video_every_s=0.5, max_per_video=5), workers=1)
+    assert 1 <= summary.enrolled["clip_person"] <= 5
+    assert g.count_faces("clip_person") == summary.enrolled["clip_person"]
