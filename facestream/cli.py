@@ -198,3 +198,62 @@ def eval_cmd(
         res = identify(connect(s), root / "gallery", root / "probes", s, workers, tick)
     for line in res.lines(s.match_threshold, s.match_margin):
         typer.echo(line)
+
+
+# --- pipeline --------------------------------------------------------------------------------------
+@app.command()
+def work(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Option(help="Consumer name (default: host-pid).")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
+    lag_policy: Annotated[Optional[str], typer.Option(help="'all' (answer every frame) or 'latest' (stay live).")] = None,
+    exit_when_idle: Annotated[Optional[float], typer.Option(help="Exit after this many seconds with no frame.")] = None,
+) -> None:
+    """Run the gear step over every camera stream through the consumer group (start several to scale)."""
+    import logging
+
+    from facestream.config import load_settings
+    from facestream.server import connect
+    from gears import metrics
+    from gears.worker import Worker
+    from models.analyzer import FaceAnalyzer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    s = settings_of(ctx)
+    if lag_policy or metrics_port is not None:
+        s = load_settings(**{**s.model_dump(), "lag_policy": lag_policy or s.lag_policy,
+                             "metrics_port": s.metrics_port if metrics_port is None else metrics_port})
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    worker = Worker(connect(s), s, FaceAnalyzer(s), name)
+    if s.metrics_port:
+        metrics.serve(s.metrics_port)
+    worker.install_signal_handlers()
+    typer.echo(f"worker {worker.name}: group {s.group}, lag policy {s.lag_policy}; Ctrl-C to stop", err=True)
+    c = worker.run(max_idle_s=exit_when_idle)
+    typer.echo(f"worker {worker.name} stopped: {c.results} results, {c.deadletters} dead letters, "
+               f"{c.duplicates} duplicates, {c.skipped} skipped, {c.errors} errors", err=True)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Per-camera backlog (lag, pending), live workers, and results/events/dead-letter counts."""
+    from facestream.server import connect
+    from facestream.status import read_status
+
+    s = settings_of(ctx)
+    for line in read_status(connect(s), s).lines():
+        typer.echo(line)
+
+
+gears_app = typer.Typer(help="The in-server RedisGears 1.2 variant.", no_args_is_help=True)
+app.add_typer(gears_app, name="gears")
+
+
+@gears_app.command("load")
+def gears_load(ctx: typer.Context) -> None:
+    """Register the gear on a RedisGears 1.2 server (RG.PYEXECUTE ... ID facestream UPGRADE)."""
+    from facestream.server import connect
+    from gears.loader import load
+
+    s = settings_of(ctx)
+    typer.echo(load(connect(s), s))

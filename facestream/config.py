@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     )
     max_lag_frames: int = Field(30, ge=1, description="Under 'latest', frames further behind than this are skipped.")
     discover_interval_s: float = Field(2.0, gt=0, description="How often workers look for new camera streams.")
+    answered_ttl_s: float = Field(3600.0, gt=0, description="How long a frame's 'answered' marker guards against replays.")
     absent_after_s: float = Field(3.0, gt=0, description="A person unseen this long on a camera 'leaves'.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port of a worker (0: off).")
 

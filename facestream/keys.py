@@ -10,6 +10,8 @@ Layout (with the default prefix ``fs``)::
     fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality
     fs:idx:faces           index   RediSearch HNSW vector index over fs:face:*
     fs:facecount:<person_id> string counter used to number a person's faces
+    fs:present:<camera>    hash    person_id → "last_seen_ms|name" of people now on a camera (drives events)
+    fs:answered:<stream>:<entry id> string  idempotency marker of an answered frame (expires)
     fs:worker:<name>       hash    heartbeat and counters of one worker (expires)
 """
 
@@ -80,6 +82,12 @@ class Keys:
     @property
     def index(self) -> str:
         return f"{self.prefix}:idx:faces"
+
+    def presence(self, camera: str) -> str:
+        return f"{self.prefix}:present:{camera}"
+
+    def answered(self, stream: str, entry_id: str) -> str:
+        return f"{self.prefix}:answered:{stream.rsplit(':', 1)[-1]}:{entry_id}"
 
     def worker(self, name: str) -> str:
         return f"{self.prefix}:worker:{name}"

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 from facestream.errors import BadFrame
 
 UNKNOWN = "unknown"
 
-Fields = Mapping[bytes | str, bytes | bytearray | str]
+Fields = Mapping[Union[bytes, str], Union[bytes, bytearray, str]]
 
 
-def _text(v: bytes | bytearray | str) -> str:
+def _text(v: Any) -> str:
     return v if isinstance(v, str) else bytes(v).decode("utf-8")
 
 
-def _get(fields: Fields, name: str) -> bytes | bytearray | str | None:
+def _get(fields: Fields, name: str) -> Any:
     """Field lookup that accepts both bytes and str keys (redis-py vs RedisGears records)."""
     v = fields.get(name)
     return fields.get(name.encode()) if v is None else v
 
 
-@dataclass(slots=True)
+@dataclass
 class Frame:
     """One JPEG frame from one camera, as written to ``fs:frames:<camera>``."""
 
@@ -78,7 +78,7 @@ class Frame:
             raise BadFrame(f"bad numeric/text field: {e}") from None
 
 
-@dataclass(slots=True)
+@dataclass
 class Face:
     """One detected face: where it is, who it is (or ``unknown``), and how sure."""
 
@@ -100,7 +100,7 @@ class Face:
         return cls(**{**d, "box": tuple(d["box"])})
 
 
-@dataclass(slots=True)
+@dataclass
 class FrameResult:
     """What a worker found in one frame, written to ``fs:results`` (one per frame, even with no face)."""
 
@@ -149,7 +149,7 @@ class FrameResult:
         )
 
 
-@dataclass(slots=True)
+@dataclass
 class IdentityEvent:
     """A person appears on, or leaves, a camera."""
 
@@ -169,7 +169,7 @@ class IdentityEvent:
         return cls(f["kind"], f["camera"], f["person_id"], f["name"], int(f["ts_ms"]), f["frame_id"])
 
 
-@dataclass(slots=True)
+@dataclass
 class DeadLetter:
     """A frame that was not processed, and why. The frame bytes stay in their stream until trimmed."""
 

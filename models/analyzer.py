@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from facestream.config import Settings
 from models.detect import Detection, Detector, make_detector
 from models.embed import Embedder, make_embedder
 from models.image import resize_max_side
 
+if TYPE_CHECKING:
+    from facestream.config import Settings
 
-@dataclass(slots=True)
+
+@dataclass
 class Analysis:
     """Faces found in one image with their unit vectors, and how long each stage took (ms)."""
 

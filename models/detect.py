@@ -16,7 +16,7 @@ import numpy as np
 from facestream.errors import BackendUnavailable
 
 
-@dataclass(slots=True)
+@dataclass
 class Detection:
     """A face box in image pixels (left, top, right, bottom), the detector's score, optional 5 landmarks."""
 

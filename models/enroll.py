@@ -29,7 +29,7 @@ from models.image import IMAGE_SUFFIXES, decode
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Item:
     """One file to enroll for one person."""
 
@@ -42,7 +42,7 @@ class Item:
         return self.path.suffix.lower() in VIDEO_SUFFIXES
 
 
-@dataclass(slots=True)
+@dataclass
 class Outcome:
     """What one file gave: faces, or the reason it gave none."""
 
@@ -52,7 +52,7 @@ class Outcome:
     duplicates: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class Options:
     video_every_s: float = 0.2  # sample a video frame this often
     max_per_video: int = 15  # keep at most this many faces from one video

@@ -14,12 +14,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import redis
 
-from facestream.config import Settings
 from facestream.errors import GalleryError
 from facestream.keys import Keys, check_id
 from facestream.records import UNKNOWN
@@ -31,8 +30,11 @@ VECTOR_FIELD = "vector"
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
+if TYPE_CHECKING:
+    from facestream.config import Settings
 
-@dataclass(slots=True)
+
+@dataclass
 class Person:
     person_id: str
     name: str
@@ -41,7 +43,7 @@ class Person:
     created_ms: int = 0
 
 
-@dataclass(slots=True)
+@dataclass
 class FaceEntry:
     """One face to store: its vector and where it came from."""
 

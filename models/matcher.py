@@ -8,7 +8,7 @@ from typing import Sequence
 from facestream.records import UNKNOWN
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Match:
     person_id: str  # UNKNOWN when nobody passes
     distance: float | None  # squared L2 of the best gallery face (None: empty gallery)

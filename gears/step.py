@@ -1,0 +1,165 @@
+"""The gear step: one frame-stream entry → one result (or one dead letter), written atomically.
+
+:func:`run_step` is the pure part (decode → detect → embed → KNN → open-set decision);
+:func:`commit` writes its outcome with one Lua script that, in a single atomic step,
+
+1. sets an idempotency marker keyed on the source entry id (a replayed frame writes nothing new),
+2. appends the result to ``fs:results`` (or the dead letter to ``fs:deadletter``),
+3. updates who is present on the camera and appends ``appear`` / ``leave`` events, and
+4. XACKs the frame (when it was read through a consumer group).
+
+Both take a ``call(*args)`` function that runs one Redis command: redis-py's ``execute_command``
+in ``facestream work``, RedisGears' ``execute`` in the in-server gear. So both runners share this
+code, and it is kept valid Python 3.7 (RedisGears 1.2's interpreter; checked by a test).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Optional
+
+from facestream.errors import BadFrame
+from facestream.keys import Keys
+from facestream.records import UNKNOWN, DeadLetter, Face, Frame, FrameResult
+from models.gallery import search_with
+from models.image import decode
+from models.matcher import decide
+
+Call = Callable[..., Any]
+
+# KEYS: marker, output stream, events stream, presence hash, frame stream
+# ARGV: marker_ttl_ms, out_maxlen, group, entry_id, events_maxlen, ts_ms, absent_ms, camera, frame_id,
+#       n_people, n_fields, then n_people (person_id, name) pairs, then n_fields (field, value) pairs.
+COMMIT_LUA = """
+local wrote = 0
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  wrote = 1
+  local np, nf = tonumber(ARGV[10]), tonumber(ARGV[11])
+  local fields = {}
+  for i = 12 + 2 * np, 11 + 2 * np + 2 * nf do fields[#fields + 1] = ARGV[i] end
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
+  if KEYS[3] ~= '' then
+    local ts, absent = tonumber(ARGV[6]), tonumber(ARGV[7])
+    for i = 12, 11 + 2 * np, 2 do
+      local pid, name = ARGV[i], ARGV[i + 1]
+      local last = redis.call('HGET', KEYS[4], pid)
+      local last_ts = last and tonumber(string.match(last, '^(%d+)')) or nil
+      if not last_ts then
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'appear', 'camera', ARGV[8],
+                   'person_id', pid, 'name', name, 'ts_ms', ARGV[6], 'frame_id', ARGV[9])
+      end
+      if not last_ts or last_ts < ts then redis.call('HSET', KEYS[4], pid, ARGV[6] .. '|' .. name) end
+    end
+    local present = redis.call('HGETALL', KEYS[4])
+    for i = 1, #present, 2 do
+      local last_ts, name = string.match(present[i + 1], '^(%d+)|(.*)$')
+      if tonumber(last_ts) < ts - absent then
+        redis.call('HDEL', KEYS[4], present[i])
+        redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'leave', 'camera', ARGV[8],
+                   'person_id', present[i], 'name', name, 'ts_ms', ARGV[6], 'frame_id', ARGV[9])
+      end
+    end
+  end
+end
+if ARGV[3] ~= '' then redis.call('XACK', KEYS[5], ARGV[3], ARGV[4]) end
+return wrote
+"""
+
+
+class Names:
+    """person_id → display name, re-read from Redis at most every ``ttl_s`` (renames show up quickly)."""
+
+    def __init__(self, call: Call, keys: Keys, ttl_s: float = 5.0):
+        self.call, self.keys, self.ttl_s = call, keys, ttl_s
+        self._names: dict = {}
+        self._at = -1e9
+
+    def get(self, person_id: str) -> str:
+        if time.monotonic() - self._at > self.ttl_s:
+            self._names, self._at = {}, time.monotonic()
+        if person_id not in self._names:
+            name = self.call("HGET", self.keys.person(person_id), "name")
+            self._names[person_id] = _text(name) if name is not None else person_id
+        return self._names[person_id]
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+def entry_ms(entry_id: str) -> int:
+    """Milliseconds part of a stream entry id (the time Redis appended it)."""
+    return int(entry_id.split("-", 1)[0])
+
+
+class Step:
+    """What one process needs to answer frames: settings, the analyzer (models loaded once), name cache."""
+
+    def __init__(self, settings: Any, analyzer: Any, call: Call, worker: str):
+        self.s = settings
+        self.keys = Keys(settings.key_prefix)
+        self.analyzer = analyzer
+        self.call = call
+        self.worker = worker
+        self.names = Names(call, self.keys)
+        self.last_timings: dict = {}
+
+    def run(self, stream: str, entry_id: str, fields: Any) -> FrameResult:
+        """Analyse one frame entry; raise BadFrame for input that can never be processed."""
+        t0 = time.perf_counter()
+        queue_ms = max(0.0, time.time() * 1000 - entry_ms(entry_id))
+        frame = Frame.from_fields(fields, self.s.max_frame_bytes)
+        if frame.camera != self.keys.camera_of(stream):
+            raise BadFrame(f"camera field {frame.camera!r} does not match stream {stream}")
+        rgb = decode(frame.jpeg, self.s.max_frame_pixels)
+        t1 = time.perf_counter()
+        analysis = self.analyzer.analyze(rgb)
+        t2 = time.perf_counter()
+        faces = []
+        for det, vec in zip(analysis.detections, analysis.vectors):
+            nn = search_with(self.call, self.keys.index, vec, self.s.knn_k, self.s.hnsw_ef_runtime)
+            m = decide(nn, self.s.match_threshold, self.s.match_margin)
+            name = self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
+            faces.append(Face(det.box, round(det.score, 3), m.person_id, name,
+                              None if m.distance is None else round(m.distance, 4), round(m.confidence, 3)))
+        t3 = time.perf_counter()
+        timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, **analysis.timings,
+                   "search": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        h, w = rgb.shape[:2]
+        return FrameResult(entry_id, frame.camera, frame.seq, frame.ts_ms, faces, timings, self.worker, w, h)
+
+    def commit_result(self, stream: str, group: str, result: FrameResult) -> bool:
+        """Write the result + presence events and ack the frame, atomically. False if already answered."""
+        people = [(f.person_id, f.name) for f in result.faces if f.person_id != UNKNOWN]
+        return self._commit(stream, group, result.frame_id, self.keys.results, self.s.results_maxlen,
+                            result.to_fields(), people, result.camera, result.ts_ms)
+
+    def commit_deadletter(self, stream: str, group: str, letter: DeadLetter) -> bool:
+        """Write a dead letter and ack the frame, atomically. False if the frame was already answered."""
+        return self._commit(stream, group, letter.entry_id, self.keys.deadletter, self.s.deadletter_maxlen,
+                            letter.to_fields(), None, letter.camera, 0)
+
+    def _commit(self, stream: str, group: str, entry_id: str, out: str, out_maxlen: int,
+                fields: dict, people: Optional[list], camera: str, ts_ms: int) -> bool:
+        flat = [x for kv in fields.items() for x in kv]
+        pairs = [x for kv in (people or []) for x in kv]
+        keys = [self.keys.answered(stream, entry_id), out,
+                self.keys.events if people is not None else "", self.keys.presence(camera or "_"), stream]
+        args = [int(self.s.answered_ttl_s * 1000), out_maxlen, group, entry_id, self.s.events_maxlen, ts_ms,
+                int(self.s.absent_after_s * 1000), camera, entry_id, len(pairs) // 2, len(flat) // 2]
+        return bool(self.call("EVAL", COMMIT_LUA, len(keys), *keys, *args, *pairs, *flat))
+
+    def handle(self, stream: str, entry_id: str, fields: Any, group: str = "", deliveries: int = 1) -> str:
+        """Run and commit one entry; a bad frame is dead-lettered at once. Returns 'result'/'deadletter'/'duplicate'.
+
+        Any other exception propagates: the frame stays pending and is retried (then dead-lettered
+        after ``max_deliveries``) by the runner.
+        """
+        try:
+            result = self.run(stream, entry_id, fields)
+        except BadFrame as e:
+            letter = DeadLetter(stream, entry_id, str(e), self.keys.camera_of(stream), deliveries, self.worker)
+            return "deadletter" if self.commit_deadletter(stream, group, letter) else "duplicate"
+        self.last_timings = result.timings
+        return "result" if self.commit_result(stream, group, result) else "duplicate"
+

@@ -1,0 +1,258 @@
+"""``facestream work``: runs the gear step over every camera's frame stream through a consumer group.
+
+At-least-once delivery with exactly-once answers: frames are read with XREADGROUP, answered and
+XACKed in one atomic commit (see :mod:`gears.step`), frames left pending by a crashed worker are
+taken over with XAUTOCLAIM, and a frame delivered ``max_deliveries`` times without an answer is
+dead-lettered. Any number of workers, on any hosts, share the load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from facestream.config import Settings
+from facestream.keys import Keys
+from facestream.records import DeadLetter
+from gears import metrics
+from gears.step import Step
+
+log = logging.getLogger("facestream.worker")
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+@dataclass
+class Counts:
+    results: int = 0
+    deadletters: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    errors: int = 0
+    by_camera: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    """One consumer in the group, reading every ``fs:frames:*`` stream."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, analyzer: Any, name: str | None = None):
+        self.r = client
+        self.s = settings
+        self.keys = Keys(settings.key_prefix)
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.step = Step(settings, analyzer, client.execute_command, self.name)
+        self.streams: list[str] = []
+        self.counts = Counts()
+        self._stop = False
+        self._next_discover = 0.0
+        self._next_claim = 0.0
+        self._next_beat = 0.0
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        """Finish the frames in hand, then return from :meth:`run` (SIGTERM/SIGINT handler)."""
+        self._stop = True
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, max_idle_s: float | None = None) -> Counts:
+        """Process frames until stopped (or, with ``max_idle_s``, until no frame came for that long)."""
+        last_work = time.monotonic()
+        backoff = 0.5
+        while not self._stop:
+            try:
+                did = self.run_once()
+                backoff = 0.5
+            except redis.ConnectionError as e:
+                log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            now = time.monotonic()
+            if did:
+                last_work = now
+            elif max_idle_s is not None and now - last_work > max_idle_s:
+                break
+        self._leave_group()
+        return self.counts
+
+    def run_once(self) -> int:
+        """One round: housekeeping when due, then one blocking read. Returns frames handled."""
+        now = time.monotonic()
+        if now >= self._next_discover:
+            self.discover()
+            self._next_discover = now + self.s.discover_interval_s
+        handled = 0
+        if now >= self._next_claim:
+            handled += self.reclaim()
+            self._next_claim = now + max(0.1, self.s.claim_idle_ms / 2000)
+        if now >= self._next_beat:
+            self.heartbeat()
+            self._next_beat = now + 2.0
+        if not self.streams:
+            time.sleep(min(self.s.block_ms / 1000, self.s.discover_interval_s))
+            return handled
+        if self.s.lag_policy == "latest":
+            self.skip_lag()
+        reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in self.streams},
+                                  count=self.s.read_count, block=self.s.block_ms)
+        for stream, entries in reply or []:
+            stream = _s(stream)
+            for entry_id, fields in entries:
+                handled += self._handle(stream, _s(entry_id), fields, 1)
+        return handled
+
+    # --- discovery, claiming, lag ------------------------------------------------------------------
+    def discover(self) -> None:
+        """Join the group on every frame stream, including cameras that appeared since the last look."""
+        found = sorted(_s(k) for k in self.r.scan_iter(match=self.keys.frames_pattern, count=1000, _type="stream"))
+        for key in found:
+            if key not in self.streams:
+                try:
+                    self.r.xgroup_create(key, self.s.group, id="0", mkstream=True)
+                except redis.ResponseError as e:
+                    if "BUSYGROUP" not in str(e):
+                        raise
+                log.info("following %s", key)
+        self.streams = found
+
+    def reclaim(self) -> int:
+        """Take over frames idle longer than claim_idle_ms (a crashed or stuck worker's), then answer them."""
+        handled = 0
+        for stream in self.streams:
+            cursor = "0-0"
+            while True:
+                try:
+                    cursor, claimed, deleted = self._autoclaim(stream, cursor)
+                except redis.ResponseError as e:
+                    if "NOGROUP" in str(e):
+                        break  # stream deleted and re-created; discover() rejoins
+                    raise
+                for entry_id in deleted:  # trimmed by MAXLEN while pending: never processed
+                    handled += self._dead(stream, entry_id, "trimmed from the stream before it was processed", 0)
+                if claimed:
+                    counts = self._delivery_counts(stream, [i for i, _ in claimed])
+                    for entry_id, fields in claimed:
+                        n = counts.get(entry_id, 1)
+                        if n > self.s.max_deliveries:
+                            handled += self._dead(stream, entry_id, f"not answered after {n - 1} deliveries "
+                                                  "(a worker crashed or failed on it each time)", n - 1)
+                        else:
+                            handled += self._handle(stream, entry_id, fields, n)
+                if cursor in ("0-0", b"0-0"):
+                    break
+        return handled
+
+    def _autoclaim(self, stream: str, cursor: str) -> tuple[str, list, list]:
+        reply = self.r.execute_command("XAUTOCLAIM", stream, self.s.group, self.name, self.s.claim_idle_ms,
+                                       cursor, "COUNT", 50)
+        entries = [(_s(e[0]), _pairs(e[1])) for e in reply[1] if e]
+        deleted = [_s(i) for i in (reply[2] if len(reply) > 2 else [])]
+        return _s(reply[0]), entries, deleted
+
+    def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
+        rows = self.r.xpending_range(stream, self.s.group, min=min(ids, key=_id_key), max=max(ids, key=_id_key),
+                                     count=len(ids) * 2 + 10, consumername=self.name)
+        return {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
+
+    def skip_lag(self) -> None:
+        """'latest' policy: move the group past frames more than max_lag_frames behind the newest."""
+        for stream in self.streams:
+            groups = self.r.xinfo_groups(stream)
+            g = next((g for g in groups if _s(g["name"]) == self.s.group), None)
+            lag = g.get("lag") if g else None
+            if lag is None or int(lag) <= self.s.max_lag_frames:
+                continue
+            newest = self.r.xrevrange(stream, count=self.s.max_lag_frames + 1)
+            if len(newest) <= self.s.max_lag_frames:
+                continue
+            self.r.execute_command("XGROUP", "SETID", stream, self.s.group, newest[-1][0])
+            skipped = int(lag) - self.s.max_lag_frames
+            self.counts.skipped += skipped
+            metrics.SKIPPED.labels(self.keys.camera_of(stream)).inc(skipped)
+            log.warning("%s: %d frames behind, skipped %d to stay live (lag_policy=latest)", stream, lag, skipped)
+
+    # --- per frame ---------------------------------------------------------------------------------
+    def _handle(self, stream: str, entry_id: str, fields: Any, deliveries: int) -> int:
+        camera = self.keys.camera_of(stream)
+        metrics.FRAMES_IN.labels(camera).inc()
+        try:
+            outcome = self.step.handle(stream, entry_id, fields or {}, self.s.group, deliveries)
+        except redis.ConnectionError:
+            raise
+        except Exception as e:  # a bug or a model failure on this frame: leave it pending, it is retried
+            self.counts.errors += 1
+            log.exception("frame %s %s failed (delivery %d); it will be retried", stream, entry_id, deliveries)
+            metrics.ERRORS.labels(camera, type(e).__name__).inc()
+            return 0
+        self._count(camera, outcome)
+        return 1
+
+    def _dead(self, stream: str, entry_id: str, reason: str, deliveries: int) -> int:
+        camera = self.keys.camera_of(stream)
+        letter = DeadLetter(stream, entry_id, reason, camera, deliveries, self.name)
+        wrote = self.step.commit_deadletter(stream, self.s.group, letter)
+        self._count(camera, "deadletter" if wrote else "duplicate")
+        return 1
+
+    def _count(self, camera: str, outcome: str) -> None:
+        if outcome == "result":
+            self.counts.results += 1
+        elif outcome == "deadletter":
+            self.counts.deadletters += 1
+        else:
+            self.counts.duplicates += 1
+        self.counts.by_camera[camera] = self.counts.by_camera.get(camera, 0) + 1
+        metrics.FRAMES_OUT.labels(camera, outcome).inc()
+        if outcome == "result":
+            for stage, ms in self.step.last_timings.items():
+                metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
+
+    def heartbeat(self) -> None:
+        """Publish this worker's counters (read by `facestream status`); expires if the worker dies."""
+        key = self.keys.worker(self.name)
+        c = self.counts
+        self.r.hset(key, mapping={"results": c.results, "deadletters": c.deadletters, "duplicates": c.duplicates,
+                                  "skipped": c.skipped, "errors": c.errors, "streams": len(self.streams),
+                                  "seen_ms": int(time.time() * 1000)})
+        self.r.expire(key, 15)
+        for stream in self.streams:
+            for g in self.r.xinfo_groups(stream):
+                if _s(g["name"]) == self.s.group:
+                    cam = self.keys.camera_of(stream)
+                    metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
+                    metrics.PENDING.labels(cam).set(int(g["pending"]))
+        metrics.DEADLETTERS.set(self.r.xlen(self.keys.deadletter))
+
+    def _leave_group(self) -> None:
+        """Remove this consumer where it holds no pending frames, and its heartbeat."""
+        try:
+            for stream in self.streams:
+                pending = self.r.xpending_range(stream, self.s.group, "-", "+", 1, consumername=self.name)
+                if not pending:
+                    self.r.xgroup_delconsumer(stream, self.s.group, self.name)
+            self.r.delete(self.keys.worker(self.name))
+        except redis.RedisError as e:
+            log.warning("could not leave the group cleanly: %s", e)
+
+
+def _pairs(flat: Any) -> dict:
+    if isinstance(flat, dict):
+        return flat
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)} if flat else {}
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,222 @@
+"""The gear step and the consumer-group runner, against the real embedded Redis and real models."""
+
+from __future__ import annotations
+
+import ast
+import json
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from facestream.keys import Keys
+from facestream.records import DeadLetter, Frame, FrameResult, IdentityEvent
+from facestream.server import connect
+from gears.step import Step
+from gears.worker import Worker
+from models.analyzer import FaceAnalyzer
+from models.enroll import enroll, plan
+from models.gallery import Gallery
+from models.image import encode_jpeg
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    from facestream.config import load_settings
+
+    return FaceAnalyzer(load_settings())
+
+
+def clip_frames(faces_dir: Path, every: int = 1, limit: int | None = None) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(faces_dir / "videos" / "hamilton_white_house_2009.mp4"))
+    frames, i = [], 0
+    while limit is None or len(frames) < limit:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if i % every == 0:
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        i += 1
+    return frames
+
+
+def put(r, keys: Keys, camera: str, rgb: np.ndarray, seq: int) -> str:
+    h, w = rgb.shape[:2]
+    f = Frame(camera, seq, int(time.time() * 1000), w, h, encode_jpeg(rgb))
+    return r.xadd(keys.frames(camera), f.to_fields()).decode()
+
+
+def results(r, keys: Keys) -> list[FrameResult]:
+    return [FrameResult.from_fields(f) for _, f in r.xrange(keys.results)]
+
+
+def deadletters(r, keys: Keys) -> list[DeadLetter]:
+    return [DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter)]
+
+
+def test_gear_modules_are_python37_syntax():
+    """The in-server gear runs on RedisGears 1.2's Python 3.7: the script and what it imports must parse."""
+    for path in ["gears/gear_script.py", "gears/step.py", "facestream/keys.py", "facestream/records.py",
+                 "facestream/errors.py", "models/gallery.py", "models/matcher.py", "models/image.py",
+                 "models/analyzer.py", "models/detect.py", "models/embed.py"]:
+        ast.parse((REPO / path).read_text(), filename=path, feature_version=(3, 7))
+
+
+def test_garbage_frames_are_dead_lettered_and_good_frames_answered(r, settings, analyzer, faces_dir):
+    keys = Keys(settings.key_prefix)
+    good = clip_frames(faces_dir, every=25, limit=8)
+    stream = keys.frames("cam1")
+    rng = np.random.default_rng(0)
+    bad_ids, good_ids = [], []
+    for i in range(200):
+        kind = i % 5
+        fields = {"camera": "cam1", "seq": str(i), "ts_ms": str(int(time.time() * 1000)), "jpeg": b""}
+        if kind == 0:
+            fields["jpeg"] = rng.bytes(500)  # random garbage
+        elif kind == 1:
+            fields["jpeg"] = encode_jpeg(good[0])[:300]  # truncated JPEG
+        elif kind == 2:
+            del fields["jpeg"]  # missing field
+        elif kind == 3:
+            fields["ts_ms"] = "yesterday"
+        # kind 4: empty jpeg
+        bad_ids.append(r.xadd(stream, fields).decode())
+        if i % 25 == 0:
+            good_ids.append(put(r, keys, "cam1", good[len(good_ids) % len(good)], 1000 + i))
+    w = Worker(r, settings.model_copy(update={"block_ms": 100}), analyzer, name="w1")
+    counts = w.run(max_idle_s=1.0)
+    assert counts.deadletters == 200 and counts.results == len(good_ids) and counts.errors == 0
+    dl = {d.entry_id: d for d in deadletters(r, keys)}
+    assert set(dl) == set(bad_ids)
+    assert all(d.reason for d in dl.values())
+    assert {x.frame_id for x in results(r, keys)} == set(good_ids)
+    assert r.xpending(stream, settings.group)["pending"] == 0
+
+
+def test_replay_is_idempotent_and_empty_frames_get_a_result(r, settings, analyzer):
+    keys = Keys(settings.key_prefix)
+    step = Step(settings, analyzer, r.execute_command, "w")
+    blank = np.full((120, 160, 3), 90, np.uint8)
+    fid = put(r, keys, "camx", blank, 1)
+    fields = r.xrange(keys.frames("camx"))[0][1]
+    assert step.handle(keys.frames("camx"), fid, fields) == "result"
+    assert step.handle(keys.frames("camx"), fid, fields) == "duplicate"
+    (res,) = results(r, keys)
+    assert res.frame_id == fid and res.faces == [] and {"decode", "detect", "embed", "search", "total", "queue"} <= set(res.timings)
+    raw = r.xrange(keys.results)[0][1]
+    text = {k.decode(): v.decode("utf-8") for k, v in raw.items()}  # readable in redis-cli: no binary
+    assert json.loads(text["faces"]) == [] and json.loads(text["timings"])["total"] > 0
+
+
+def _worker_proc(url: str, prefix: str, name: str, ready) -> None:
+    from facestream.config import load_settings
+
+    s = load_settings(redis_url=url, key_prefix=prefix, block_ms=100, claim_idle_ms=1500, read_count=1)
+    w = Worker(connect(s), s, FaceAnalyzer(s), name=name)
+    ready.set()
+    w.run(max_idle_s=6.0)
+
+
+def test_kill_9_of_one_worker_loses_nothing(r, settings, faces_dir):
+    """Two worker processes, one killed mid-clip: every frame still gets exactly one result or dead letter."""
+    keys = Keys(settings.key_prefix)
+    ctx = mp.get_context("spawn")
+    ready = [ctx.Event(), ctx.Event()]
+    procs = [ctx.Process(target=_worker_proc, args=(settings.redis_url, settings.key_prefix, f"w{i}", ready[i]))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for e in ready:
+        assert e.wait(60)
+    frames = clip_frames(faces_dir, every=3, limit=60)
+    ids = [put(r, keys, "cam1", f, i) for i, f in enumerate(frames)]
+    deadline = time.time() + 60
+    while len(r.xrange(keys.results)) < 8 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(procs[0].pid, signal.SIGKILL)
+    for p in procs:
+        p.join(120)
+    assert procs[1].exitcode == 0
+    answered = [x.frame_id for x in results(r, keys)] + [d.entry_id for d in deadletters(r, keys)]
+    assert sorted(answered) == sorted(ids), "every frame answered exactly once"
+    assert r.xpending(keys.frames("cam1"), settings.group)["pending"] == 0
+
+
+def test_presence_events_appear_and_leave(r, settings, analyzer, faces_dir):
+    keys = Keys(settings.key_prefix)
+    items, _ = plan([faces_dir / "gallery" / "Barack_Obama"], person="obama", name="Barack Obama")
+    enroll(Gallery(r, settings), items, settings)
+    obama = (faces_dir / "probes" / "Barack_Obama")
+    face = cv2.cvtColor(cv2.imread(str(sorted(obama.iterdir())[0])), cv2.COLOR_BGR2RGB)
+    blank = np.full_like(face, 128)
+    s = settings.model_copy(update={"absent_after_s": 1.0, "block_ms": 100})
+    step = Step(s, analyzer, r.execute_command, "w")
+    t0 = int(time.time() * 1000)
+    for i, (img, dt) in enumerate([(face, 0), (face, 500), (blank, 900), (blank, 2000)]):
+        fr = Frame("lobby", i, t0 + dt, img.shape[1], img.shape[0], encode_jpeg(img))
+        fid = r.xadd(keys.frames("lobby"), fr.to_fields()).decode()
+        assert step.handle(keys.frames("lobby"), fid, r.xrange(keys.frames("lobby"), fid, fid)[0][1]) == "result"
+    events = [IdentityEvent.from_fields(f) for _, f in r.xrange(keys.events)]
+    assert [(e.kind, e.person_id, e.name) for e in events] == [("appear", "obama", "Barack Obama"),
+                                                               ("leave", "obama", "Barack Obama")]
+
+
+def test_gear_script_registration_and_in_server_path(r, settings, analyzer, faces_dir):
+    """Run the rendered gear script with a recorder for GB and redis-py standing in for Gears' execute().
+
+    Checks the register() arguments that matter and that a Gears-style record (str keys, bytearray
+    binary) is answered through the same step, with a corrupt frame dead-lettered, not raised.
+    """
+    from gears.loader import render
+
+    src = render(settings)
+    ast.parse(src, feature_version=(3, 7))
+    calls = {}
+
+    class GB:
+        def __init__(self, reader):
+            calls["reader"] = reader
+            self.ops = []
+
+        def foreach(self, f):
+            calls["foreach"] = f
+            return self
+
+        def filter(self, f):
+            calls["filter"] = f
+            return self
+
+        def register(self, **kw):
+            calls["register"] = kw
+
+    exec(compile(src, "gear_script.py", "exec"), {"GB": GB, "execute": r.execute_command, "__name__": "gear"})
+    kw = calls["register"]
+    assert calls["reader"] == "StreamReader"
+    assert kw["prefix"] == f"{settings.key_prefix}:frames:*" and kw["mode"] == "async_local"
+    assert (kw["convertToStr"], kw["collect"], kw["trimStream"]) == (False, False, False)
+    assert calls["filter"]({}) is False
+    keys = Keys(settings.key_prefix)
+    frame = clip_frames(faces_dir, every=100, limit=1)[0]
+    good = put(r, keys, "g1", frame, 1)
+    bad = r.xadd(keys.frames("g1"), {"camera": "g1", "ts_ms": "1", "jpeg": b"\xff\xd8garbage"}).decode()
+    for entry_id in (good, bad):
+        value = {k.decode(): (bytearray(v) if k == b"jpeg" else v.decode()) for k, v in
+                 r.xrange(keys.frames("g1"), entry_id, entry_id)[0][1].items()}
+        calls["foreach"]({"key": keys.frames("g1"), "id": entry_id, "value": value})
+    assert [x.frame_id for x in results(r, keys)] == [good]
+    assert [d.entry_id for d in deadletters(r, keys)] == [bad]
+
+
+def test_gears_load_on_a_server_without_gears_says_what_to_do(r, settings):
+    from facestream.errors import FacestreamError
+    from gears.loader import load
+
+    with pytest.raises(FacestreamError, match="no RedisGears"):
+        load(r, settings)
