@@ -257,3 +257,58 @@ def gears_load(ctx: typer.Context) -> None:
 
     s = settings_of(ctx)
     typer.echo(load(connect(s), s))
+
+
+@app.command()
+def produce(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(help="Video file, rtsp:// or http:// URL, or webcam index / /dev/videoN.")],
+    camera: Annotated[str, typer.Option(help="Camera id (A-Z a-z 0-9 _ -).")],
+    fps: Annotated[Optional[float], typer.Option(help="Send at most this many frames per second.")] = None,
+    as_fast_as_possible: Annotated[bool, typer.Option("--as-fast-as-possible", help="Files: ignore their timing.")] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="Files: start again at the end.")] = False,
+    quality: Annotated[int, typer.Option(min=10, max=100, help="JPEG quality.")] = 80,
+    max_side: Annotated[int, typer.Option(min=64, help="Downscale frames whose longest side is larger.")] = 1280,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
+) -> None:
+    """Capture a camera or video into its frame stream (bounded with MAXLEN ~)."""
+    import logging
+    import signal
+
+    from facestream.server import connect
+    from producer.capture import Producer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    s = settings_of(ctx)
+    p = Producer(connect(s), s, camera, source, fps, not as_fast_as_possible, loop, quality, max_side)
+    signal.signal(signal.SIGTERM, p.stop)
+    signal.signal(signal.SIGINT, p.stop)
+    st = p.run(max_frames)
+    typer.echo(f"camera {camera}: sent {st.sent} frames, dropped {st.dropped}, reconnects {st.reconnects}", err=True)
+
+
+@app.command()
+def consume(
+    ctx: typer.Context,
+    events: Annotated[bool, typer.Option("--events", help="Follow identity events too.")] = False,
+    events_only: Annotated[bool, typer.Option("--events-only", help="Follow identity events only.")] = False,
+    camera: Annotated[Optional[str], typer.Option(help="Only this camera.")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    start: Annotated[str, typer.Option("--from", help="'now', 'beginning', or an entry id.")] = "now",
+    group: Annotated[Optional[str], typer.Option(help="Consumer group: several consumers split the entries.")] = None,
+    name: Annotated[str, typer.Option(help="Consumer name within --group.")] = "consumer",
+    exit_when_idle: Annotated[Optional[float], typer.Option(help="Exit after this many seconds with nothing new.")] = None,
+) -> None:
+    """Print identified faces (and identity events) as they arrive."""
+    from consumer.follow import follow, to_json, to_line
+    from facestream.server import connect
+
+    s = settings_of(ctx)
+    kinds = ("events",) if events_only else ("results", "events") if events else ("results",)
+    start_id = {"now": "$", "beginning": "0"}.get(start, start)
+    fmt = to_json if json_lines else to_line
+    try:
+        for kind, entry_id, rec in follow(connect(s), s, kinds, start_id, camera, group, name, idle_exit_s=exit_when_idle):
+            typer.echo(fmt(kind, entry_id, rec))
+    except KeyboardInterrupt:
+        pass

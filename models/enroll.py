@@ -102,6 +102,9 @@ def plan(inputs: Iterable[Path], person: str | None = None, name: str | None = N
             files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
             for f in files:
                 add(check_id("person", person), name or person, f)
+        elif path.is_dir() and not any(c.is_dir() for c in path.iterdir()):  # a folder of one person's files
+            for f in sorted(p for p in path.iterdir() if p.is_file()):
+                add(person_id_of(path.name), path.name.replace("_", " "), f)
         elif path.is_dir():
             for child in sorted(path.iterdir()):
                 if child.is_dir():

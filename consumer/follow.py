@@ -1,0 +1,94 @@
+"""Follow the results and/or events streams: from now, from the beginning, or from an id; alone or
+in a consumer group (several consumers split the entries). Survives Redis restarts by resuming
+after the last entry it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Iterator
+
+import redis
+
+from facestream.config import Settings
+from facestream.keys import Keys
+from facestream.records import FrameResult, IdentityEvent
+
+log = logging.getLogger("facestream.consumer")
+
+Record = FrameResult | IdentityEvent
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+def parse(kind: str, fields: dict) -> Record:
+    return FrameResult.from_fields(fields) if kind == "results" else IdentityEvent.from_fields(fields)
+
+
+def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("results",), start: str = "$",
+           camera: str | None = None, group: str | None = None, name: str = "consumer",
+           block_ms: int = 1000, idle_exit_s: float | None = None) -> Iterator[tuple[str, str, Record]]:
+    """Yield (kind, entry id, record). ``start``: '$' (new only), '0' (beginning) or an entry id."""
+    keys = Keys(settings.key_prefix)
+    streams = {getattr(keys, k): k for k in kinds}
+    last = {s: start for s in streams}
+    backoff = 0.5
+    idle_since = time.monotonic()
+    while True:
+        try:
+            if group:
+                for s in streams:
+                    try:
+                        client.xgroup_create(s, group, id=start, mkstream=True)
+                    except redis.ResponseError as e:
+                        if "BUSYGROUP" not in str(e):
+                            raise
+                reply = client.xreadgroup(group, name, {s: ">" for s in streams}, count=100, block=block_ms)
+            else:
+                if "$" in last.values():  # resolve '$' once so a reconnect resumes where we were
+                    for s, i in last.items():
+                        if i == "$":
+                            top = client.xrevrange(s, count=1)
+                            last[s] = _s(top[0][0]) if top else "0-0"
+                reply = client.xread(last, count=100, block=block_ms)
+            backoff = 0.5
+        except redis.ConnectionError as e:
+            log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            continue
+        if not reply:
+            if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+                return
+            continue
+        idle_since = time.monotonic()
+        for stream, entries in reply:
+            stream = _s(stream)
+            for entry_id, fields in entries:
+                entry_id = _s(entry_id)
+                last[stream] = entry_id
+                rec = parse(streams[stream], fields)
+                if group:
+                    client.xack(stream, group, entry_id)
+                if camera is None or rec.camera == camera:
+                    yield streams[stream], entry_id, rec
+
+
+def to_json(kind: str, entry_id: str, rec: Record) -> str:
+    d = asdict(rec)
+    if isinstance(rec, FrameResult):
+        d["names"] = rec.names
+    return json.dumps({"kind": kind, "id": entry_id, **d}, separators=(",", ":"))
+
+
+def to_line(kind: str, entry_id: str, rec: Record) -> str:
+    if isinstance(rec, IdentityEvent):
+        return f"{rec.ts_ms} {rec.camera:10} {rec.kind:6} {rec.name} ({rec.person_id})"
+    faces = ", ".join(f"{f.name}" + (f" d={f.distance:.3f}" if f.distance is not None else "") for f in rec.faces)
+    return (f"{rec.ts_ms} {rec.camera:10} seq {rec.seq:6d} {len(rec.faces)} face(s) [{faces or '-'}] "
+            f"{rec.timings.get('total', 0):.0f} ms")

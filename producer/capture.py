@@ -1,0 +1,169 @@
+"""``facestream produce``: one camera source → JPEG frame records in ``fs:frames:<camera>``.
+
+A source is a video file, an RTSP/HTTP URL or a webcam (index or /dev/videoN). Files keep their
+own timing unless ``as_fast_as_possible``; live sources reconnect with exponential backoff when
+they drop or stall (OpenCV's FFmpeg open/read timeouts bound every call). The stream is capped
+with ``MAXLEN ~`` so Redis memory stays bounded whatever the workers do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import redis
+
+from facestream.config import Settings
+from facestream.errors import FacestreamError
+from facestream.keys import Keys, check_id
+from facestream.records import Frame
+
+log = logging.getLogger("facestream.producer")
+
+OPEN_TIMEOUT_MS = 5000
+READ_TIMEOUT_MS = 5000
+
+
+class SourceError(FacestreamError):
+    """A source that cannot be opened (a file that is not a video, a bad device)."""
+
+
+@dataclass
+class Source:
+    """Where frames come from, and whether it is live (reconnect) or a file (finite, has its own fps)."""
+
+    spec: str
+
+    @property
+    def is_file(self) -> bool:
+        return Path(self.spec).is_file()
+
+    @property
+    def is_live(self) -> bool:
+        return not self.is_file
+
+    def open(self) -> cv2.VideoCapture:
+        if self.spec.isdigit():
+            cap = cv2.VideoCapture(int(self.spec))
+        elif self.is_file or self.spec.startswith("/dev/"):
+            cap = cv2.VideoCapture(self.spec)
+        elif "://" in self.spec:
+            cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
+        else:
+            raise SourceError(f"{self.spec!r} is not a file, a URL (rtsp://, http://) or a webcam index/device")
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open {self.spec}" + (" (not a readable video?)" if self.is_file else ""))
+        return cap
+
+
+@dataclass
+class ProducerStats:
+    sent: int = 0
+    dropped: int = 0  # frames not sent: over the --fps cap, or Redis unreachable
+    reconnects: int = 0
+
+
+class Producer:
+    """Reads one source and appends its frames to one camera stream."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, camera: str, source: str, fps: float | None = None,
+                 realtime: bool = True, loop: bool = False, quality: int = 80, max_side: int = 1280,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.r = client
+        self.s = settings
+        self.camera = check_id("camera", camera)
+        self.stream = Keys(settings.key_prefix).frames(camera)
+        self.source = Source(source)
+        self.fps = fps
+        self.realtime = realtime
+        self.loop = loop
+        self.quality = quality
+        self.max_side = max_side
+        self.sleep = sleep
+        self.stats = ProducerStats()
+        self._stop = False
+        self._seq = 0
+
+    def stop(self, *_: object) -> None:
+        self._stop = True
+
+    def run(self, max_frames: int | None = None) -> ProducerStats:
+        """Produce until the file ends (unless looping), ``max_frames`` are sent, or stopped."""
+        backoff = 1.0
+        while not self._stop:
+            try:
+                cap = self.source.open()
+            except SourceError as e:
+                if not self.source.is_live:
+                    raise
+                log.warning("%s; retrying in %.0f s", e, backoff)
+                self.stats.reconnects += 1
+                self.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            backoff = 1.0
+            try:
+                finished = self._pump(cap, max_frames)
+            finally:
+                cap.release()
+            if finished or (self.source.is_file and not self.loop):
+                break
+            if self.source.is_live:
+                log.warning("%s stopped delivering frames; reconnecting", self.source.spec)
+                self.stats.reconnects += 1
+        return self.stats
+
+    def _pump(self, cap: cv2.VideoCapture, max_frames: int | None) -> bool:
+        """Send frames from an open capture; True when max_frames was reached."""
+        src_fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        min_gap = 1.0 / self.fps if self.fps else 0.0
+        start = time.monotonic()
+        last_sent = -1e9
+        n = 0
+        last_report = time.monotonic()
+        while not self._stop:
+            ok, bgr = cap.read()
+            if not ok:
+                return False
+            n += 1
+            now = time.monotonic()
+            if self.source.is_file and self.realtime:  # keep the file's own timing
+                due = start + (n - 1) / src_fps
+                if due > now:
+                    self.sleep(due - now)
+                    now = time.monotonic()
+            if now - last_sent < min_gap - 1e-4:
+                self.stats.dropped += 1
+                continue
+            last_sent = now
+            self._send(bgr)
+            if max_frames is not None and self.stats.sent >= max_frames:
+                return True
+            if now - last_report >= 5:
+                log.info("%s: sent %d frames, dropped %d, %.1f fps", self.camera, self.stats.sent,
+                         self.stats.dropped, n / (now - start))
+                last_report = now
+        return True
+
+    def _send(self, bgr) -> None:
+        h, w = bgr.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+            h, w = bgr.shape[:2]
+        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        self._seq += 1
+        frame = Frame(self.camera, self._seq, int(time.time() * 1000), w, h, jpeg.tobytes())
+        try:
+            self.r.xadd(self.stream, frame.to_fields(), maxlen=self.s.frames_maxlen, approximate=True)
+            self.stats.sent += 1
+        except redis.ConnectionError as e:  # Redis restarting: drop this frame, keep capturing
+            self.stats.dropped += 1
+            log.warning("Redis unreachable (%s); frame %d dropped", e, self._seq)
+            self.sleep(0.5)
