@@ -32,7 +32,7 @@ def parse(kind: str, fields: dict) -> Record:
 
 def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("results",), start: str = "$",
            camera: str | None = None, group: str | None = None, name: str = "consumer",
-           block_ms: int = 1000, idle_exit_s: float | None = None) -> Iterator[tuple[str, str, Record]]:
+           block_ms: int = 1000, idle_exit_s: float | None = None, count: int = 100) -> Iterator[tuple[str, str, Record]]:
     """Yield (kind, entry id, record). ``start``: '$' (new only), '0' (beginning) or an entry id."""
     keys = Keys(settings.key_prefix)
     streams = {getattr(keys, k): k for k in kinds}
@@ -48,14 +48,14 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
                     except redis.ResponseError as e:
                         if "BUSYGROUP" not in str(e):
                             raise
-                reply = client.xreadgroup(group, name, {s: ">" for s in streams}, count=100, block=block_ms)
+                reply = client.xreadgroup(group, name, {s: ">" for s in streams}, count=count, block=block_ms)
             else:
                 if "$" in last.values():  # resolve '$' once so a reconnect resumes where we were
                     for s, i in last.items():
                         if i == "$":
                             top = client.xrevrange(s, count=1)
                             last[s] = _s(top[0][0]) if top else "0-0"
-                reply = client.xread(last, count=100, block=block_ms)
+                reply = client.xread(last, count=count, block=block_ms)
             backoff = 0.5
         except redis.ConnectionError as e:
             log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)

@@ -312,3 +312,25 @@ def consume(
             typer.echo(fmt(kind, entry_id, rec))
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """The whole pipeline on a sample video: embedded Redis, enrollment, worker(s), producer, summary."""
+    from facestream.demo import run_demo
+    from facestream.server import resolve_url
+
+    s = settings_of(ctx)
+    url = resolve_url(s)
+    typer.echo(f"Redis ready at {url}")
+    rep = run_demo(s, typer.echo, workers)
+    typer.echo(f"frames {rep.frames}: {rep.results} results, {rep.deadletters} dead letters")
+    for name, n in sorted(rep.named.items(), key=lambda kv: -kv[1]):
+        typer.echo(f"  {name}: in {n} frames")
+    typer.echo("events: " + ("; ".join(rep.events) or "none"))
+    typer.echo(f"inspect: redis-cli -u {url} XREVRANGE {s.key_prefix}:results + - COUNT 1   |   facestream consume --from beginning")
+    if rep.results + rep.deadletters < rep.frames:
+        raise typer.Exit(1)

@@ -32,33 +32,35 @@ class SourceError(FacestreamError):
     """A source that cannot be opened (a file that is not a video, a bad device)."""
 
 
-@dataclass
 class Source:
-    """Where frames come from, and whether it is live (reconnect) or a file (finite, has its own fps)."""
+    """Where frames come from: a file (finite, has its own fps), or a live URL / webcam (reconnect)."""
 
-    spec: str
-
-    @property
-    def is_file(self) -> bool:
-        return Path(self.spec).is_file()
+    def __init__(self, spec: str):
+        self.spec = spec
+        if spec.isdigit() or spec.startswith("/dev/video"):
+            self.kind = "webcam"
+        elif "://" in spec:
+            self.kind = "url"
+        elif Path(spec).is_file():
+            self.kind = "file"
+        else:
+            raise SourceError(f"{spec!r} is not a file, a URL (rtsp://, http://) or a webcam index/device")
 
     @property
     def is_live(self) -> bool:
-        return not self.is_file
+        return self.kind != "file"
 
     def open(self) -> cv2.VideoCapture:
-        if self.spec.isdigit():
-            cap = cv2.VideoCapture(int(self.spec))
-        elif self.is_file or self.spec.startswith("/dev/"):
-            cap = cv2.VideoCapture(self.spec)
-        elif "://" in self.spec:
+        if self.kind == "webcam":
+            cap = cv2.VideoCapture(int(self.spec) if self.spec.isdigit() else self.spec)
+        elif self.kind == "url":
             cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, [
                 cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS])
         else:
-            raise SourceError(f"{self.spec!r} is not a file, a URL (rtsp://, http://) or a webcam index/device")
+            cap = cv2.VideoCapture(self.spec)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open {self.spec}" + (" (not a readable video?)" if self.is_file else ""))
+            raise SourceError(f"cannot open {self.spec}" + ("" if self.is_live else " (not a readable video?)"))
         return cap
 
 
@@ -112,7 +114,7 @@ class Producer:
                 finished = self._pump(cap, max_frames)
             finally:
                 cap.release()
-            if finished or (self.source.is_file and not self.loop):
+            if finished or (not self.source.is_live and not self.loop):
                 break
             if self.source.is_live:
                 log.warning("%s stopped delivering frames; reconnecting", self.source.spec)
@@ -133,7 +135,7 @@ class Producer:
                 return False
             n += 1
             now = time.monotonic()
-            if self.source.is_file and self.realtime:  # keep the file's own timing
+            if not self.source.is_live and self.realtime:  # keep the file's own timing
                 due = start + (n - 1) / src_fps
                 if due > now:
                     self.sleep(due - now)

