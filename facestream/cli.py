@@ -262,8 +262,9 @@ def gears_load(ctx: typer.Context) -> None:
 @app.command()
 def produce(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(help="Video file, rtsp:// or http:// URL, or webcam index / /dev/videoN.")],
-    camera: Annotated[str, typer.Option(help="Camera id (A-Z a-z 0-9 _ -).")],
+    source: Annotated[Optional[str], typer.Argument(help="Video file, rtsp:// or http:// URL, or webcam index / /dev/videoN.")] = None,
+    camera: Annotated[Optional[str], typer.Option(help="Camera id (A-Z a-z 0-9 _ -).")] = None,
+    cameras: Annotated[Optional[Path], typer.Option(help="YAML file of cameras (see docker/cameras.example.yaml).")] = None,
     fps: Annotated[Optional[float], typer.Option(help="Send at most this many frames per second.")] = None,
     as_fast_as_possible: Annotated[bool, typer.Option("--as-fast-as-possible", help="Files: ignore their timing.")] = False,
     loop: Annotated[bool, typer.Option("--loop", help="Files: start again at the end.")] = False,
@@ -271,20 +272,48 @@ def produce(
     max_side: Annotated[int, typer.Option(min=64, help="Downscale frames whose longest side is larger.")] = 1280,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
 ) -> None:
-    """Capture a camera or video into its frame stream (bounded with MAXLEN ~)."""
+    """Capture a camera or video (or every camera of --cameras) into its frame stream (bounded, MAXLEN ~)."""
     import logging
     import signal
+    import threading
 
     from facestream.server import connect
-    from producer.capture import Producer
+    from producer.capture import Producer, load_cameras, producers_from
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     s = settings_of(ctx)
-    p = Producer(connect(s), s, camera, source, fps, not as_fast_as_possible, loop, quality, max_side)
-    signal.signal(signal.SIGTERM, p.stop)
-    signal.signal(signal.SIGINT, p.stop)
-    st = p.run(max_frames)
-    typer.echo(f"camera {camera}: sent {st.sent} frames, dropped {st.dropped}, reconnects {st.reconnects}", err=True)
+    if cameras:
+        producers = producers_from(connect(s), s, load_cameras(cameras))
+    elif source and camera:
+        producers = [Producer(connect(s), s, camera, source, fps, not as_fast_as_possible, loop, quality, max_side)]
+    else:
+        raise typer.BadParameter("give SOURCE and --camera, or --cameras FILE")
+
+    def stop(*_: object) -> None:
+        for p in producers:
+            p.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if len(producers) == 1:
+        producers[0].run(max_frames)  # a bad source is a clear error, exit status 1
+    else:
+
+        def run(p: Producer) -> None:
+            try:
+                p.run(max_frames)
+            except FacestreamError as e:
+                logging.getLogger("facestream.producer").error("camera %s stopped: %s", p.camera, e)
+
+        threads = [threading.Thread(target=run, args=(p,), name=p.camera) for p in producers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    for p in producers:
+        st = p.stats
+        typer.echo(f"camera {p.camera}: sent {st.sent} frames, dropped {st.dropped}, reconnects {st.reconnects}", err=True)
 
 
 @app.command()

@@ -60,6 +60,7 @@ def knn_command(index: str, vector: np.ndarray, k: int, ef: int) -> list[Any]:
         "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(),
         "SORTBY", "dist", "RETURN", "2", "person_id", "dist",
         "LIMIT", "0", str(k), "DIALECT", "2",
+        "TIMEOUT", "0",  # never a silently partial answer (RediSearch's default is 500 ms, then partial)
     ]  # fmt: skip
 
 

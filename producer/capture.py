@@ -169,3 +169,33 @@ class Producer:
             self.stats.dropped += 1
             log.warning("Redis unreachable (%s); frame %d dropped", e, self._seq)
             self.sleep(0.5)
+
+
+def load_cameras(path: Path) -> list[dict]:
+    """Camera entries (camera, source, and optional fps/loop/quality/max_side) from a YAML file."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise FacestreamError(f"cannot read cameras file {path}: {e}") from None
+    cams = data.get("cameras") if isinstance(data, dict) else None
+    if not isinstance(cams, list) or not cams:
+        raise FacestreamError(f"{path} must have a non-empty 'cameras:' list")
+    allowed = {"camera", "source", "fps", "loop", "quality", "max_side", "as_fast_as_possible"}
+    for i, c in enumerate(cams):
+        if not isinstance(c, dict) or not {"camera", "source"} <= set(c):
+            raise FacestreamError(f"{path}: camera #{i + 1} needs 'camera' and 'source'")
+        if set(c) - allowed:
+            raise FacestreamError(f"{path}: camera {c['camera']!r} has unknown keys {sorted(set(c) - allowed)}")
+        check_id("camera", str(c["camera"]))
+    return cams
+
+
+def producers_from(client: redis.Redis, settings: Settings, cams: list[dict]) -> list[Producer]:
+    return [
+        Producer(client, settings, str(c["camera"]), str(c["source"]), c.get("fps"),
+                 not c.get("as_fast_as_possible", False), bool(c.get("loop", False)),
+                 int(c.get("quality", 80)), int(c.get("max_side", 1280)))
+        for c in cams
+    ]

