@@ -88,7 +88,7 @@ def enroll(
     paths: Annotated[list[Path], typer.Argument(help="Folders of <Person>/ images or videos; or files with --person.")],
     person: Annotated[Optional[str], typer.Option(help="Person id for every given file/folder.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Display name (default: the id / folder name).")] = None,
-    largest: Annotated[bool, typer.Option("--largest", help="Images with several faces: take the largest.")] = False,
+    main_face: Annotated[bool, typer.Option("--main-face", help="Images with several faces: take the central (else largest) one.")] = False,
     every: Annotated[float, typer.Option(help="Videos: seconds between sampled frames.")] = 0.2,
     max_per_video: Annotated[int, typer.Option(help="Videos: keep at most this many diverse faces.")] = 15,
     workers: Annotated[int, typer.Option(help="Processes analysing files.")] = min(2, os.cpu_count() or 1),
@@ -101,7 +101,7 @@ def enroll(
     gallery = _gallery(s)
     bar, tick = _progress(len(items), "enroll")
     with bar:
-        summary = run_enroll(gallery, items, s, Options(every, max_per_video, allow_several=largest), workers, tick)
+        summary = run_enroll(gallery, items, s, Options(every, max_per_video, allow_several=main_face), workers, tick)
     summary.skipped = skipped + summary.skipped
     if name and person and summary.enrolled:
         gallery.rename(person, name)
@@ -157,6 +157,7 @@ def calibrate(
     ctx: typer.Context,
     pairs: Annotated[Optional[Path], typer.Argument(help="pairs.csv: img_a,img_b,same,fold (paths relative to it).")] = None,
     workers: Annotated[int, typer.Option(help="Processes embedding images.")] = min(2, os.cpu_count() or 1),
+    live: Annotated[bool, typer.Option("--live", help="Embed like live frames (no fallback, no jitter).")] = False,
 ) -> None:
     """Compute match_threshold from labelled pairs (k-fold): prints accuracy, threshold, FAR/FRR."""
     from models.evaluate import verify_pairs
@@ -169,7 +170,7 @@ def calibrate(
     n_images = len({r[c] for r in csv.DictReader(pairs.open()) for c in ("img_a", "img_b")})
     bar, tick = _progress(n_images, "embed")
     with bar:
-        v = verify_pairs(pairs, settings_of(ctx), workers, tick)
+        v = verify_pairs(pairs, settings_of(ctx), workers, not live, tick)
     for line in v.lines():
         typer.echo(line)
     typer.echo(f"set it with: FACESTREAM_MATCH_THRESHOLD={v.threshold:.4f} (or match_threshold in the config file)")
@@ -191,7 +192,7 @@ def eval_cmd(
     if not (root / "gallery").is_dir() or not (root / "probes").is_dir():
         raise typer.BadParameter(f"{root} needs gallery/ and probes/ folders", param_hint="FACES")
     if pairs and (root / "pairs.csv").is_file():
-        ctx.invoke(calibrate, ctx=ctx, pairs=root / "pairs.csv", workers=workers)
+        ctx.invoke(calibrate, ctx=ctx, pairs=root / "pairs.csv", workers=workers, live=False)
     n = sum(1 for d in ("gallery", "probes") for p in (root / d).rglob("*") if p.is_file())
     bar, tick = _progress(n, "identify")
     with bar:
@@ -347,19 +348,36 @@ def consume(
 def demo(
     ctx: typer.Context,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    port: Annotated[int, typer.Option(help="Dashboard port (0: no dashboard).")] = 8080,
+    once: Annotated[bool, typer.Option("--once", help="Exit after one pass instead of looping live.")] = False,
 ) -> None:
-    """The whole pipeline on a sample video: embedded Redis, enrollment, worker(s), producer, summary."""
+    """The whole pipeline on a sample video: embedded Redis, enrollment, worker(s), dashboard, producer."""
     from facestream.demo import run_demo
     from facestream.server import resolve_url
 
     s = settings_of(ctx)
     url = resolve_url(s)
-    typer.echo(f"Redis ready at {url}")
-    rep = run_demo(s, typer.echo, workers)
-    typer.echo(f"frames {rep.frames}: {rep.results} results, {rep.deadletters} dead letters")
-    for name, n in sorted(rep.named.items(), key=lambda kv: -kv[1]):
-        typer.echo(f"  {name}: in {n} frames")
-    typer.echo("events: " + ("; ".join(rep.events) or "none"))
-    typer.echo(f"inspect: redis-cli -u {url} XREVRANGE {s.key_prefix}:results + - COUNT 1   |   facestream consume --from beginning")
-    if rep.results + rep.deadletters < rep.frames:
+    typer.echo(f"Redis ready at {url}  (inspect: redis-cli -u {url} XREVRANGE {s.key_prefix}:results + - COUNT 1)")
+    rep = run_demo(s, typer.echo, workers, port, keep_running=not once)
+    if not rep.complete:
         raise typer.Exit(1)
+
+
+@app.command()
+def dashboard(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    token: Annotated[Optional[str], typer.Option(envvar="FACESTREAM_DASHBOARD_TOKEN", help="Required as ?token= on every request.")] = None,
+) -> None:
+    """Live web page: each camera's latest frame with names, identity events, pipeline health (SSE)."""
+    import uvicorn
+
+    from consumer.dashboard import check_bind, create_app
+    from facestream.server import resolve_url
+
+    check_bind(host, token)
+    s = settings_of(ctx)
+    app_ = create_app(resolve_url(s), s, token)
+    typer.echo(f"dashboard: http://{host}:{port}/" + (f"?token={token}" if token else ""), err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     detect_max_side: int = Field(
         1280, ge=160, description="Frames larger than this (longest side) are downscaled for detection only."
     )
+    enroll_jitters: int = Field(
+        5, ge=0, le=100, description="Extra jittered embedding passes for enrollment/calibration stills (live: 0)."
+    )
+    enroll_fallback_detector: Literal["none", "cnn"] = Field(
+        "cnn", description="Stills where the detector finds no face are tried again with this one (live: never)."
+    )
     min_face_px: int = Field(20, ge=0, description="Smaller detections are ignored.")
 
     # --- Matching ----------------------------------------------------------------------------------

@@ -44,6 +44,15 @@ class DemoReport:
     named: dict[str, int] = field(default_factory=dict)  # name → frames
     events: list[str] = field(default_factory=list)
 
+    @property
+    def complete(self) -> bool:
+        return self.results + self.deadletters >= self.frames
+
+    def lines(self) -> list[str]:
+        return [f"frames {self.frames}: {self.results} results, {self.deadletters} dead letters",
+                *(f"  {name}: in {n} frames" for name, n in sorted(self.named.items(), key=lambda kv: -kv[1])),
+                "events: " + ("; ".join(self.events) or "none")]
+
 
 def find_sample(faces_dir: Path | None = None) -> Sample:
     faces = faces_dir or Path(os.environ.get("FACESTREAM_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
@@ -82,8 +91,10 @@ def build_sdist_sample(root: Path) -> Sample:
     return Sample(video, [gallery / "Barack_Obama", gallery / "Joe_Biden"], "photos from the face_recognition sdist")
 
 
-def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1) -> DemoReport:
-    """Enroll the sample gallery, start worker processes, play the sample video, wait for every answer."""
+def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, dashboard_port: int = 8080,
+             keep_running: bool = True, live_fps: float = 4.0) -> DemoReport:
+    """Enroll the sample gallery, start workers and the dashboard, play the sample video once and wait
+    for every answer; then, unless ``keep_running`` is False, loop the video at ``live_fps`` until Ctrl-C."""
     from facestream.server import connect, resolve_url
     from models.enroll import enroll, plan
     from models.gallery import Gallery
@@ -101,18 +112,31 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1) -
     client.delete(keys.frames(camera), keys.presence(camera))
     since = str(int(time.time() * 1000))  # entries of this run: ids are append times in ms
     env = {**os.environ, "FACESTREAM_REDIS_URL": url, "OPENBLAS_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, "-m", "facestream", "work", "--exit-when-idle", "10",
-                               "--name", f"demo-{i}"], env=env, stderr=subprocess.DEVNULL) for i in range(workers)]
+    fs = [sys.executable, "-m", "facestream"]
+    procs = [subprocess.Popen([*fs, "work", "--name", f"demo-{i}"], env=env, stderr=subprocess.DEVNULL)
+             for i in range(workers)]
+    dash_url = f"http://127.0.0.1:{dashboard_port}/"
+    if dashboard_port:
+        procs.append(subprocess.Popen([*fs, "dashboard", "--port", str(dashboard_port)], env=env,
+                                      stderr=subprocess.DEVNULL))
+        say(f"dashboard: {dash_url}")
     try:
         say(f"playing {sample.video.name} into {keys.frames(camera)} with {workers} worker(s)")
         stats = Producer(client, settings, camera, str(sample.video)).run()
         report = DemoReport(frames=stats.sent)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             report = _collect(client, keys, camera, since, report.frames)
             if report.results + report.deadletters >= report.frames:
                 break
             time.sleep(0.5)
+        for line in report.lines():
+            say(line)
+        if keep_running:
+            say(f"looping the sample at {live_fps:g} fps until Ctrl-C; watch it live at {dash_url}")
+            Producer(client, settings, camera, str(sample.video), fps=live_fps, loop=True).run()
+    except KeyboardInterrupt:
+        pass
     finally:
         for p in procs:
             p.terminate()

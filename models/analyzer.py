@@ -28,6 +28,14 @@ class Analysis:
         """Index of the biggest face, or None."""
         return max(range(len(self.detections)), key=lambda i: self.detections[i].size, default=None)
 
+    def primary(self, shape: tuple[int, ...]) -> int | None:
+        """Index of the subject of a photo: the biggest face covering the image centre, else the biggest."""
+        h, w = shape[:2]
+        central = [i for i, d in enumerate(self.detections) if d.box[0] <= w / 2 <= d.box[2] and d.box[1] <= h / 2 <= d.box[3]]
+        if not central:
+            return self.largest()
+        return max(central, key=lambda i: self.detections[i].size)
+
 
 class FaceAnalyzer:
     """Holds one detector and one embedder, loaded once per process."""
@@ -37,6 +45,10 @@ class FaceAnalyzer:
         self.embedder = embedder or make_embedder(settings.embedder)
         self.max_side = settings.detect_max_side
         self.min_face_px = settings.min_face_px
+        self.still_jitters = settings.enroll_jitters
+        self._fallback_name = settings.enroll_fallback_detector
+        self._fallback: Detector | None = None
+        self._upsample = settings.upsample
 
     @property
     def dim(self) -> int:
@@ -49,6 +61,21 @@ class FaceAnalyzer:
         if scale != 1.0:
             dets = [d.scaled(1 / scale) for d in dets]
         return [d for d in dets if d.size >= self.min_face_px]
+
+    def detect_still(self, rgb: np.ndarray) -> list[Detection]:
+        """Detection for enrollment/calibration photos: the fallback detector gets a second look."""
+        dets = self.detect(rgb)
+        if dets or self._fallback_name == "none":
+            return dets
+        if self._fallback is None:
+            self._fallback = make_detector(self._fallback_name, self._upsample)
+        small, scale = resize_max_side(rgb, self.max_side)
+        dets = [d.scaled(1 / scale) if scale != 1.0 else d for d in self._fallback.detect(small)]
+        return [d for d in dets if d.size >= self.min_face_px]
+
+    def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> np.ndarray:
+        """Enrollment-quality vectors (with ``enroll_jitters`` extra passes)."""
+        return self.embedder.embed(rgb, detections, self.still_jitters)
 
     def analyze(self, rgb: np.ndarray, embed: bool = True) -> Analysis:
         t0 = time.perf_counter()

@@ -19,8 +19,11 @@ class Embedder(Protocol):
     name: str
     dim: int
 
-    def embed(self, rgb: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
-        """float32 array of shape (len(detections), dim), rows of unit length."""
+    def embed(self, rgb: np.ndarray, detections: Sequence[Detection], jitters: int = 0) -> np.ndarray:
+        """float32 array of shape (len(detections), dim), rows of unit length.
+
+        ``jitters`` > 0 averages that many extra randomly jittered passes (slower, a steadier vector).
+        """
 
 
 class DlibEmbedder:
@@ -37,13 +40,14 @@ class DlibEmbedder:
         self._shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
         self._net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
-    def embed(self, rgb: np.ndarray, detections: Sequence[Detection]) -> np.ndarray:
+    def embed(self, rgb: np.ndarray, detections: Sequence[Detection], jitters: int = 0) -> np.ndarray:
         if not detections:
             return np.zeros((0, self.dim), np.float32)
         shapes = self._dlib.full_object_detections()
         for d in detections:
             shapes.append(self._shape(rgb, self._dlib.rectangle(*d.box)))
-        vecs = np.asarray(self._net.compute_face_descriptor(rgb, shapes), dtype=np.float32)
+        # dlib counts the plain pass as one of num_jitters (1 = no jitter).
+        vecs = np.asarray(self._net.compute_face_descriptor(rgb, shapes, jitters + 1), dtype=np.float32)
         return normalize(vecs)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from facestream.config import Settings
 from facestream.errors import BadFrame, ConfigError
 from facestream.keys import check_id
-from models.analyzer import FaceAnalyzer
+from models.analyzer import Analysis, FaceAnalyzer
 from models.gallery import FaceEntry, Gallery
 from models.image import IMAGE_SUFFIXES, decode
 
@@ -57,7 +57,8 @@ class Options:
     video_every_s: float = 0.2  # sample a video frame this often
     max_per_video: int = 15  # keep at most this many faces from one video
     dedupe: float = 0.02  # faces closer than this (squared L2) to one already kept are near-duplicates
-    allow_several: bool = False  # several faces in an image: take the largest instead of skipping
+    allow_several: bool = False  # several faces in an image: take the main one (central, else largest)
+    still: bool = True  # enrollment quality (fallback detector, jitter); False: exactly what live frames get
 
 
 @dataclass
@@ -140,13 +141,14 @@ def analyze_file(item: Item) -> Outcome:
 
 def _analyze_image(item: Item) -> Outcome:
     rgb = decode(item.path.read_bytes())
-    a = _analyzer.analyze(rgb, embed=False)
+    dets = _analyzer.detect_still(rgb) if _options.still else _analyzer.detect(rgb)
+    a = Analysis(dets, np.zeros((0, _analyzer.dim), np.float32))
     if not a.detections:
         return Outcome(item, skipped="no face found")
     if len(a.detections) > 1 and not _options.allow_several:
-        return Outcome(item, skipped=f"several faces ({len(a.detections)}); crop it or use --largest")
-    det = a.detections[a.largest()]
-    vec = _analyzer.embedder.embed(rgb, [det])[0]
+        return Outcome(item, skipped=f"several faces ({len(a.detections)}); crop it or use --main-face")
+    det = a.detections[a.primary(rgb.shape)]
+    vec = (_analyzer.embed_still(rgb, [det]) if _options.still else _analyzer.embedder.embed(rgb, [det]))[0]
     return Outcome(item, [FaceEntry(vec, item.path.name, det.score)])
 
 
@@ -170,7 +172,7 @@ def _analyze_video(item: Item) -> Outcome:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                     dets = _analyzer.detect(rgb)
                     if len(dets) == 1:  # a frame with several people cannot say which one is the person
-                        vec = _analyzer.embedder.embed(rgb, dets)[0]
+                        vec = _analyzer.embed_still(rgb, dets)[0]
                         if kept and min(float(((k - vec) ** 2).sum()) for k in kept) < _options.dedupe:
                             out.duplicates += 1
                         else:

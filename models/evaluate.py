@@ -24,12 +24,15 @@ from models.gallery import Gallery
 from models.matcher import decide
 
 
-def embed_files(paths: list[Path], settings: Settings, workers: int,
+def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool,
                 progress: Callable[[Outcome], None] | None = None) -> dict[Path, np.ndarray | str]:
-    """Largest face's vector of each image, or the reason there is none."""
+    """The main face's vector of each image, or the reason there is none.
+
+    ``still``: the enrollment path (fallback detector, jitter); otherwise exactly the live-frame path.
+    """
     items = [Item("eval", "eval", p) for p in paths]
     out: dict[Path, np.ndarray | str] = {}
-    for o in analyze_all(items, settings, Options(allow_several=True), workers, progress):
+    for o in analyze_all(items, settings, Options(allow_several=True, still=still), workers, progress):
         out[o.item.path] = o.faces[0].vector if o.faces else (o.skipped or "no face")
     return out
 
@@ -43,12 +46,13 @@ class Verification:
     threshold: float  # best on all pairs: the value for match_threshold
     far: float  # different-person pairs accepted at ``threshold``
     frr: float  # same-person pairs rejected at ``threshold``
+    path: str = ""  # which embedding path both images went through
     no_face: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         folds = ", ".join(f"{a:.4f}" for a in self.fold_accuracy)
         return [
-            f"verification on {self.pairs} pairs, {len(self.fold_accuracy)}-fold: "
+            f"verification on {self.pairs} pairs ({self.path}), {len(self.fold_accuracy)}-fold: "
             f"accuracy {self.accuracy:.4f} ± {self.accuracy_std:.4f} (folds: {folds})",
             f"threshold (squared L2 on unit vectors) {self.threshold:.4f} -> FAR {self.far:.4f}, FRR {self.frr:.4f}",
             f"images with no face found: {len(self.no_face)}" + (f" ({', '.join(self.no_face)})" if self.no_face else ""),
@@ -68,12 +72,12 @@ def best_threshold(d: np.ndarray, same: np.ndarray) -> float:
     return float(cands[int(np.argmax([a for a, _ in accs]))])
 
 
-def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2,
+def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2, still: bool = True,
                  progress: Callable[[Outcome], None] | None = None) -> Verification:
     rows = list(csv.DictReader(pairs_csv.open()))
     root = pairs_csv.parent
     paths = sorted({root / r[c] for r in rows for c in ("img_a", "img_b")})
-    vecs = embed_files(paths, settings, workers, progress)
+    vecs = embed_files(paths, settings, workers, still, progress)
     d = np.array([
         float(((va - vb) ** 2).sum()) if isinstance(va := vecs[root / r["img_a"]], np.ndarray)
         and isinstance(vb := vecs[root / r["img_b"]], np.ndarray) else np.inf
@@ -96,6 +100,8 @@ def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2,
         threshold=thr,
         far=float(accept[~same].mean()) if (~same).any() else 0.0,
         frr=float((~accept[same]).mean()) if same.any() else 0.0,
+        path=(f"enrollment path: {settings.detector} + {settings.enroll_fallback_detector} fallback, "
+              f"{settings.enroll_jitters} jitters" if still else f"live path: {settings.detector}, no jitter"),
         no_face=sorted(str(p.relative_to(root)) for p, v in vecs.items() if not isinstance(v, np.ndarray)),
     )
 
@@ -145,7 +151,7 @@ def identify(client: redis.Redis, gallery_dir: Path, probes_dir: Path, settings:
         summary.skipped += skipped
         res = Identification(summary)
         probe_items, _ = plan([probes_dir])
-        vecs = embed_files([i.path for i in probe_items], settings, workers, progress)
+        vecs = embed_files([i.path for i in probe_items], settings, workers, False, progress)  # probes: live path
         for it in probe_items:
             expected = it.person_id  # probes/_unknown/ → "unknown"
             is_known = expected != UNKNOWN

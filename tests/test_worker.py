@@ -220,3 +220,39 @@ def test_gears_load_on_a_server_without_gears_says_what_to_do(r, settings):
 
     with pytest.raises(FacestreamError, match="no RedisGears"):
         load(r, settings)
+
+
+def test_latest_policy_skips_backlog_and_counts_it(r, settings, analyzer):
+    keys = Keys(settings.key_prefix)
+    blank = np.full((90, 120, 3), 70, np.uint8)
+    ids = [put(r, keys, "live", blank, i) for i in range(60)]
+    s = settings.model_copy(update={"lag_policy": "latest", "max_lag_frames": 5, "block_ms": 100})
+    counts = Worker(r, s, analyzer, name="w").run(max_idle_s=1.0)
+    answered = {x.frame_id for x in results(r, keys)}
+    assert counts.skipped == 55 and counts.results == 5
+    assert answered == set(ids[-5:])  # the newest frames, not the oldest
+    assert r.hget(keys.worker("w"), "skipped") is None  # heartbeat removed on a clean exit
+
+
+def test_sigterm_stops_a_worker_cleanly(settings):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FACESTREAM_REDIS_URL": settings.redis_url, "FACESTREAM_KEY_PREFIX": settings.key_prefix,
+           "FACESTREAM_BLOCK_MS": "200"}
+    client = connect(settings)
+    keys = Keys(settings.key_prefix)
+    client.xadd(keys.frames("sig"), {"camera": "sig", "ts_ms": "1", "jpeg": b"x"})
+    p = subprocess.Popen([sys.executable, "-m", "facestream", "work", "--name", "sigw"], env=env,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while client.xlen(keys.deadletter) < 1 and time.time() < deadline:
+            time.sleep(0.1)
+        assert client.xlen(keys.deadletter) == 1
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+    finally:
+        p.kill()
+    assert "stopped: 0 results, 1 dead letters" in p.stderr.read()
+    assert client.xinfo_consumers(keys.frames("sig"), settings.group) == []
