@@ -1,0 +1,60 @@
+"""Killing and restarting Redis does not kill the producer, the worker or the consumer."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from conftest import free_port
+from consumer.follow import follow
+from facestream.config import load_settings
+from facestream.server import EmbeddedRedis, connect
+from gears.worker import Worker
+from models.analyzer import FaceAnalyzer
+from producer.capture import Producer
+
+
+def test_pipeline_survives_a_redis_restart(tmp_path, faces_dir):
+    server = EmbeddedRedis(free_port(), tmp_path)
+    server.start()
+    s = load_settings(redis_url=server.url, block_ms=200, claim_idle_ms=1000)
+    producer = Producer(connect(s), s, "cam1", str(faces_dir / "videos" / "hamilton_white_house_2009.mp4"),
+                        fps=8, loop=True, max_side=320)
+    worker = Worker(connect(s), s, FaceAnalyzer(s), name="rw")
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def consume() -> None:
+        for _, entry_id, _ in follow(connect(s), s, ("results",), "0", block_ms=200, idle_exit_s=None):
+            seen.append(entry_id)
+            if stop.is_set():
+                return
+
+    threads = [threading.Thread(target=producer.run, daemon=True), threading.Thread(target=worker.run, daemon=True),
+               threading.Thread(target=consume, daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        deadline = time.time() + 60
+        while len(seen) < 5 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(seen) >= 5
+        server.stop()  # AOF flushed; clients now get connection errors
+        time.sleep(2.0)
+        assert all(t.is_alive() for t in threads), "a client died with Redis"
+        server.start()
+        before_sent, before_seen = producer.stats.sent, len(seen)
+        deadline = time.time() + 60
+        while (producer.stats.sent <= before_sent + 5 or len(seen) <= before_seen + 3) and time.time() < deadline:
+            time.sleep(0.1)
+        assert producer.stats.sent > before_sent + 5, "producer resumed"
+        assert len(seen) > before_seen + 3, "worker and consumer resumed"
+        assert producer.stats.dropped > 0  # frames captured while Redis was down are counted, not queued forever
+        assert len(set(seen)) == len(seen), "consumer resumed after the last entry, no repeats"
+    finally:
+        stop.set()
+        producer.stop()
+        worker.stop()
+        for t in threads[:2]:
+            t.join(20)
+        server.stop()
