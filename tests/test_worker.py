@@ -256,3 +256,34 @@ def test_sigterm_stops_a_worker_cleanly(settings):
         p.kill()
     assert "stopped: 0 results, 1 dead letters" in p.stderr.read()
     assert client.xinfo_consumers(keys.frames("sig"), settings.group) == []
+
+
+def test_metrics_endpoint_and_status_summary(r, settings, analyzer):
+    import urllib.request
+
+    from conftest import free_port
+    from facestream.status import read_status
+    from gears import metrics
+
+    keys = Keys(settings.key_prefix)
+    blank = np.full((90, 120, 3), 70, np.uint8)
+    for i in range(3):
+        put(r, keys, "metcam", blank, i)
+    r.xadd(keys.frames("metcam"), {"camera": "metcam", "ts_ms": "1", "jpeg": b"junk"})
+    port = free_port()
+    metrics.serve(port)
+    w = Worker(r, settings.model_copy(update={"block_ms": 100}), analyzer, name="mw")
+    w.run_once()  # joins the group, reads
+    while w.run_once():
+        pass
+    w.heartbeat()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'facestream_frames_out_total{camera="metcam",outcome="result"} 3.0' in body
+    assert 'facestream_frames_out_total{camera="metcam",outcome="deadletter"} 1.0' in body
+    assert 'facestream_stage_seconds_count{stage="detect"}' in body
+    assert 'facestream_group_pending{camera="metcam"} 0.0' in body
+    st = read_status(r, settings)
+    (cam,) = [c for c in st.cameras if c.camera == "metcam"]
+    assert (cam.frames, cam.lag, cam.pending) == (4, 0, 0)
+    assert st.results == 3 and st.deadletters == 1 and st.workers["mw"]["results"] == "3"
+    assert any("metcam" in line for line in st.lines())
