@@ -15,15 +15,12 @@ import redis
 
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.records import FrameResult, IdentityEvent
+from facestream.records import FrameResult, IdentityEvent, text
+from facestream.retry import Backoff
 
 log = logging.getLogger("facestream.consumer")
 
 Record = FrameResult | IdentityEvent
-
-
-def _s(v) -> str:
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 def parse(kind: str, fields: dict) -> Record:
@@ -37,7 +34,7 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
     keys = Keys(settings.key_prefix)
     streams = {getattr(keys, k): k for k in kinds}
     last = {s: start for s in streams}
-    backoff = 0.5
+    backoff = Backoff()
     idle_since = time.monotonic()
     while True:
         try:
@@ -54,13 +51,11 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
                     for s, i in last.items():
                         if i == "$":
                             top = client.xrevrange(s, count=1)
-                            last[s] = _s(top[0][0]) if top else "0-0"
+                            last[s] = text(top[0][0]) if top else "0-0"
                 reply = client.xread(last, count=count, block=block_ms)
-            backoff = 0.5
+            backoff.reset()
         except redis.ConnectionError as e:
-            log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            backoff.wait(log, f"Redis unreachable ({e})")
             continue
         if not reply:
             if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
@@ -68,9 +63,9 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
             continue
         idle_since = time.monotonic()
         for stream, entries in reply:
-            stream = _s(stream)
+            stream = text(stream)
             for entry_id, fields in entries:
-                entry_id = _s(entry_id)
+                entry_id = text(entry_id)
                 last[stream] = entry_id
                 rec = parse(streams[stream], fields)
                 if group:

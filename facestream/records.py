@@ -19,8 +19,9 @@ UNKNOWN = "unknown"
 Fields = Mapping[Union[bytes, str], Union[bytes, bytearray, str]]
 
 
-def _text(v: Any) -> str:
-    return v if isinstance(v, str) else bytes(v).decode("utf-8")
+def text(v: Any) -> str:
+    """A Redis reply value (bytes, bytearray, str, number) as str."""
+    return v if isinstance(v, str) else bytes(v).decode("utf-8") if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 def _get(fields: Fields, name: str) -> Any:
@@ -67,11 +68,11 @@ class Frame:
             raise BadFrame(f"jpeg is {len(jpeg)} bytes, over max_frame_bytes={max_bytes}")
         try:
             return cls(
-                camera=_text(_get(fields, "camera")),
-                seq=int(_text(_get(fields, "seq") or "0")),
-                ts_ms=int(_text(_get(fields, "ts_ms"))),
-                width=int(_text(_get(fields, "width") or "0")),
-                height=int(_text(_get(fields, "height") or "0")),
+                camera=text(_get(fields, "camera")),
+                seq=int(text(_get(fields, "seq") or "0")),
+                ts_ms=int(text(_get(fields, "ts_ms"))),
+                width=int(text(_get(fields, "width") or "0")),
+                height=int(text(_get(fields, "height") or "0")),
                 jpeg=jpeg,
             )
         except (ValueError, UnicodeDecodeError) as e:
@@ -134,7 +135,7 @@ class FrameResult:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "FrameResult":
-        f = {_text(k): _text(v) for k, v in fields.items()}
+        f = {text(k): text(v) for k, v in fields.items()}
         w, _, h = f.get("size", "0x0").partition("x")
         return cls(
             frame_id=f["frame_id"],
@@ -165,7 +166,7 @@ class IdentityEvent:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "IdentityEvent":
-        f = {_text(k): _text(v) for k, v in fields.items()}
+        f = {text(k): text(v) for k, v in fields.items()}
         return cls(f["kind"], f["camera"], f["person_id"], f["name"], int(f["ts_ms"]), f["frame_id"])
 
 
@@ -185,5 +186,5 @@ class DeadLetter:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "DeadLetter":
-        f = {_text(k): _text(v) for k, v in fields.items()}
+        f = {text(k): text(v) for k, v in fields.items()}
         return cls(f["stream"], f["entry_id"], f["reason"], f.get("camera", ""), int(f.get("deliveries", 1)), f.get("worker", ""))

@@ -12,10 +12,9 @@ import redis
 
 from facestream.config import Settings
 from facestream.keys import Keys
+from facestream.records import text
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 @dataclass
@@ -51,8 +50,8 @@ def read_status(client: redis.Redis, settings: Settings) -> Status:
     keys = Keys(settings.key_prefix)
     st = Status(results=client.xlen(keys.results), events=client.xlen(keys.events),
                 deadletters=client.xlen(keys.deadletter))
-    for key in sorted(_s(k) for k in client.scan_iter(match=keys.frames_pattern, count=1000, _type="stream")):
-        group = next((g for g in client.xinfo_groups(key) if _s(g["name"]) == settings.group), None)
+    for key in sorted(text(k) for k in client.scan_iter(match=keys.frames_pattern, count=1000, _type="stream")):
+        group = next((g for g in client.xinfo_groups(key) if text(g["name"]) == settings.group), None)
         st.cameras.append(CameraStatus(
             keys.camera_of(key), client.xlen(key),
             None if group is None else int(group.get("lag") or 0),
@@ -60,5 +59,5 @@ def read_status(client: redis.Redis, settings: Settings) -> Status:
             0 if group is None else int(group["consumers"]),
         ))
     for wkey in client.scan_iter(match=keys.worker_pattern, count=1000):
-        st.workers[_s(wkey).rsplit(":", 1)[-1]] = {_s(k): _s(v) for k, v in client.hgetall(wkey).items()}
+        st.workers[text(wkey).rsplit(":", 1)[-1]] = {text(k): text(v) for k, v in client.hgetall(wkey).items()}
     return st

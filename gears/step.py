@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional
 
 from facestream.errors import BadFrame
 from facestream.keys import Keys
-from facestream.records import UNKNOWN, DeadLetter, Face, Frame, FrameResult
+from facestream.records import UNKNOWN, DeadLetter, Face, Frame, FrameResult, text
 from models.gallery import search_with
 from models.image import decode
 from models.matcher import decide
@@ -79,12 +79,8 @@ class Names:
             self._names, self._at = {}, time.monotonic()
         if person_id not in self._names:
             name = self.call("HGET", self.keys.person(person_id), "name")
-            self._names[person_id] = _text(name) if name is not None else person_id
+            self._names[person_id] = text(name) if name is not None else person_id
         return self._names[person_id]
-
-
-def _text(v: Any) -> str:
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 def entry_ms(entry_id: str) -> int:

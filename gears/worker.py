@@ -20,15 +20,12 @@ import redis
 
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.records import DeadLetter
+from facestream.records import DeadLetter, text
+from facestream.retry import Backoff
 from gears import metrics
 from gears.step import Step
 
 log = logging.getLogger("facestream.worker")
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 @dataclass
@@ -69,15 +66,13 @@ class Worker:
     def run(self, max_idle_s: float | None = None) -> Counts:
         """Process frames until stopped (or, with ``max_idle_s``, until no frame came for that long)."""
         last_work = time.monotonic()
-        backoff = 0.5
+        backoff = Backoff()
         while not self._stop:
             try:
                 did = self.run_once()
-                backoff = 0.5
+                backoff.reset()
             except redis.ConnectionError as e:
-                log.warning("Redis unreachable (%s); retrying in %.1f s", e, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff.wait(log, f"Redis unreachable ({e})")
                 continue
             now = time.monotonic()
             if did:
@@ -108,15 +103,15 @@ class Worker:
         reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in self.streams},
                                   count=self.s.read_count, block=self.s.block_ms)
         for stream, entries in reply or []:
-            stream = _s(stream)
+            stream = text(stream)
             for entry_id, fields in entries:
-                handled += self._handle(stream, _s(entry_id), fields, 1)
+                handled += self._handle(stream, text(entry_id), fields, 1)
         return handled
 
     # --- discovery, claiming, lag ------------------------------------------------------------------
     def discover(self) -> None:
         """Join the group on every frame stream, including cameras that appeared since the last look."""
-        found = sorted(_s(k) for k in self.r.scan_iter(match=self.keys.frames_pattern, count=1000, _type="stream"))
+        found = sorted(text(k) for k in self.r.scan_iter(match=self.keys.frames_pattern, count=1000, _type="stream"))
         for key in found:
             if key not in self.streams:
                 try:
@@ -157,20 +152,20 @@ class Worker:
     def _autoclaim(self, stream: str, cursor: str) -> tuple[str, list, list]:
         reply = self.r.execute_command("XAUTOCLAIM", stream, self.s.group, self.name, self.s.claim_idle_ms,
                                        cursor, "COUNT", 50)
-        entries = [(_s(e[0]), _pairs(e[1])) for e in reply[1] if e]
-        deleted = [_s(i) for i in (reply[2] if len(reply) > 2 else [])]
-        return _s(reply[0]), entries, deleted
+        entries = [(text(e[0]), _pairs(e[1])) for e in reply[1] if e]
+        deleted = [text(i) for i in (reply[2] if len(reply) > 2 else [])]
+        return text(reply[0]), entries, deleted
 
     def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
         rows = self.r.xpending_range(stream, self.s.group, min=min(ids, key=_id_key), max=max(ids, key=_id_key),
                                      count=len(ids) * 2 + 10, consumername=self.name)
-        return {_s(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     def skip_lag(self) -> None:
         """'latest' policy: move the group past frames more than max_lag_frames behind the newest."""
         for stream in self.streams:
             groups = self.r.xinfo_groups(stream)
-            g = next((g for g in groups if _s(g["name"]) == self.s.group), None)
+            g = next((g for g in groups if text(g["name"]) == self.s.group), None)
             lag = g.get("lag") if g else None
             if lag is None or int(lag) <= self.s.max_lag_frames:
                 continue
@@ -229,7 +224,7 @@ class Worker:
         self.r.expire(key, 15)
         for stream in self.streams:
             for g in self.r.xinfo_groups(stream):
-                if _s(g["name"]) == self.s.group:
+                if text(g["name"]) == self.s.group:
                     cam = self.keys.camera_of(stream)
                     metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
                     metrics.PENDING.labels(cam).set(int(g["pending"]))

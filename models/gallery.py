@@ -21,14 +21,12 @@ import redis
 
 from facestream.errors import GalleryError
 from facestream.keys import Keys, check_id
-from facestream.records import UNKNOWN
+from facestream.records import UNKNOWN, text
 
 METRIC = "L2"
 VECTOR_FIELD = "vector"
 
 
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
 
 if TYPE_CHECKING:
     from facestream.config import Settings
@@ -69,8 +67,8 @@ def parse_knn(reply: Sequence[Any]) -> list[tuple[str, float]]:
     out = []
     for i in range(2, len(reply), 2):
         attrs = reply[i]
-        fields = {_s(attrs[j]): attrs[j + 1] for j in range(0, len(attrs), 2)}
-        out.append((_s(fields["person_id"]), float(_s(fields["dist"]))))
+        fields = {text(attrs[j]): attrs[j + 1] for j in range(0, len(attrs), 2)}
+        out.append((text(fields["person_id"]), float(text(fields["dist"]))))
     return out
 
 
@@ -117,11 +115,11 @@ class Gallery:
             if "no such index" in msg or "unknown index" in msg or "not found" in msg:
                 return None
             raise
-        info = {_s(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+        info = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
         for attr in info.get("attributes", []):
-            a = {_s(attr[i]).lower(): attr[i + 1] for i in range(0, len(attr) - 1, 2)}
-            if _s(a.get("type", "")).upper() == "VECTOR":
-                return int(_s(a["dim"])), _s(a["distance_metric"])
+            a = {text(attr[i]).lower(): attr[i + 1] for i in range(0, len(attr) - 1, 2)}
+            if text(a.get("type", "")).upper() == "VECTOR":
+                return int(text(a["dim"])), text(a["distance_metric"])
         raise GalleryError(f"index {self.keys.index} exists but has no vector field")
 
     # --- people ------------------------------------------------------------------------------------
@@ -157,14 +155,14 @@ class Gallery:
 
     def people(self) -> list[Person]:
         """Every enrolled person with their face count, sorted by id."""
-        out = [self.person(_s(k).rsplit(":", 1)[-1]) for k in self.r.scan_iter(match=self.keys.person_pattern, count=1000)]
+        out = [self.person(text(k).rsplit(":", 1)[-1]) for k in self.r.scan_iter(match=self.keys.person_pattern, count=1000)]
         return sorted(out, key=lambda p: p.person_id)
 
     def person(self, person_id: str) -> Person:
         h = self.r.hgetall(self.keys.person(person_id))
         if not h:
             raise GalleryError(f"no person with id {person_id!r} (see: facestream people list)")
-        h = {_s(k): _s(v) for k, v in h.items()}
+        h = {text(k): text(v) for k, v in h.items()}
         return Person(person_id, h.get("name", person_id), json.loads(h.get("meta", "{}")),
                       self.count_faces(person_id), int(h.get("created_ms", 0)))
 
@@ -198,8 +196,8 @@ class Gallery:
     def size(self) -> int:
         """Number of indexed face vectors."""
         raw = self.r.execute_command("FT.INFO", self.keys.index)
-        info = {_s(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
-        return int(_s(info["num_docs"]))
+        info = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+        return int(text(info["num_docs"]))
 
 
 def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int, ef: int) -> list[tuple[str, float]]:

@@ -21,6 +21,7 @@ from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys, check_id
 from facestream.records import Frame
+from facestream.retry import Backoff
 
 log = logging.getLogger("facestream.producer")
 
@@ -97,19 +98,17 @@ class Producer:
 
     def run(self, max_frames: int | None = None) -> ProducerStats:
         """Produce until the file ends (unless looping), ``max_frames`` are sent, or stopped."""
-        backoff = 1.0
+        backoff = Backoff(1.0, 30.0, self.sleep)
         while not self._stop:
             try:
                 cap = self.source.open()
             except SourceError as e:
                 if not self.source.is_live:
                     raise
-                log.warning("%s; retrying in %.0f s", e, backoff)
                 self.stats.reconnects += 1
-                self.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+                backoff.wait(log, e)
                 continue
-            backoff = 1.0
+            backoff.reset()
             try:
                 finished = self._pump(cap, max_frames)
             finally:
