@@ -59,7 +59,17 @@ def _result(camera: str, seq: int) -> FrameResult:
                        {"total": 5.0}, "w", 64, 48)
 
 
-def test_consume_from_beginning_resume_from_id_and_camera_filter(r, settings):
+@pytest.fixture(params=["redis", "fakeredis"])
+def streams_client(request, r):
+    """The consumer's stream logic runs the same on the real server and on fakeredis."""
+    if request.param == "redis":
+        return r
+    fakeredis = pytest.importorskip("fakeredis")
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer(version=(8, 2)))
+
+
+def test_consume_from_beginning_resume_from_id_and_camera_filter(streams_client, settings):
+    r = streams_client
     keys = Keys(settings.key_prefix)
     ids = [r.xadd(keys.results, _result(cam, i).to_fields()).decode() for i, cam in enumerate(["a", "b", "a"])]
     got = [(kind, eid, rec.camera) for kind, eid, rec in
@@ -73,7 +83,8 @@ def test_consume_from_beginning_resume_from_id_and_camera_filter(r, settings):
     assert '"names":["Ann"]' in line
 
 
-def test_consumer_group_splits_entries(r, settings):
+def test_consumer_group_splits_entries(streams_client, settings):
+    r = streams_client
     keys = Keys(settings.key_prefix)
     ids = [r.xadd(keys.results, _result("a", i).to_fields()).decode() for i in range(6)]
     one = follow(r, settings, ("results",), "0", group="g", name="c1", block_ms=50, idle_exit_s=0.2, count=2)
