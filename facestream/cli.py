@@ -88,7 +88,7 @@ def enroll(
     paths: Annotated[list[Path], typer.Argument(help="Folders of <Person>/ images or videos; or files with --person.")],
     person: Annotated[Optional[str], typer.Option(help="Person id for every given file/folder.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Display name (default: the id / folder name).")] = None,
-    main_face: Annotated[bool, typer.Option("--main-face", help="Images with several faces: take the central (else largest) one.")] = False,
+    main_face: Annotated[bool, typer.Option("--main-face", help="Images with several faces: take the one nearest the centre.")] = False,
     every: Annotated[float, typer.Option(help="Videos: seconds between sampled frames.")] = 0.2,
     max_per_video: Annotated[int, typer.Option(help="Videos: keep at most this many diverse faces.")] = 15,
     workers: Annotated[int, typer.Option(help="Processes analysing files.")] = min(2, os.cpu_count() or 1),

@@ -23,6 +23,7 @@ import numpy as np
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.server import port_in_use
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / ".facestream" / "samples"
@@ -111,14 +112,20 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
     camera = "demo"
     client.delete(keys.frames(camera), keys.presence(camera))
     since = str(int(time.time() * 1000))  # entries of this run: ids are append times in ms
+    if dashboard_port and port_in_use(dashboard_port):
+        raise FacestreamError(f"port {dashboard_port} is in use; choose another with --port (0: no dashboard)")
     env = {**os.environ, "FACESTREAM_REDIS_URL": url, "OPENBLAS_NUM_THREADS": "1"}
     fs = [sys.executable, "-m", "facestream"]
-    procs = [subprocess.Popen([*fs, "work", "--name", f"demo-{i}"], env=env, stderr=subprocess.DEVNULL)
-             for i in range(workers)]
+    logs = settings.data_dir.resolve()
+    logs.mkdir(parents=True, exist_ok=True)
+    commands = [(f"worker-{i}", ["work", "--name", f"demo-{i}"]) for i in range(workers)]
+    if dashboard_port:
+        commands.append(("dashboard", ["dashboard", "--port", str(dashboard_port)]))
+    procs = [subprocess.Popen([*fs, *args], env=env, stdout=subprocess.DEVNULL,
+                              stderr=(logs / f"demo-{name}.log").open("w")) for name, args in commands]
+    say(f"logs of the worker(s) and dashboard: {logs}/demo-*.log")
     dash_url = f"http://127.0.0.1:{dashboard_port}/"
     if dashboard_port:
-        procs.append(subprocess.Popen([*fs, "dashboard", "--port", str(dashboard_port)], env=env,
-                                      stderr=subprocess.DEVNULL))
         say(f"dashboard: {dash_url}")
     try:
         say(f"playing {sample.video.name} into {keys.frames(camera)} with {workers} worker(s)")

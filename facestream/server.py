@@ -88,7 +88,7 @@ class EmbeddedRedis:
         """Start the server in the background and return its URL; refuse if the port is taken."""
         if self.is_running():
             raise ServerError(f"facestream's Redis is already running at {self.url} (pid {self.pid()})")
-        if _port_in_use(self.port):
+        if port_in_use(self.port):
             raise ServerError(
                 f"port {self.port} on {HOST} is already in use by another program; "
                 f"choose another with --port or FACESTREAM_EMBEDDED_PORT"
@@ -142,7 +142,8 @@ class EmbeddedRedis:
             return "(no log)"
 
 
-def _port_in_use(port: int) -> bool:
+def port_in_use(port: int) -> bool:
+    """True if something accepts connections on 127.0.0.1:port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         return s.connect_ex((HOST, port)) == 0

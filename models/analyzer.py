@@ -24,17 +24,15 @@ class Analysis:
     vectors: np.ndarray  # (n, dim) float32
     timings: dict[str, float] = field(default_factory=dict)
 
-    def largest(self) -> int | None:
-        """Index of the biggest face, or None."""
-        return max(range(len(self.detections)), key=lambda i: self.detections[i].size, default=None)
-
     def primary(self, shape: tuple[int, ...]) -> int | None:
-        """Index of the subject of a photo: the biggest face covering the image centre, else the biggest."""
+        """Index of the subject of a photo: the face nearest the image centre."""
         h, w = shape[:2]
-        central = [i for i, d in enumerate(self.detections) if d.box[0] <= w / 2 <= d.box[2] and d.box[1] <= h / 2 <= d.box[3]]
-        if not central:
-            return self.largest()
-        return max(central, key=lambda i: self.detections[i].size)
+
+        def off_centre(i: int) -> float:
+            left, top, right, bottom = self.detections[i].box
+            return ((left + right) / 2 - w / 2) ** 2 + ((top + bottom) / 2 - h / 2) ** 2
+
+        return min(range(len(self.detections)), key=off_centre, default=None)
 
 
 class FaceAnalyzer:

@@ -46,9 +46,17 @@ class DlibEmbedder:
         shapes = self._dlib.full_object_detections()
         for d in detections:
             shapes.append(self._shape(rgb, self._dlib.rectangle(*d.box)))
-        # dlib counts the plain pass as one of num_jitters (1 = no jitter).
-        vecs = np.asarray(self._net.compute_face_descriptor(rgb, shapes, jitters + 1), dtype=np.float32)
-        return normalize(vecs)
+        if jitters <= 0:  # the live path: one plain pass, batched
+            return normalize(np.asarray(self._net.compute_face_descriptor(rgb, shapes), dtype=np.float32))
+        # Enrollment quality: the mean over ``jitters`` jittered crops of the aligned face chip, plus
+        # the plain pass of its mirror image (measured on LFW pairs: 0.983 → 0.992, see README).
+        out = []
+        for shape in shapes:
+            chip = self._dlib.get_face_chip(rgb, shape, 150, 0.25)
+            jittered = np.asarray(self._net.compute_face_descriptor(chip, max(2, jitters)), dtype=np.float32)
+            mirrored = np.asarray(self._net.compute_face_descriptor(np.ascontiguousarray(chip[:, ::-1])), dtype=np.float32)
+            out.append(jittered + mirrored)
+        return normalize(np.asarray(out))
 
 
 def normalize(vecs: np.ndarray) -> np.ndarray:

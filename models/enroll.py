@@ -57,7 +57,7 @@ class Options:
     video_every_s: float = 0.2  # sample a video frame this often
     max_per_video: int = 15  # keep at most this many faces from one video
     dedupe: float = 0.02  # faces closer than this (squared L2) to one already kept are near-duplicates
-    allow_several: bool = False  # several faces in an image: take the main one (central, else largest)
+    allow_several: bool = False  # several faces in an image: take the one nearest the centre
     still: bool = True  # enrollment quality (fallback detector, jitter); False: exactly what live frames get
 
 

@@ -147,7 +147,7 @@ def identify(client: redis.Redis, gallery_dir: Path, probes_dir: Path, settings:
     _drop(client, gallery)
     try:
         items, skipped = plan([gallery_dir])
-        summary = enroll(gallery, items, eval_settings, workers=workers, progress=progress)
+        summary = enroll(gallery, items, eval_settings, Options(allow_several=True), workers, progress)
         summary.skipped += skipped
         res = Identification(summary)
         probe_items, _ = plan([probes_dir])
