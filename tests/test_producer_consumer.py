@@ -94,3 +94,44 @@ def test_consumer_group_splits_entries(streams_client, settings):
     rest = [eid for _, eid, _ in one]
     assert len(two) == 4 and len([first, *rest]) == 2
     assert sorted([first, *rest, *two]) == ids
+
+
+def test_source_that_accepts_but_never_answers_does_not_hang_the_producer(r, settings):
+    """A camera that accepts the TCP connection and then stalls: the open times out and is retried."""
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])  # keep it open, never send a byte
+            except OSError:
+                pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        if len(waits) >= 2:
+            p.stop()
+
+    p = Producer(r, settings, "stall", f"rtsp://127.0.0.1:{srv.getsockname()[1]}/live", sleep=sleep)
+    t0 = time.monotonic()
+    try:
+        st = p.run()
+    finally:
+        stop.set()
+        for c in held:
+            c.close()
+        srv.close()
+    assert st.reconnects == 2 and waits == [1.0, 2.0]
+    assert time.monotonic() - t0 < 30  # two bounded open attempts, not a hang
