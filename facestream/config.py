@@ -60,10 +60,10 @@ class Settings(BaseSettings):
 
     # --- Matching ----------------------------------------------------------------------------------
     match_threshold: float = Field(
-        0.19, gt=0, lt=4, description="Max squared L2 between unit vectors to accept a match (calibrated, see README)."
+        0.13, gt=0, lt=4, description="Max squared L2 between unit vectors to accept a match (measured, see README)."
     )
     match_margin: float = Field(
-        0.0, ge=0, description="Best person must beat the next different person by this much (squared L2)."
+        0.03, ge=0, description="Best person must beat the next different person by this much (squared L2)."
     )
     knn_k: int = Field(10, ge=1, le=1000, description="Neighbours fetched per face before the open-set decision.")
     hnsw_m: int = Field(16, ge=2, le=512, description="HNSW graph degree of the gallery index.")

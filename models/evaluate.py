@@ -40,7 +40,8 @@ def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool
 @dataclass
 class Verification:
     pairs: int
-    accuracy: float  # mean over folds
+    correct: int  # held-out pairs decided right, over all folds
+    accuracy: float  # correct / pairs
     accuracy_std: float
     fold_accuracy: list[float]
     threshold: float  # best on all pairs: the value for match_threshold
@@ -53,7 +54,7 @@ class Verification:
         folds = ", ".join(f"{a:.4f}" for a in self.fold_accuracy)
         return [
             f"verification on {self.pairs} pairs ({self.path}), {len(self.fold_accuracy)}-fold: "
-            f"accuracy {self.accuracy:.4f} ± {self.accuracy_std:.4f} (folds: {folds})",
+            f"accuracy {self.accuracy:.4f} ({self.correct}/{self.pairs}) ± {self.accuracy_std:.4f} (folds: {folds})",
             f"threshold (squared L2 on unit vectors) {self.threshold:.4f} -> FAR {self.far:.4f}, FRR {self.frr:.4f}",
             f"images with no face found: {len(self.no_face)}" + (f" ({', '.join(self.no_face)})" if self.no_face else ""),
             "pairs with an image without a face count as 'different'",
@@ -86,15 +87,19 @@ def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2, still: b
     same = np.array([r["same"] == "1" for r in rows])
     folds = np.array([r.get("fold", "1") for r in rows])
     fold_acc = []
+    correct = 0
     for f in sorted(set(folds)):
         train = folds != f if len(set(folds)) > 1 else np.ones_like(same)
         thr = best_threshold(d[train], same[train])
-        fold_acc.append(_accuracy(d[folds == f], same[folds == f], thr))
+        test = folds == f
+        correct += int(((d[test] <= thr) == same[test]).sum())
+        fold_acc.append(_accuracy(d[test], same[test], thr))
     thr = best_threshold(d, same)
     accept = d <= thr
     return Verification(
         pairs=len(rows),
-        accuracy=float(np.mean(fold_acc)),
+        correct=correct,
+        accuracy=correct / len(rows),  # = the mean over folds for equal folds, without float drift
         accuracy_std=float(np.std(fold_acc)),
         fold_accuracy=fold_acc,
         threshold=thr,
@@ -186,3 +191,47 @@ def _drop(client: redis.Redis, gallery: Gallery) -> None:
         batch = list(client.scan_iter(match=pattern, count=1000))
         for i in range(0, len(batch), 1000):
             client.delete(*batch[i : i + 1000])
+
+
+@dataclass
+class SegmentScore:
+    start_s: float
+    end_s: float
+    person_id: str
+    named: int  # frames of the segment with a face in which this person was named
+    with_face: int  # frames of the segment in which any face was found
+    frames: int  # answered frames of the segment
+
+    @property
+    def share(self) -> float:
+        return self.named / self.with_face if self.with_face else 0.0
+
+    def line(self) -> str:
+        return (f"{self.start_s:5.2f}-{self.end_s:5.2f}s {self.person_id:20} named in {self.named}/{self.with_face} "
+                f"frames with a face ({self.share:.1%}); {self.frames} frames in segment")
+
+
+def segment_scores(results: list, clip: Path) -> list[SegmentScore]:
+    """How often each labelled person is named in their segments of ``clip`` (labels.json beside it).
+
+    A result's frame ``seq`` (1 = first frame) is mapped to the clip's time with its fps and the
+    stream start time labels.json gives (``start <s>`` in ``video_stream``).
+    """
+    import json
+    import re
+
+    import cv2
+
+    meta = json.loads((clip.parent / "labels.json").read_text())[clip.name]
+    m = re.search(r"start (\d+\.\d+)", meta.get("video_stream", ""))
+    t0 = float(m.group(1)) if m else 0.0
+    fps = cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS)
+    by_seq = {r.seq: r for r in results}
+    out = []
+    for seg in meta["segments"]:
+        frames = [r for seq, r in by_seq.items() if seg["start_s"] <= t0 + (seq - 1) / fps < seg["end_s"]]
+        with_face = [r for r in frames if r.faces]
+        for who in seg["identities"]:
+            named = sum(1 for r in with_face if who in {f.person_id for f in r.faces})
+            out.append(SegmentScore(seg["start_s"], seg["end_s"], who, named, len(with_face), len(frames)))
+    return out
