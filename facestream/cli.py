@@ -157,7 +157,7 @@ def calibrate(
     ctx: typer.Context,
     pairs: Annotated[Optional[Path], typer.Argument(help="pairs.csv: img_a,img_b,same,fold (paths relative to it).")] = None,
     workers: Annotated[int, typer.Option(help="Processes embedding images.")] = min(2, os.cpu_count() or 1),
-    live: Annotated[bool, typer.Option("--live", help="Embed like live frames (no fallback, no jitter).")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Embed like live frames (no fallback detector, 1 view).")] = False,
 ) -> None:
     """Compute match_threshold from labelled pairs (k-fold): prints accuracy, threshold, FAR/FRR."""
     from models.evaluate import verify_pairs

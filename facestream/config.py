@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     detect_max_side: int = Field(
         1280, ge=160, description="Frames larger than this (longest side) are downscaled for detection only."
     )
-    enroll_jitters: int = Field(
-        5, ge=0, le=100, description="Extra jittered embedding passes for enrollment/calibration stills (live: 0)."
+    enroll_augment: bool = Field(
+        True, description="Enrollment/calibration stills: average 3 views of each face (3x the cost; live: 1 view)."
     )
     enroll_fallback_detector: Literal["none", "cnn"] = Field(
         "cnn", description="Stills where the detector finds no face are tried again with this one (live: never)."

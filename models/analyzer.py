@@ -43,7 +43,7 @@ class FaceAnalyzer:
         self.embedder = embedder or make_embedder(settings.embedder)
         self.max_side = settings.detect_max_side
         self.min_face_px = settings.min_face_px
-        self.still_jitters = settings.enroll_jitters
+        self.still_augment = settings.enroll_augment
         self._fallback_name = settings.enroll_fallback_detector
         self._fallback: Detector | None = None
         self._upsample = settings.upsample
@@ -72,8 +72,8 @@ class FaceAnalyzer:
         return [d for d in dets if d.size >= self.min_face_px]
 
     def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> np.ndarray:
-        """Enrollment-quality vectors (with ``enroll_jitters`` extra passes)."""
-        return self.embedder.embed(rgb, detections, self.still_jitters)
+        """Enrollment-quality vectors (several views of each face when ``enroll_augment`` is on)."""
+        return self.embedder.embed(rgb, detections, self.still_augment)
 
     def analyze(self, rgb: np.ndarray, embed: bool = True) -> Analysis:
         t0 = time.perf_counter()

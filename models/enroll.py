@@ -58,7 +58,7 @@ class Options:
     max_per_video: int = 15  # keep at most this many faces from one video
     dedupe: float = 0.02  # faces closer than this (squared L2) to one already kept are near-duplicates
     allow_several: bool = False  # several faces in an image: take the one nearest the centre
-    still: bool = True  # enrollment quality (fallback detector, jitter); False: exactly what live frames get
+    still: bool = True  # enrollment quality (fallback detector, 3 views); False: exactly what live frames get
 
 
 @dataclass

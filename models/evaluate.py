@@ -28,7 +28,7 @@ def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool
                 progress: Callable[[Outcome], None] | None = None) -> dict[Path, np.ndarray | str]:
     """The main face's vector of each image, or the reason there is none.
 
-    ``still``: the enrollment path (fallback detector, jitter); otherwise exactly the live-frame path.
+    ``still``: the enrollment path (fallback detector, 3 views); otherwise exactly the live-frame path.
     """
     items = [Item("eval", "eval", p) for p in paths]
     out: dict[Path, np.ndarray | str] = {}
@@ -106,7 +106,7 @@ def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2, still: b
         far=float(accept[~same].mean()) if (~same).any() else 0.0,
         frr=float((~accept[same]).mean()) if same.any() else 0.0,
         path=(f"enrollment path: {settings.detector} + {settings.enroll_fallback_detector} fallback, "
-              f"{settings.enroll_jitters} jitters" if still else f"live path: {settings.detector}, no jitter"),
+              f"{'3 views' if settings.enroll_augment else '1 view'}" if still else f"live path: {settings.detector}, 1 view"),
         no_face=sorted(str(p.relative_to(root)) for p, v in vecs.items() if not isinstance(v, np.ndarray)),
     )
 
