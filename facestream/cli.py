@@ -173,9 +173,9 @@ def calibrate(
         v = verify_pairs(pairs, settings_of(ctx), workers, not live, tick)
     for line in v.lines():
         typer.echo(line)
-    typer.echo(f"this is the best threshold for one-to-one checks; identification against many enrolled people "
-               f"needs a lower one plus a margin (defaults 0.13 / 0.03): measure yours with `facestream eval`, "
-               f"then set FACESTREAM_MATCH_THRESHOLD / FACESTREAM_MATCH_MARGIN")
+    typer.echo("this is the best threshold for one-to-one checks; identification against many enrolled people "
+               "needs a lower one plus a margin (defaults 0.13 / 0.03): measure yours with `facestream eval`, "
+               "then set FACESTREAM_MATCH_THRESHOLD / FACESTREAM_MATCH_MARGIN")
 
 
 @app.command("eval")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tomllib
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -145,9 +144,3 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as e:
         lines = [f"  {'.'.join(map(str, err['loc'])) or 'config'}: {err['msg']}" for err in e.errors()]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
-
-
-@lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The process-wide settings (environment + config file), loaded once."""
-    return load_settings()

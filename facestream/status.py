@@ -6,7 +6,6 @@ Used by ``facestream status`` (and anything else that wants the same picture wit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 

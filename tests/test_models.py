@@ -38,7 +38,6 @@ def test_backend_selection():
 
 
 def test_mtcnn_missing_names_the_extra():
-    pytest.importorskip("numpy")
     try:
         import mtcnn  # noqa: F401
     except ImportError:
