@@ -120,7 +120,9 @@ class Hub:
             color = (120, 120, 120) if f.person_id == UNKNOWN else (40, 200, 80)
             cv2.rectangle(rgb, (left, top), (right, bottom), color, 2)
             label = f.name if f.person_id == UNKNOWN else f"{f.name} {f.confidence:.2f}"
-            cv2.putText(rgb, label, (left, max(12, top - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
+            (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+            x = max(0, min(left, rgb.shape[1] - tw))  # keep the whole label inside the frame
+            cv2.putText(rgb, label, (x, max(th + 2, top - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
         return encode_jpeg(rgb, 80)
 
 
