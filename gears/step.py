@@ -1,7 +1,8 @@
 """The gear step: one frame-stream entry → one result (or one dead letter), written atomically.
 
-:func:`run_step` is the pure part (decode → detect → embed → KNN → open-set decision);
-:func:`commit` writes its outcome with one Lua script that, in a single atomic step,
+:meth:`Step.run` is the pure part (decode → detect → embed → KNN → open-set decision);
+:meth:`Step.commit_result` / :meth:`Step.commit_deadletter` write its outcome with one Lua script
+that, in a single atomic step,
 
 1. sets an idempotency marker keyed on the source entry id (a replayed frame writes nothing new),
 2. appends the result to ``fs:results`` (or the dead letter to ``fs:deadletter``),
