@@ -45,12 +45,17 @@ class Status:
         return out
 
 
+def group_info(client: redis.Redis, stream: str, group: str) -> dict | None:
+    """XINFO GROUPS entry of ``group`` on ``stream`` (name, consumers, pending, lag, ...), or None."""
+    return next((g for g in client.xinfo_groups(stream) if text(g["name"]) == group), None)
+
+
 def read_status(client: redis.Redis, settings: Settings) -> Status:
     keys = Keys(settings.key_prefix)
     st = Status(results=client.xlen(keys.results), events=client.xlen(keys.events),
                 deadletters=client.xlen(keys.deadletter))
     for key in sorted(text(k) for k in client.scan_iter(match=keys.frames_pattern, count=1000, _type="stream")):
-        group = next((g for g in client.xinfo_groups(key) if text(g["name"]) == settings.group), None)
+        group = group_info(client, key, settings.group)
         st.cameras.append(CameraStatus(
             keys.camera_of(key), client.xlen(key),
             None if group is None else int(group.get("lag") or 0),

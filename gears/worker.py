@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -22,6 +22,7 @@ from facestream.config import Settings
 from facestream.keys import Keys
 from facestream.records import DeadLetter, text
 from facestream.retry import Backoff
+from facestream.status import group_info
 from gears import metrics
 from gears.step import Step
 
@@ -35,7 +36,6 @@ class Counts:
     duplicates: int = 0
     skipped: int = 0
     errors: int = 0
-    by_camera: dict[str, int] = field(default_factory=dict)
 
 
 class Worker:
@@ -164,8 +164,7 @@ class Worker:
     def skip_lag(self) -> None:
         """'latest' policy: move the group past frames more than max_lag_frames behind the newest."""
         for stream in self.streams:
-            groups = self.r.xinfo_groups(stream)
-            g = next((g for g in groups if text(g["name"]) == self.s.group), None)
+            g = group_info(self.r, stream, self.s.group)
             lag = g.get("lag") if g else None
             if lag is None or int(lag) <= self.s.max_lag_frames:
                 continue
@@ -208,7 +207,6 @@ class Worker:
             self.counts.deadletters += 1
         else:
             self.counts.duplicates += 1
-        self.counts.by_camera[camera] = self.counts.by_camera.get(camera, 0) + 1
         metrics.FRAMES_OUT.labels(camera, outcome).inc()
         if outcome == "result":
             for stage, ms in self.step.last_timings.items():
@@ -223,11 +221,11 @@ class Worker:
                                   "seen_ms": int(time.time() * 1000)})
         self.r.expire(key, 15)
         for stream in self.streams:
-            for g in self.r.xinfo_groups(stream):
-                if text(g["name"]) == self.s.group:
-                    cam = self.keys.camera_of(stream)
-                    metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
-                    metrics.PENDING.labels(cam).set(int(g["pending"]))
+            g = group_info(self.r, stream, self.s.group)
+            if g:
+                cam = self.keys.camera_of(stream)
+                metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
+                metrics.PENDING.labels(cam).set(int(g["pending"]))
         metrics.DEADLETTERS.set(self.r.xlen(self.keys.deadletter))
 
     def _leave_group(self) -> None:

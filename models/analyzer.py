@@ -25,14 +25,19 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
 
     def primary(self, shape: tuple[int, ...]) -> int | None:
-        """Index of the subject of a photo: the face nearest the image centre."""
-        h, w = shape[:2]
+        """Index of the subject of a photo of this ``shape`` (see :func:`main_face`)."""
+        return main_face(self.detections, shape)
 
-        def off_centre(i: int) -> float:
-            left, top, right, bottom = self.detections[i].box
-            return ((left + right) / 2 - w / 2) ** 2 + ((top + bottom) / 2 - h / 2) ** 2
 
-        return min(range(len(self.detections)), key=off_centre, default=None)
+def main_face(detections: list[Detection], shape: tuple[int, ...]) -> int | None:
+    """Index of the subject of a photo: the face nearest the image centre (None if no face)."""
+    h, w = shape[:2]
+
+    def off_centre(i: int) -> float:
+        left, top, right, bottom = detections[i].box
+        return ((left + right) / 2 - w / 2) ** 2 + ((top + bottom) / 2 - h / 2) ** 2
+
+    return min(range(len(detections)), key=off_centre, default=None)
 
 
 class FaceAnalyzer:

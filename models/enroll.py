@@ -22,7 +22,7 @@ import numpy as np
 from facestream.config import Settings
 from facestream.errors import BadFrame, ConfigError
 from facestream.keys import check_id
-from models.analyzer import Analysis, FaceAnalyzer
+from models.analyzer import FaceAnalyzer, main_face
 from models.gallery import FaceEntry, Gallery
 from models.image import IMAGE_SUFFIXES, decode
 
@@ -142,12 +142,11 @@ def analyze_file(item: Item) -> Outcome:
 def _analyze_image(item: Item) -> Outcome:
     rgb = decode(item.path.read_bytes())
     dets = _analyzer.detect_still(rgb) if _options.still else _analyzer.detect(rgb)
-    a = Analysis(dets, np.zeros((0, _analyzer.dim), np.float32))
-    if not a.detections:
+    if not dets:
         return Outcome(item, skipped="no face found")
-    if len(a.detections) > 1 and not _options.allow_several:
-        return Outcome(item, skipped=f"several faces ({len(a.detections)}); crop it or use --main-face")
-    det = a.detections[a.primary(rgb.shape)]
+    if len(dets) > 1 and not _options.allow_several:
+        return Outcome(item, skipped=f"several faces ({len(dets)}); crop it or use --main-face")
+    det = dets[main_face(dets, rgb.shape)]
     vec = (_analyzer.embed_still(rgb, [det]) if _options.still else _analyzer.embedder.embed(rgb, [det]))[0]
     return Outcome(item, [FaceEntry(vec, item.path.name, det.score)])
 

@@ -161,25 +161,25 @@ class Gallery:
     def person(self, person_id: str) -> Person:
         h = self.r.hgetall(self.keys.person(person_id))
         if not h:
-            raise GalleryError(f"no person with id {person_id!r} (see: facestream people list)")
+            raise _no_such_person(person_id)
         h = {text(k): text(v) for k, v in h.items()}
         return Person(person_id, h.get("name", person_id), json.loads(h.get("meta", "{}")),
                       self.count_faces(person_id), int(h.get("created_ms", 0)))
 
-    def names(self) -> dict[str, str]:
-        """person_id → display name, for every person."""
-        return {p.person_id: p.name for p in self.people()}
-
     def count_faces(self, person_id: str) -> int:
         return sum(1 for _ in self.r.scan_iter(match=self.keys.face_prefix(person_id) + "*", count=1000))
 
+    def _require(self, person_id: str) -> None:
+        if not self.r.exists(self.keys.person(person_id)):
+            raise _no_such_person(person_id)
+
     def rename(self, person_id: str, name: str) -> None:
-        self.person(person_id)  # raises if unknown
+        self._require(person_id)
         self.r.hset(self.keys.person(person_id), "name", name)
 
     def delete(self, person_id: str) -> int:
         """Remove a person and every one of their face vectors; returns the number of faces removed."""
-        self.person(person_id)
+        self._require(person_id)
         faces = list(self.r.scan_iter(match=self.keys.face_prefix(person_id) + "*", count=1000))
         with self.r.pipeline(transaction=True) as p:
             for chunk in range(0, len(faces), 1000):
@@ -198,6 +198,10 @@ class Gallery:
         raw = self.r.execute_command("FT.INFO", self.keys.index)
         info = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
         return int(text(info["num_docs"]))
+
+
+def _no_such_person(person_id: str) -> GalleryError:
+    return GalleryError(f"no person with id {person_id!r} (see: facestream people list)")
 
 
 def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int, ef: int) -> list[tuple[str, float]]:
