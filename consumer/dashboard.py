@@ -64,6 +64,16 @@ class Hub:
     async def follow(self) -> None:
         r = aioredis.from_url(self.url, protocol=2)
         last = {self.keys.results: "$", self.keys.events: "$"}
+        while True:  # a page opened now still lists who appeared and left recently
+            try:
+                recent = await r.xrevrange(self.keys.events, count=self.events.maxlen)
+                break
+            except (redis.ConnectionError, OSError):
+                await asyncio.sleep(1.0)
+        for entry_id, fields in reversed(recent):
+            self.events.appendleft(asdict(IdentityEvent.from_fields(fields)))
+        if recent:
+            last[self.keys.events] = recent[0][0].decode()
         while True:
             try:
                 reply = await r.xread(last, count=200, block=1000)

@@ -366,6 +366,75 @@ def demo(
 
 
 @app.command()
+def bench(
+    ctx: typer.Context,
+    video: Annotated[Optional[Path], typer.Argument(help="Clip to play (default: the shared Hamilton clip or the demo sample).")] = None,
+    enroll_dir: Annotated[Optional[list[Path]], typer.Option("--enroll", help="Person folders to enroll first (default: the sample's).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    live: Annotated[bool, typer.Option("--live", help="Feed at --fps like a camera and report latency (no baseline).")] = False,
+    fps: Annotated[float, typer.Option(min=0.1, help="With --live: frames per second fed.")] = 15.0,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to feed (default: the clip once; --live: 300, looping).")] = None,
+    baseline: Annotated[bool, typer.Option(help="Also run the naive per-frame baseline on the same clip.")] = True,
+    knn: Annotated[Optional[str], typer.Option(help="Instead: the gallery KNN at these sizes, e.g. 10000,100000,1000000.")] = None,
+    readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
+) -> None:
+    """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
+    from facestream.bench import markdown, naive_baseline, pipeline_run, ratio_line, read_clip, update_readme
+    from facestream.demo import find_sample
+
+    s = settings_of(ctx)
+    if knn:
+        _bench_knn(s, knn, readme)
+        return
+    sample = find_sample() if video is None else None
+    clip = video or sample.video
+    people = list(enroll_dir or (sample.people if sample else []))
+    figs = []
+    if baseline and not live:
+        rgb_frames = read_clip(clip, frames)
+        bar, tick = _progress(len(rgb_frames), "naive baseline")
+        with bar:
+            figs.append(naive_baseline(rgb_frames, lambda: tick(None)))
+        del rgb_frames
+    typer.echo(f"pipeline on {clip.name} ...", err=True)
+    figs.append(pipeline_run(s, clip, people, workers, fps if live else None, frames or (300 if live else None),
+                             lambda m: typer.echo(m, err=True)))
+    for f in figs:
+        for line in f.lines():
+            typer.echo(line)
+    if len(figs) == 2:
+        typer.echo(ratio_line(figs[1], figs[0]))
+    table = markdown(figs, "facestream " + " ".join(sys.argv[1:]))
+    typer.echo("\n".join(table))
+    if readme:
+        update_readme(readme, "live" if live else "clip", table)
+        typer.echo(f"wrote the table into {readme}", err=True)
+
+
+def _bench_knn(s: Settings, sizes: str, readme: Optional[Path]) -> None:
+    from facestream.bench import machine_line, update_readme
+    from facestream.knnbench import knn_bench
+    from facestream.server import connect
+
+    try:
+        counts = [int(x.replace("_", "")) for x in sizes.split(",")]
+    except ValueError:
+        raise FacestreamError(f"--knn takes sizes like 10000,100000 (got {sizes!r})") from None
+    client = connect(s)
+    rows = [f"`facestream bench --knn {sizes}` on {machine_line()}, HNSW M {s.hnsw_m}, EF_CONSTRUCTION "
+            f"{s.hnsw_ef_construction}, EF_RUNTIME {s.hnsw_ef_runtime}, k {s.knn_k}:", "",
+            "| faces | insert/s | query p50 ms | query p99 ms | recall@1 | Redis memory MB |", "|---|---|---|---|---|---|"]
+    for n in counts:
+        f = knn_bench(client, s, n, say=lambda m: typer.echo(m, err=True))
+        typer.echo(f.line())
+        rows.append(f"| {f.size:,} | {f.insert_per_s:,.0f} | {f.p50_ms:.2f} | {f.p99_ms:.2f} | {f.recall_at_1:.4f} | "
+                    f"{f.memory_mb:.0f} |")
+    typer.echo("\n".join(rows))
+    if readme:
+        update_readme(readme, "knn", rows)
+
+
+@app.command()
 def dashboard(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")] = "127.0.0.1",

@@ -45,7 +45,15 @@ class Settings(BaseSettings):
     # --- Models ------------------------------------------------------------------------------------
     detector: Literal["hog", "cnn", "mtcnn"] = Field("hog", description="Face detector backend.")
     embedder: Literal["dlib"] = Field("dlib", description="Face embedder backend (128-d dlib ResNet).")
-    upsample: int = Field(1, ge=0, le=3, description="HOG/CNN upsampling passes (1 finds faces down to ~40 px).")
+    upsample: int = Field(
+        0, ge=0, le=3, description="Live frames: HOG/CNN upsampling passes. 0 finds faces from ~80 px "
+        "(14 ms per 640x360 frame); 1 finds them from ~40 px at 4x the cost (see README, Speed).",
+    )
+    small_frame_px: int = Field(
+        480, ge=0, description="Frames whose longest side is under this get one more upsampling pass "
+        "(their faces are few pixels; a 250 px photo then costs what a 500 px one does).",
+    )
+    enroll_upsample: int = Field(1, ge=0, le=3, description="Enrollment/calibration stills: upsampling passes.")
     detect_max_side: int = Field(
         1280, ge=160, description="Frames larger than this (longest side) are downscaled for detection only."
     )
@@ -79,6 +87,13 @@ class Settings(BaseSettings):
         "all", description="'all': answer every frame; 'latest': skip to the newest frames when behind."
     )
     max_lag_frames: int = Field(30, ge=1, description="Under 'latest', frames further behind than this are skipped.")
+    tracking: bool = Field(
+        True, description="Track faces across a camera's frames and embed a tracked face only every "
+        "track_reembed_s (its name is the vote over its track). Each camera is then read by one worker at a time.",
+    )
+    track_reembed_s: float = Field(0.5, ge=0, description="A tracked face is embedded again after this long.")
+    detect_threads: int = Field(2, ge=1, le=64, description="Threads decoding and detecting frames ahead, per worker.")
+    camera_lease_ms: int = Field(10_000, ge=500, description="With tracking: a dead worker's cameras move after this.")
     discover_interval_s: float = Field(2.0, gt=0, description="How often workers look for new camera streams.")
     answered_ttl_s: float = Field(3600.0, gt=0, description="How long a frame's 'answered' marker guards against replays.")
     absent_after_s: float = Field(3.0, gt=0, description="A person unseen this long on a camera 'leaves'.")

@@ -86,6 +86,9 @@ class Keys:
     def presence(self, camera: str) -> str:
         return f"{self.prefix}:present:{camera}"
 
+    def lease(self, camera: str) -> str:
+        return f"{self.prefix}:lease:{camera}"
+
     def answered(self, stream: str, entry_id: str) -> str:
         return f"{self.prefix}:answered:{stream.rsplit(':', 1)[-1]}:{entry_id}"
 

@@ -114,6 +114,7 @@ class FrameResult:
     worker: str = ""
     width: int = 0
     height: int = 0
+    embedded: int = 0  # faces embedded on this frame (the others took their track's name)
 
     @property
     def names(self) -> list[str]:
@@ -131,22 +132,25 @@ class FrameResult:
             "timings": json.dumps({k: round(v, 2) for k, v in self.timings.items()}, separators=(",", ":")),
             "worker": self.worker,
             "size": f"{self.width}x{self.height}",
+            "embedded": str(self.embedded),
         }
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "FrameResult":
         f = {text(k): text(v) for k, v in fields.items()}
         w, _, h = f.get("size", "0x0").partition("x")
+        faces = [Face.from_json(d) for d in json.loads(f["faces"])]
         return cls(
             frame_id=f["frame_id"],
             camera=f["camera"],
             seq=int(f["seq"]),
             ts_ms=int(f["ts_ms"]),
-            faces=[Face.from_json(d) for d in json.loads(f["faces"])],
+            faces=faces,
             timings=json.loads(f["timings"]),
             worker=f.get("worker", ""),
             width=int(w or 0),
             height=int(h or 0),
+            embedded=int(f.get("embedded", len(faces))),
         )
 
 

@@ -101,8 +101,12 @@ class Step:
         self.names = Names(call, self.keys)
         self.last_timings: dict = {}
 
-    def run(self, stream: str, entry_id: str, fields: Any) -> FrameResult:
-        """Analyse one frame entry; raise BadFrame for input that can never be processed."""
+    def prepare(self, stream: str, entry_id: str, fields: Any) -> "Prepared":
+        """Parse, decode and detect one frame entry; raise BadFrame for input that can never be processed.
+
+        Safe to run for several frames at once in threads (dlib's detector and OpenCV's decoder
+        release the GIL); :meth:`finish` must then see a camera's frames in order.
+        """
         t0 = time.perf_counter()
         queue_ms = max(0.0, time.time() * 1000 - entry_ms(entry_id))
         frame = Frame.from_fields(fields, self.s.max_frame_bytes)
@@ -110,20 +114,51 @@ class Step:
             raise BadFrame(f"camera field {frame.camera!r} does not match stream {stream}")
         rgb = decode(frame.jpeg, self.s.max_frame_pixels)
         t1 = time.perf_counter()
-        analysis = self.analyzer.analyze(rgb)
+        detections = self.analyzer.detect(rgb)
         t2 = time.perf_counter()
-        faces = []
-        for det, vec in zip(analysis.detections, analysis.vectors):
+        timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
+        return Prepared(entry_id, frame, rgb, detections, timings)
+
+    def finish(self, p: "Prepared", tracks: Any = None) -> FrameResult:
+        """Embed, search and decide the faces of a prepared frame.
+
+        With ``tracks`` (a :class:`gears.tracks.CameraTracks`), only faces that are new or due for a
+        fresh look are embedded; the others take their track's voted name.
+        """
+        t0 = time.perf_counter()
+        ts_s = p.frame.ts_ms / 1000
+        if tracks is not None and ts_s < tracks.last_ts:
+            tracks = None  # older than a frame already tracked (a retry): answer it on its own
+        track_ids = tracks.update(p.detections, ts_s) if tracks is not None else [None] * len(p.detections)
+        todo = [i for i, d in enumerate(p.detections) if tracks is None or tracks.due(track_ids[i], d, ts_s)]
+        vectors = self.analyzer.embedder.embed(p.rgb, [p.detections[i] for i in todo])
+        t1 = time.perf_counter()
+        matches = {}
+        for i, vec in zip(todo, vectors):
             nn = search_with(self.call, self.keys.index, vec, self.s.knn_k, self.s.hnsw_ef_runtime)
             m = decide(nn, self.s.match_threshold, self.s.match_margin)
             name = self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
-            faces.append(Face(det.box, round(det.score, 3), m.person_id, name,
-                              None if m.distance is None else round(m.distance, 4), round(m.confidence, 3)))
-        t3 = time.perf_counter()
-        timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, **analysis.timings,
-                   "search": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
-        h, w = rgb.shape[:2]
-        return FrameResult(entry_id, frame.camera, frame.seq, frame.ts_ms, faces, timings, self.worker, w, h)
+            matches[i] = (m, name)
+            if tracks is not None:
+                tracks.record(track_ids[i], p.detections[i], ts_s, vec, m, name)
+        faces = []
+        for i, det in enumerate(p.detections):
+            m, name = matches.get(i, (None, UNKNOWN))
+            if tracks is not None and track_ids[i] is not None:
+                _, name, m = tracks.label(track_ids[i])  # the track's vote, this frame's decision included
+            faces.append(Face(det.box, round(det.score, 3), m.person_id if m else UNKNOWN, name,
+                              None if m is None or m.distance is None else round(m.distance, 4),
+                              round(m.confidence, 3) if m else 0.0, track_ids[i]))
+        t2 = time.perf_counter()
+        timings = {**p.timings, "embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3,
+                   "total": (t2 - t0) * 1e3 + p.timings["decode"] + p.timings["detect"]}
+        h, w = p.rgb.shape[:2]
+        return FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker, w, h,
+                           embedded=len(todo))
+
+    def run(self, stream: str, entry_id: str, fields: Any) -> FrameResult:
+        """Analyse one frame entry on its own (every face embedded); raise BadFrame for bad input."""
+        return self.finish(self.prepare(stream, entry_id, fields))
 
     def commit_result(self, stream: str, group: str, result: FrameResult) -> bool:
         """Write the result + presence events and ack the frame, atomically. False if already answered."""
@@ -146,17 +181,31 @@ class Step:
                 int(self.s.absent_after_s * 1000), camera, entry_id, len(pairs) // 2, len(flat) // 2]
         return bool(self.call("EVAL", COMMIT_LUA, len(keys), *keys, *args, *pairs, *flat))
 
-    def handle(self, stream: str, entry_id: str, fields: Any, group: str = "", deliveries: int = 1) -> str:
+    def handle(self, stream: str, entry_id: str, fields: Any, group: str = "", deliveries: int = 1,
+               prepared: Any = None, tracks: Any = None) -> str:
         """Run and commit one entry; a bad frame is dead-lettered at once. Returns 'result'/'deadletter'/'duplicate'.
 
-        Any other exception propagates: the frame stays pending and is retried (then dead-lettered
-        after ``max_deliveries``) by the runner.
+        ``prepared``: the entry's :meth:`prepare` outcome, or the BadFrame it raised, when the runner
+        prepared it ahead (in a thread). Any other exception propagates: the frame stays pending and
+        is retried (then dead-lettered after ``max_deliveries``) by the runner.
         """
         try:
-            result = self.run(stream, entry_id, fields)
+            if prepared is None:
+                prepared = self.prepare(stream, entry_id, fields)
+            elif isinstance(prepared, Exception):  # what prepare() raised in the runner's thread
+                raise prepared
+            result = self.finish(prepared, tracks)
         except BadFrame as e:
             letter = DeadLetter(stream, entry_id, str(e), self.keys.camera_of(stream), deliveries, self.worker)
             return "deadletter" if self.commit_deadletter(stream, group, letter) else "duplicate"
         self.last_timings = result.timings
         return "result" if self.commit_result(stream, group, result) else "duplicate"
 
+
+class Prepared:
+    """A decoded frame and its detections, waiting for :meth:`Step.finish`."""
+
+    __slots__ = ("entry_id", "frame", "rgb", "detections", "timings")
+
+    def __init__(self, entry_id: str, frame: Frame, rgb: Any, detections: list, timings: dict):
+        self.entry_id, self.frame, self.rgb, self.detections, self.timings = entry_id, frame, rgb, detections, timings

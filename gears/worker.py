@@ -4,6 +4,12 @@ At-least-once delivery with exactly-once answers: frames are read with XREADGROU
 XACKed in one atomic commit (see :mod:`gears.step`), frames left pending by a crashed worker are
 taken over with XAUTOCLAIM, and a frame delivered ``max_deliveries`` times without an answer is
 dead-lettered. Any number of workers, on any hosts, share the load.
+
+With ``tracking`` on (the default) faces are tracked across frames (:mod:`gears.tracks`), which
+needs a camera's frames in order: each camera is then leased to one worker at a time
+(``fs:lease:<camera>``, renewed while the worker lives; cameras are shared out evenly), and that
+worker decodes and detects a batch of frames in ``detect_threads`` threads while it tracks,
+embeds and commits them in order.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import os
 import signal
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +32,20 @@ from facestream.retry import Backoff
 from facestream.status import group_info
 from gears import metrics
 from gears.step import Step
+from gears.tracks import CameraTracks
 
 log = logging.getLogger("facestream.worker")
+
+# KEYS: lease; ARGV: owner, ttl_ms. Extends the lease if this owner holds it; 1 if so.
+RENEW_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+# KEYS: lease; ARGV: owner. Deletes the lease if this owner holds it.
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 @dataclass
@@ -47,12 +66,20 @@ class Worker:
         self.keys = Keys(settings.key_prefix)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.step = Step(settings, analyzer, client.execute_command, self.name)
-        self.streams: list[str] = []
+        self.streams: list[str] = []  # every camera stream
+        self.tracks: dict[str, CameraTracks] = {}  # with tracking: the streams this worker holds the lease of
         self.counts = Counts()
         self._stop = False
         self._next_discover = 0.0
         self._next_claim = 0.0
         self._next_beat = 0.0
+        self._next_lease = 0.0
+        self._pool = ThreadPoolExecutor(settings.detect_threads) if settings.detect_threads > 1 else None
+
+    @property
+    def reading(self) -> list[str]:
+        """The streams this worker reads: all of them, or with tracking the cameras it leases."""
+        return [s for s in self.streams if s in self.tracks] if self.s.tracking else self.streams
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -80,6 +107,8 @@ class Worker:
             elif max_idle_s is not None and now - last_work > max_idle_s:
                 break
         self._leave_group()
+        if self._pool is not None:
+            self._pool.shutdown()
         return self.counts
 
     def run_once(self) -> int:
@@ -88,25 +117,42 @@ class Worker:
         if now >= self._next_discover:
             self.discover()
             self._next_discover = now + self.s.discover_interval_s
+        if now >= self._next_beat:
+            self.heartbeat()
+            self._next_beat = now + 2.0
+        if self.s.tracking and now >= self._next_lease:
+            self.lease_cameras()
+            self._next_lease = now + self.s.camera_lease_ms / 3000
         handled = 0
         if now >= self._next_claim:
             handled += self.reclaim()
             self._next_claim = now + max(0.1, self.s.claim_idle_ms / 2000)
-        if now >= self._next_beat:
-            self.heartbeat()
-            self._next_beat = now + 2.0
-        if not self.streams:
+        streams = self.reading
+        if not streams:
             time.sleep(min(self.s.block_ms / 1000, self.s.discover_interval_s))
             return handled
         if self.s.lag_policy == "latest":
             self.skip_lag()
-        reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in self.streams},
+        reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in streams},
                                   count=self.s.read_count, block=self.s.block_ms)
-        for stream, entries in reply or []:
-            stream = text(stream)
-            for entry_id, fields in entries:
-                handled += self._handle(stream, text(entry_id), fields, 1)
+        batch = [(text(stream), text(entry_id), fields) for stream, entries in reply or []
+                 for entry_id, fields in entries]
+        ahead = self._prepare_ahead(batch)
+        for (stream, entry_id, fields), prepared in zip(batch, ahead):
+            handled += self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
         return handled
+
+    def _prepare_ahead(self, batch: list[tuple[str, str, Any]]) -> list[Any]:
+        """Start decoding and detecting every frame of the batch in the thread pool (None: no pool)."""
+        if self._pool is None or len(batch) < 2:
+            return [None] * len(batch)
+        return [self._pool.submit(self._prepare, *item) for item in batch]
+
+    def _prepare(self, stream: str, entry_id: str, fields: Any) -> Any:
+        try:
+            return self.step.prepare(stream, entry_id, fields or {})
+        except Exception as e:  # handed to Step.handle, which dead-letters or re-raises it in order
+            return e
 
     # --- discovery, claiming, lag ------------------------------------------------------------------
     def discover(self) -> None:
@@ -122,10 +168,37 @@ class Worker:
                 log.info("following %s", key)
         self.streams = found
 
+    def lease_cameras(self) -> None:
+        """Keep the cameras this worker leases, take free ones up to its fair share, give back extras."""
+        for stream in list(self.tracks):
+            if stream not in self.streams or not self.r.eval(RENEW_LUA, 1, self._lease_key(stream), self.name,
+                                                              self.s.camera_lease_ms):
+                self._drop(stream, "lost the lease of")
+        workers = max(1, sum(1 for _ in self.r.scan_iter(match=self.keys.worker_pattern, count=1000)))
+        share = -(-len(self.streams) // workers)
+        for stream in list(self.tracks)[share:]:
+            self.r.eval(RELEASE_LUA, 1, self._lease_key(stream), self.name)
+            self._drop(stream, f"{workers} workers share {len(self.streams)} cameras: gave back")
+        for stream in self.streams:
+            if len(self.tracks) >= share:
+                break
+            if stream not in self.tracks and self.r.set(self._lease_key(stream), self.name, nx=True,
+                                                        px=self.s.camera_lease_ms):
+                self.tracks[stream] = CameraTracks(self.s.track_reembed_s)
+                log.info("reading %s (camera lease held for %d ms, renewed while alive)", stream,
+                         self.s.camera_lease_ms)
+
+    def _lease_key(self, stream: str) -> str:
+        return self.keys.lease(self.keys.camera_of(stream))
+
+    def _drop(self, stream: str, why: str) -> None:
+        del self.tracks[stream]
+        log.info("%s %s", why, stream)
+
     def reclaim(self) -> int:
         """Take over frames idle longer than claim_idle_ms (a crashed or stuck worker's), then answer them."""
         handled = 0
-        for stream in self.streams:
+        for stream in self.reading:
             cursor = "0-0"
             while True:
                 try:
@@ -163,7 +236,7 @@ class Worker:
 
     def skip_lag(self) -> None:
         """'latest' policy: move the group past frames more than max_lag_frames behind the newest."""
-        for stream in self.streams:
+        for stream in self.reading:
             g = group_info(self.r, stream, self.s.group)
             lag = g.get("lag") if g else None
             if lag is None or int(lag) <= self.s.max_lag_frames:
@@ -178,11 +251,12 @@ class Worker:
             log.warning("%s: %d frames behind, skipped %d to stay live (lag_policy=latest)", stream, lag, skipped)
 
     # --- per frame ---------------------------------------------------------------------------------
-    def _handle(self, stream: str, entry_id: str, fields: Any, deliveries: int) -> int:
+    def _handle(self, stream: str, entry_id: str, fields: Any, deliveries: int, prepared: Any = None) -> int:
         camera = self.keys.camera_of(stream)
         metrics.FRAMES_IN.labels(camera).inc()
+        tracks = self.tracks.get(stream) if deliveries == 1 else None  # a redelivered frame is out of order
         try:
-            outcome = self.step.handle(stream, entry_id, fields or {}, self.s.group, deliveries)
+            outcome = self.step.handle(stream, entry_id, fields or {}, self.s.group, deliveries, prepared, tracks)
         except redis.ConnectionError:
             raise
         except Exception as e:  # a bug or a model failure on this frame: leave it pending, it is retried
@@ -235,6 +309,9 @@ class Worker:
                 pending = self.r.xpending_range(stream, self.s.group, "-", "+", 1, consumername=self.name)
                 if not pending:
                     self.r.xgroup_delconsumer(stream, self.s.group, self.name)
+            for stream in list(self.tracks):
+                self.r.eval(RELEASE_LUA, 1, self._lease_key(stream), self.name)
+            self.tracks.clear()
             self.r.delete(self.keys.worker(self.name))
         except redis.RedisError as e:
             log.warning("could not leave the group cleanly: %s", e)

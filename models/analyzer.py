@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
@@ -41,40 +42,64 @@ def main_face(detections: list[Detection], shape: tuple[int, ...]) -> int | None
 
 
 class FaceAnalyzer:
-    """Holds one detector and one embedder, loaded once per process."""
+    """Holds the detector and the embedder, loaded once per process (the detector once per thread).
 
-    def __init__(self, settings: Settings, detector: Detector | None = None, embedder: Embedder | None = None):
-        self.detector = detector or make_detector(settings.detector, settings.upsample)
-        self.embedder = embedder or make_embedder(settings.embedder)
+    :meth:`detect` may run in several threads at once: dlib's detectors are not safe to share between
+    threads, so each thread gets its own (HOG builds in milliseconds).
+    """
+
+    def __init__(self, settings: Settings):
+        self._detector_name = settings.detector
+        self._upsample = settings.upsample
+        self._small_px = settings.small_frame_px
+        self._local = threading.local()
+        self.detector  # build it now: a bad backend fails at start-up, not on the first frame
+        self.embedder: Embedder = make_embedder(settings.embedder)
         self.max_side = settings.detect_max_side
         self.min_face_px = settings.min_face_px
         self.still_augment = settings.enroll_augment
+        self._still_upsample = settings.enroll_upsample
+        self._still: list[Detector] | None = None  # built on first use: most processes never see a still
         self._fallback_name = settings.enroll_fallback_detector
-        self._fallback: Detector | None = None
-        self._upsample = settings.upsample
+
+    @property
+    def detector(self) -> Detector:
+        """This thread's live detector."""
+        return self._thread_detector(self._upsample)
+
+    def _thread_detector(self, upsample: int) -> Detector:
+        cache = self._local.__dict__.setdefault("detectors", {})
+        if upsample not in cache:
+            cache[upsample] = make_detector(self._detector_name, upsample)
+        return cache[upsample]
 
     @property
     def dim(self) -> int:
         return self.embedder.dim
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """Faces in ``rgb``; large frames are detected on a downscaled copy and boxes mapped back."""
+    def detect(self, rgb: np.ndarray, detector: Detector | None = None) -> list[Detection]:
+        """Faces in ``rgb``; large frames are detected on a downscaled copy and boxes mapped back, small
+        ones (longest side under ``small_frame_px``) with one more upsampling pass."""
+        if detector is None:
+            small_frame = max(rgb.shape[:2]) < self._small_px
+            detector = self._thread_detector(self._upsample + small_frame) if small_frame else self.detector
         small, scale = resize_max_side(rgb, self.max_side)
-        dets = self.detector.detect(small)
+        dets = detector.detect(small)
         if scale != 1.0:
             dets = [d.scaled(1 / scale) for d in dets]
         return [d for d in dets if d.size >= self.min_face_px]
 
     def detect_still(self, rgb: np.ndarray) -> list[Detection]:
-        """Detection for enrollment/calibration photos: the fallback detector gets a second look."""
-        dets = self.detect(rgb)
-        if dets or self._fallback_name == "none":
-            return dets
-        if self._fallback is None:
-            self._fallback = make_detector(self._fallback_name, self._upsample)
-        small, scale = resize_max_side(rgb, self.max_side)
-        dets = [d.scaled(1 / scale) if scale != 1.0 else d for d in self._fallback.detect(small)]
-        return [d for d in dets if d.size >= self.min_face_px]
+        """Detection for enrollment/calibration photos: ``enroll_upsample``, then the fallback detector."""
+        if self._still is None:
+            self._still = [make_detector(self._detector_name, self._still_upsample)]
+            if self._fallback_name != "none":
+                self._still.append(make_detector(self._fallback_name, self._still_upsample))
+        for detector in self._still:
+            dets = self.detect(rgb, detector)
+            if dets:
+                return dets
+        return []
 
     def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> np.ndarray:
         """Enrollment-quality vectors (several views of each face when ``enroll_augment`` is on)."""

@@ -149,7 +149,7 @@ def identify(client: redis.Redis, gallery_dir: Path, probes_dir: Path, settings:
     """Enroll ``gallery_dir`` under a scratch key prefix, name every probe, then remove the scratch keys."""
     eval_settings = settings.model_copy(update={"key_prefix": settings.key_prefix + "_eval"})
     gallery = Gallery(client, eval_settings)
-    _drop(client, gallery)
+    gallery.clear()
     try:
         items, skipped = plan([gallery_dir])
         summary = enroll(gallery, items, eval_settings, Options(allow_several=True), workers, progress)
@@ -179,18 +179,7 @@ def identify(client: redis.Redis, gallery_dir: Path, probes_dir: Path, settings:
                 res.errors.append(f"{rel} (unknown) -> {m.person_id} (d={m.distance:.4f})")
         return res
     finally:
-        _drop(client, gallery)
-
-
-def _drop(client: redis.Redis, gallery: Gallery) -> None:
-    try:
-        client.execute_command("FT.DROPINDEX", gallery.keys.index)
-    except redis.ResponseError:
-        pass
-    for pattern in (gallery.keys.face_prefix() + "*", gallery.keys.person_pattern, gallery.keys.face_counter("*")):
-        batch = list(client.scan_iter(match=pattern, count=1000))
-        for i in range(0, len(batch), 1000):
-            client.delete(*batch[i : i + 1000])
+        gallery.clear()
 
 
 @dataclass

@@ -105,6 +105,17 @@ class Gallery:
                 f"{METRIC} vectors; use another key_prefix or drop it (FT.DROPINDEX {self.keys.index} DD)"
             )
 
+    def clear(self) -> None:
+        """Drop the index and every person and face under this key prefix (scratch galleries)."""
+        try:
+            self.r.execute_command("FT.DROPINDEX", self.keys.index)
+        except redis.ResponseError:
+            pass
+        for pattern in (self.keys.face_prefix() + "*", self.keys.person_pattern, self.keys.face_counter("*")):
+            batch = list(self.r.scan_iter(match=pattern, count=1000))
+            for i in range(0, len(batch), 1000):
+                self.r.delete(*batch[i : i + 1000])
+
     def _index_info(self) -> tuple[int, str] | None:
         try:
             raw = self.r.execute_command("FT.INFO", self.keys.index)

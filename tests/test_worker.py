@@ -118,7 +118,8 @@ def test_replay_is_idempotent_and_empty_frames_get_a_result(r, settings, analyze
 def _worker_proc(url: str, prefix: str, name: str, ready) -> None:
     from facestream.config import load_settings
 
-    s = load_settings(redis_url=url, key_prefix=prefix, block_ms=100, claim_idle_ms=1500, read_count=1)
+    s = load_settings(redis_url=url, key_prefix=prefix, block_ms=100, claim_idle_ms=1500, read_count=1,
+                      camera_lease_ms=1500)
     w = Worker(connect(s), s, FaceAnalyzer(s), name=name)
     ready.set()
     w.run(max_idle_s=6.0)

@@ -1,0 +1,115 @@
+"""Face tracks on one camera, so a face already named is not embedded again on every frame.
+
+Detections are associated across frames by ByteTrack (roboflow ``trackers``). Each track keeps the
+open-set decisions of the embeddings made on it and is labelled by a vote over them. A tracked face
+is embedded again only when its last embedding is older than ``reembed_s`` (a quarter of that while
+the track is not named: a poor view may hide a known face; and at the latest after as many frames
+at 30 fps, for files played faster than real time) or the face grew by half (a better view). A new embedding far from the track's previous one (``split_distance``) means the
+tracker joined two people (a cut, a crossing): the track's votes are discarded and it starts over.
+
+Frames must be fed in capture order; the worker guarantees that by giving each camera to one worker
+at a time (see :mod:`gears.worker`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
+
+from facestream.records import UNKNOWN
+from models.detect import Detection
+from models.matcher import Match
+
+
+@dataclass
+class Track:
+    """What is known about one tracked face: its decisions so far and its latest embedding."""
+
+    votes: Counter = field(default_factory=Counter)  # person_id (or UNKNOWN) -> embeddings that said so
+    names: dict[str, str] = field(default_factory=dict)
+    best: dict[str, Match] = field(default_factory=dict)  # person_id -> closest match seen
+    vector: np.ndarray | None = None
+    embedded_at: float = -1e9
+    embedded_size: int = 0
+    frames_since: int = 0  # frames seen since the last embedding
+
+    def label(self) -> tuple[str, str, Match | None]:
+        """(person_id, name, best match): the person named most often on the track (ties: the closer
+        match), as long as they were named at least half as often as the face was not recognised."""
+        known = [pid for pid in self.votes if pid != UNKNOWN]
+        if not known:
+            return UNKNOWN, UNKNOWN, self.best.get(UNKNOWN)
+
+        def rank(pid: str) -> tuple[int, float]:
+            d = self.best[pid].distance
+            return self.votes[pid], -(d if d is not None else 9.0)
+
+        pid = max(known, key=rank)
+        if 2 * self.votes[pid] < self.votes[UNKNOWN]:
+            return UNKNOWN, UNKNOWN, self.best[UNKNOWN]
+        return pid, self.names.get(pid, UNKNOWN), self.best[pid]
+
+
+class CameraTracks:
+    """ByteTrack plus identity votes for one camera's face tracks."""
+
+    def __init__(self, reembed_s: float = 0.5, split_distance: float = 0.25, lost_s: float = 1.0):
+        self.reembed_s = reembed_s
+        self.split_distance = split_distance
+        self._tracker = ByteTrackTracker(lost_track_buffer=max(1, round(lost_s * 30)), minimum_consecutive_frames=1,
+                                         minimum_iou_threshold=0.3)
+        self._tracks: dict[int, Track] = {}
+        self.last_ts = -1e18
+
+    def update(self, detections: list[Detection], ts_s: float) -> list[int | None]:
+        """Associate this frame's detections with tracks; the track id of each (None: not tracked yet)."""
+        self.last_ts = ts_s
+        if detections:
+            boxes = np.array([d.box for d in detections], dtype=np.float32)
+            dets = sv.Detections(xyxy=boxes, data={"i": np.arange(len(detections))})
+        else:
+            dets = sv.Detections.empty()
+        with warnings.catch_warnings():  # two frames with one capture time (a coarse clock) are fine
+            warnings.filterwarnings("ignore", message="ByteTrackTracker: duplicate timestamp")
+            out = self._tracker.update(dets, timestamp=ts_s)
+        ids: list[int | None] = [None] * len(detections)
+        for i, tid in zip(out.data.get("i", []), out.tracker_id):
+            ids[int(i)] = int(tid) if tid >= 0 else None
+        live = {t for t in ids if t is not None}
+        alive = {t.tracker_id for t in self._tracker.tracks}
+        for tid in [t for t in self._tracks if t not in live and t not in alive]:
+            del self._tracks[tid]
+        return ids
+
+    def due(self, track_id: int | None, detection: Detection, ts_s: float) -> bool:
+        """Whether this face needs an embedding now (untracked faces always do)."""
+        if track_id is None or track_id not in self._tracks:
+            return True
+        t = self._tracks[track_id]
+        t.frames_since += 1
+        every = self.reembed_s if t.label()[0] != UNKNOWN else self.reembed_s / 4  # maybe just a poor view
+        return (ts_s - t.embedded_at >= every or t.frames_since >= every * 30
+                or detection.size >= 1.5 * t.embedded_size)
+
+    def record(self, track_id: int | None, detection: Detection, ts_s: float, vector: np.ndarray,
+               match: Match, name: str) -> None:
+        """Add one embedding's decision to the track's vote."""
+        if track_id is None:
+            return
+        t = self._tracks.setdefault(track_id, Track())
+        if t.vector is not None and float(np.sum((t.vector - vector) ** 2)) > self.split_distance:
+            t = self._tracks[track_id] = Track()  # a different face took over this track
+        t.votes[match.person_id] += 1
+        t.names[match.person_id] = name
+        prev = t.best.get(match.person_id)
+        if prev is None or (match.distance or 9.0) < (prev.distance or 9.0):
+            t.best[match.person_id] = match
+        t.vector, t.embedded_at, t.embedded_size, t.frames_since = vector, ts_s, detection.size, 0
+
+    def label(self, track_id: int) -> tuple[str, str, Match | None]:
+        return self._tracks[track_id].label()

@@ -1,0 +1,130 @@
+"""Face tracks (embed a tracked face only now and then) and the camera leases that keep frames in order."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from facestream.keys import Keys
+from facestream.records import UNKNOWN, Frame
+from gears.step import Step
+from gears.tracks import CameraTracks
+from gears.worker import Worker
+from models.detect import Detection
+from models.enroll import enroll, plan
+from models.gallery import Gallery
+from models.image import encode_jpeg
+from models.matcher import Match
+
+CLIP = "hamilton_white_house_2009.mp4"
+
+
+def _unit(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(128).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_a_moving_face_keeps_its_track_and_is_embedded_only_when_due():
+    tracks = CameraTracks(reembed_s=0.5)
+    alice, bob = _unit(1), _unit(2)
+    due_at, ids = [], []
+    for i in range(30):  # 1 s at 30 fps, the face drifting right
+        ts = 100 + i / 30
+        det = Detection((100 + 2 * i, 100, 200 + 2 * i, 200), 1.0)
+        (tid,) = tracks.update([det], ts)
+        ids.append(tid)
+        if tracks.due(tid, det, ts):
+            due_at.append(i)
+            tracks.record(tid, det, ts, alice, Match("alice", 0.05, 0.6), "Alice")
+    assert ids[0] is None and len({t for t in ids[1:]}) == 1, "one track from the second frame on"
+    assert due_at == [0, 1, 16], "untracked first frame, the new track, then every 0.5 s"
+    assert tracks.label(ids[-1])[:2] == ("alice", "Alice")
+    # A different face on the same track (the tracker joined two people): the votes start over.
+    det = Detection((160, 100, 260, 200), 1.0)
+    (tid,) = tracks.update([det], 101.1)
+    tracks.record(tid, det, 101.1, bob, Match(UNKNOWN, 0.4, 0.0), UNKNOWN)
+    assert tracks.label(tid)[0] == UNKNOWN
+
+
+def test_track_label_is_a_vote_that_tolerates_misses_but_not_a_stranger():
+    tracks = CameraTracks(reembed_s=0.0)
+    v = _unit(3)
+    det = Detection((0, 0, 100, 100), 1.0)
+    tracks.update([det], 0.0)
+    (tid,) = tracks.update([det], 0.04)
+    decisions = [Match("lin", 0.10, 0.2), Match(UNKNOWN, 0.14, 0.0), Match("lin", 0.09, 0.3)]
+    for k, m in enumerate(decisions):
+        tracks.record(tid, det, 0.1 * k, v, m, "Lin" if m.person_id == "lin" else UNKNOWN)
+    assert tracks.label(tid)[:2] == ("lin", "Lin"), "2 of 3 looks named him"
+    for k in range(4):
+        tracks.record(tid, det, 1 + 0.1 * k, v, Match(UNKNOWN, 0.2, 0.0), UNKNOWN)
+    assert tracks.label(tid)[0] == UNKNOWN, "named in 2 of 7 looks: not enough"
+
+
+@pytest.fixture
+def clip_gallery(r, settings, faces_dir):
+    items, _ = plan([faces_dir / "gallery" / p for p in ("Lin-Manuel_Miranda", "Alex_Lacamoire", "Barack_Obama")])
+    enroll(Gallery(r, settings), items, settings, workers=1)
+    return settings.model_copy(update={"match_margin": 0.03})
+
+
+def test_tracker_path_and_per_frame_path_name_the_same_people_on_the_clip(r, clip_gallery, faces_dir):
+    """Same names with and without tracking, frame by frame, on the shared Hamilton clip."""
+    from models.analyzer import FaceAnalyzer
+    from models.evaluate import segment_scores
+
+    s = clip_gallery
+    step = Step(s, FaceAnalyzer(s), r.execute_command, "t")
+    clip = faces_dir / "videos" / CLIP
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    tracks = CameraTracks(s.track_reembed_s)
+    stream = Keys(s.key_prefix).frames("cam1")
+    per_frame, tracked = [], []
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        seq = len(per_frame) + 1
+        frame = Frame("cam1", seq, 1_000_000 + round(seq * 1000 / fps), 640, 360,
+                      encode_jpeg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        p = step.prepare(stream, f"{seq}-0", frame.to_fields())
+        per_frame.append(step.finish(p))
+        tracked.append(step.finish(p, tracks))
+    names_a = [sorted(f.person_id for f in x.faces) for x in per_frame]
+    names_b = [sorted(f.person_id for f in x.faces) for x in tracked]
+    agree = sum(a == b for a, b in zip(names_a, names_b)) / len(names_a)
+    assert {n for ns in names_b for n in ns} == {n for ns in names_a for n in ns}, "the same people named"
+    assert agree >= 0.9, f"frames with the same names: {agree:.1%}"
+    lin = [next(x for x in segment_scores(res, clip) if x.person_id == "Lin-Manuel_Miranda" and x.with_face > 100)
+           for res in (per_frame, tracked)]
+    assert lin[1].named >= lin[0].named, f"his segment: tracked {lin[1].line()} vs per frame {lin[0].line()}"
+    embedded, faces = sum(x.embedded for x in tracked), sum(len(x.faces) for x in tracked)
+    assert embedded <= faces / 3, f"tracking embedded {embedded} of {faces} faces"
+
+
+def _put(r, keys: Keys, camera: str) -> None:
+    rgb = np.zeros((90, 160, 3), np.uint8)
+    r.xadd(keys.frames(camera), Frame(camera, 1, 1, 160, 90, encode_jpeg(rgb)).to_fields())
+
+
+def test_each_camera_is_read_by_one_worker_and_moves_when_it_leaves(r, settings):
+    from models.analyzer import FaceAnalyzer
+
+    keys = Keys(settings.key_prefix)
+    for cam in ("a", "b"):
+        _put(r, keys, cam)
+    analyzer = FaceAnalyzer(settings)
+    w1, w2 = (Worker(r, settings, analyzer, name=n) for n in ("w1", "w2"))
+    for w in (w1, w2):
+        w.discover()
+        w.heartbeat()
+    w1.lease_cameras()
+    w2.lease_cameras()
+    assert len(w1.reading) == len(w2.reading) == 1 and set(w1.reading) | set(w2.reading) == {
+        keys.frames("a"), keys.frames("b")}, "two workers share two cameras, one each"
+    w2.run_once()  # answers its own camera only
+    w2._leave_group()  # a clean stop gives its lease back
+    w1.lease_cameras()
+    assert sorted(w1.reading) == [keys.frames("a"), keys.frames("b")]
