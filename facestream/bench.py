@@ -212,7 +212,8 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
                 p.wait(30)
         fig = Figures(f"pipeline ({workers} worker{'s' if workers > 1 else ''}, "
                       f"{'tracking' if s.tracking else 'every face embedded'}, "
-                      f"{s.detector} upsample {s.upsample}, "
+                      f"{s.detector} upsample {s.upsample}, {s.detect_threads} detect thread"
+                      f"{'s' if s.detect_threads > 1 else ''}, "
                       + (f"paced at {fps:g} fps" if live else "frames pushed at full speed") + ")")
         fig.frames = len(results) + dead
         first_ms = min(r.ts_ms for _, r in results)
@@ -278,6 +279,48 @@ def _redis_pid(client) -> int | None:
         return pid if psutil.pid_exists(pid) else None
     except Exception:  # a remote Redis: its CPU is not ours to sample
         return None
+
+
+@dataclass
+class EnrollFigures:
+    label: str
+    files: int
+    faces: int
+    wall_s: float
+
+    def line(self) -> str:
+        return (f"enrollment ({self.label}): {self.faces} faces from {self.files} files in {self.wall_s:.1f} s = "
+                f"{self.faces / self.wall_s:.1f} faces/s")
+
+
+def enroll_rate(settings: Settings, folder: Path, still: bool, workers: int) -> EnrollFigures:
+    """Time enrolling a folder of ``<Person>/`` images into a scratch gallery (then removed)."""
+    from facestream.server import connect
+    from models.enroll import Options, enroll, plan
+    from models.gallery import Gallery
+
+    s = settings.model_copy(update={"key_prefix": settings.key_prefix + "_bench"})
+    gallery = Gallery(connect(s), s)
+    gallery.clear()
+    try:
+        items, _ = plan([folder])
+        t0 = time.perf_counter()
+        summary = enroll(gallery, items, s, Options(allow_several=True, still=still), workers)
+        wall = time.perf_counter() - t0
+    finally:
+        gallery.clear()
+    label = ("enrollment quality: CNN second look, 3 views" if still and s.enroll_augment else
+             "enrollment path" if still else "live path: 1 view") + f", {workers} processes"
+    return EnrollFigures(label, len(items), sum(summary.enrolled.values()), wall)
+
+
+#: ``--ablation``: the levers one at a time, from the plain per-frame pipeline to the defaults.
+ABLATION = [
+    {"tracking": False, "upsample": 1, "detect_threads": 1},
+    {"tracking": False, "upsample": 0, "detect_threads": 1},
+    {"tracking": True, "upsample": 0, "detect_threads": 1},
+    {"tracking": True, "upsample": 0, "detect_threads": 2},
+]
 
 
 def ratio_line(pipeline: Figures, baseline: Figures) -> str:

@@ -375,16 +375,21 @@ def bench(
     fps: Annotated[float, typer.Option(min=0.1, help="With --live: frames per second fed.")] = 15.0,
     frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to feed (default: the clip once; --live: 300, looping).")] = None,
     baseline: Annotated[bool, typer.Option(help="Also run the naive per-frame baseline on the same clip.")] = True,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Run the pipeline once per speed lever, adding one at a time.")] = False,
     knn: Annotated[Optional[str], typer.Option(help="Instead: the gallery KNN at these sizes, e.g. 10000,100000,1000000.")] = None,
+    enrollment: Annotated[Optional[Path], typer.Option(help="Instead: time enrolling this folder of <Person>/ images.")] = None,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
-    from facestream.bench import markdown, naive_baseline, pipeline_run, ratio_line, read_clip, update_readme
+    from facestream.bench import ABLATION, markdown, naive_baseline, pipeline_run, ratio_line, read_clip, update_readme
     from facestream.demo import find_sample
 
     s = settings_of(ctx)
     if knn:
         _bench_knn(s, knn, readme)
+        return
+    if enrollment:
+        _bench_enrollment(s, enrollment, readme)
         return
     sample = find_sample() if video is None else None
     clip = video or sample.video
@@ -396,19 +401,36 @@ def bench(
         with bar:
             figs.append(naive_baseline(rgb_frames, lambda: tick(None)))
         del rgb_frames
-    typer.echo(f"pipeline on {clip.name} ...", err=True)
-    figs.append(pipeline_run(s, clip, people, workers, fps if live else None, frames or (300 if live else None),
-                             lambda m: typer.echo(m, err=True)))
+    for overrides in ABLATION if ablation else [{}]:
+        run_s = load_settings(**{**s.model_dump(), **overrides})
+        typer.echo(f"pipeline on {clip.name} {overrides or ''}...", err=True)
+        figs.append(pipeline_run(run_s, clip, people, workers, fps if live else None,
+                                 frames or (300 if live else None), lambda m: typer.echo(m, err=True)))
     for f in figs:
         for line in f.lines():
             typer.echo(line)
-    if len(figs) == 2:
-        typer.echo(ratio_line(figs[1], figs[0]))
+    if baseline and not live:
+        typer.echo(ratio_line(figs[-1], figs[0]))
     table = markdown(figs, "facestream " + " ".join(sys.argv[1:]))
     typer.echo("\n".join(table))
     if readme:
-        update_readme(readme, "live" if live else "clip", table)
+        update_readme(readme, "live" if live else "ablation" if ablation else "clip", table)
         typer.echo(f"wrote the table into {readme}", err=True)
+
+
+def _bench_enrollment(s: Settings, folder: Path, readme: Optional[Path]) -> None:
+    from facestream.bench import enroll_rate, machine_line, update_readme
+
+    workers = os.cpu_count() or 1
+    rows = [f"`facestream bench --enrollment {folder}` on {machine_line()}:", "",
+            "| path | files | faces | seconds | faces/s |", "|---|---|---|---|---|"]
+    for still in (True, False):
+        f = enroll_rate(s, folder, still, workers)
+        typer.echo(f.line())
+        rows.append(f"| {f.label} | {f.files} | {f.faces} | {f.wall_s:.1f} | {f.faces / f.wall_s:.1f} |")
+    typer.echo("\n".join(rows))
+    if readme:
+        update_readme(readme, "enrollment", rows)
 
 
 def _bench_knn(s: Settings, sizes: str, readme: Optional[Path]) -> None:

@@ -64,6 +64,7 @@ class CameraTracks:
         self._tracker = ByteTrackTracker(lost_track_buffer=max(1, round(lost_s * 30)), minimum_consecutive_frames=1,
                                          minimum_iou_threshold=0.3)
         self._tracks: dict[int, Track] = {}
+        self._fresh: list[tuple[Detection, Track]] = []  # last frame's untracked faces, to seed their tracks
         self.last_ts = -1e18
 
     def update(self, detections: list[Detection], ts_s: float) -> list[int | None]:
@@ -80,6 +81,13 @@ class CameraTracks:
         ids: list[int | None] = [None] * len(detections)
         for i, tid in zip(out.data.get("i", []), out.tracker_id):
             ids[int(i)] = int(tid) if tid >= 0 else None
+        for det, tid in zip(detections, ids):  # ByteTrack names a track on its second frame: reuse the first look
+            if tid is not None and tid not in self._tracks:
+                seed = max(self._fresh, key=lambda f: _iou(f[0].box, det.box), default=None)
+                if seed is not None and _iou(seed[0].box, det.box) >= 0.3:
+                    self._tracks[tid] = seed[1]
+                    self._fresh.remove(seed)
+        self._fresh = []
         live = {t for t in ids if t is not None}
         alive = {t.tracker_id for t in self._tracker.tracks}
         for tid in [t for t in self._tracks if t not in live and t not in alive]:
@@ -98,10 +106,12 @@ class CameraTracks:
 
     def record(self, track_id: int | None, detection: Detection, ts_s: float, vector: np.ndarray,
                match: Match, name: str) -> None:
-        """Add one embedding's decision to the track's vote."""
+        """Add one embedding's decision to the track's vote (an untracked face's seeds its coming track)."""
         if track_id is None:
-            return
-        t = self._tracks.setdefault(track_id, Track())
+            t = Track()
+            self._fresh.append((detection, t))
+        else:
+            t = self._tracks.setdefault(track_id, Track())
         if t.vector is not None and float(np.sum((t.vector - vector) ** 2)) > self.split_distance:
             t = self._tracks[track_id] = Track()  # a different face took over this track
         t.votes[match.person_id] += 1
@@ -113,3 +123,12 @@ class CameraTracks:
 
     def label(self, track_id: int) -> tuple[str, str, Match | None]:
         return self._tracks[track_id].label()
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

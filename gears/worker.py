@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -74,7 +75,18 @@ class Worker:
         self._next_claim = 0.0
         self._next_beat = 0.0
         self._next_lease = 0.0
-        self._pool = ThreadPoolExecutor(settings.detect_threads) if settings.detect_threads > 1 else None
+        self._pool = self._start_pool(settings.detect_threads, analyzer)
+
+    @staticmethod
+    def _start_pool(n: int, analyzer: Any) -> ThreadPoolExecutor | None:
+        """``n`` detection threads, started now with their detectors built (300 ms each, not on a frame)."""
+        if n < 2:
+            return None
+        pool = ThreadPoolExecutor(n, thread_name_prefix="detect", initializer=lambda: analyzer.detector)
+        ready = threading.Barrier(n)
+        for f in [pool.submit(ready.wait) for _ in range(n)]:
+            f.result()
+        return pool
 
     @property
     def reading(self) -> list[str]:

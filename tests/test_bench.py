@@ -1,0 +1,45 @@
+"""``facestream bench``: the measurements themselves (not their speed, which depends on the machine)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facestream.bench import Figures, pipeline_run, update_readme
+from facestream.keys import Keys
+from facestream.knnbench import clustered, knn_bench
+
+
+def test_pipeline_bench_answers_every_frame_and_measures_it(r, settings, faces_dir):
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    fig = pipeline_run(settings, clip, [faces_dir / "gallery" / "Lin-Manuel_Miranda"], workers=1, max_frames=40,
+                       say=lambda _: None)
+    assert fig.frames == 40 and len(fig.latency_ms) == 40 and fig.deadletters == 0
+    assert fig.fps > 0 and 0 < fig.pct(50) <= fig.pct(99)
+    assert {"decode", "detect", "embed", "search", "total"} <= set(fig.stages)
+    assert fig.cpu_s["workers"] > 0 and fig.rss_mb > 50
+    assert not list(r.scan_iter(match=f"{Keys(settings.key_prefix + '_bench').prefix}:*")), "scratch keys removed"
+
+
+def test_clustered_vectors_look_like_face_embeddings():
+    vecs, centres = clustered(1000, per_person=5)
+    assert vecs.shape == (1000, 128) and np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    same = np.sum((vecs[0::5] - vecs[1::5]) ** 2, axis=1)
+    other = np.sum((vecs[0::5][:-1] - vecs[0::5][1:]) ** 2, axis=1)
+    assert 0.05 < np.median(same) < 0.2, "photos of one person: dlib puts them ~0.1 apart"
+    assert 0.6 < np.median(other) < 1.2, "different people: ~0.9 apart"
+
+
+def test_knn_bench_reports_recall_against_exact_search(r, settings):
+    f = knn_bench(r, settings, 3000, queries=200, say=lambda _: None)
+    assert f.size == 3000 and f.queries == 200
+    assert f.recall_at_1 >= 0.98 and 0 < f.p50_ms <= f.p99_ms
+    assert not r.exists(f"{settings.key_prefix}_knn:face:p0:0"), "scratch gallery removed"
+
+
+def test_readme_block_is_replaced_in_place(tmp_path):
+    doc = tmp_path / "README.md"
+    doc.write_text("intro\n<!-- bench:clip -->\nold\n<!-- /bench:clip -->\nrest\n")
+    update_readme(doc, "clip", ["| a |", "| b |"])
+    assert doc.read_text() == "intro\n<!-- bench:clip -->\n| a |\n| b |\n<!-- /bench:clip -->\nrest\n"
+    fig = Figures("x", frames=10, wall_s=2.0, latency_ms=[1.0] * 10)
+    assert fig.fps == 5.0
