@@ -187,8 +187,8 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
             say(f"enrolled {sum(summary.enrolled.values())} faces of {', '.join(sorted(summary.enrolled))}")
         stream = keys.frames(CAMERA)
         client.xgroup_create(stream, s.group, id="0", mkstream=True)
-        env = {**os.environ, "FACESTREAM_REDIS_URL": url, "FACESTREAM_KEY_PREFIX": s.key_prefix,
-               "OPENBLAS_NUM_THREADS": "1"}
+        env = {**os.environ, **{f"FACESTREAM_{k.upper()}": str(v) for k, v in s.model_dump().items() if v is not None},
+               "FACESTREAM_REDIS_URL": url}  # the workers get exactly this run's settings
         logs = s.data_dir.resolve()
         logs.mkdir(parents=True, exist_ok=True)
         procs = [subprocess.Popen([sys.executable, "-m", "facestream", "work", "--name", f"bench-{i}"], env=env,

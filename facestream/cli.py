@@ -59,6 +59,9 @@ def redis_cmd(
 
 def main() -> None:
     """Console entry point: library errors become one clear line and exit status 1."""
+    # One OpenBLAS thread per process (read when dlib loads): on 2 cores, BLAS threads fight the
+    # detection threads and the other workers (../shared/docs/perf-notes.md).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
     except FacestreamError as e:
@@ -212,7 +215,7 @@ def work(
     lag_policy: Annotated[Optional[str], typer.Option(help="'all' (answer every frame) or 'latest' (stay live).")] = None,
     exit_when_idle: Annotated[Optional[float], typer.Option(help="Exit after this many seconds with no frame.")] = None,
 ) -> None:
-    """Run the gear step over every camera stream through the consumer group (start several to scale)."""
+    """Answer every camera stream through the consumer group (tracking: one worker per camera at a time)."""
     import logging
 
     from facestream.config import load_settings
@@ -226,7 +229,6 @@ def work(
     if lag_policy or metrics_port is not None:
         s = load_settings(**{**s.model_dump(), "lag_policy": lag_policy or s.lag_policy,
                              "metrics_port": s.metrics_port if metrics_port is None else metrics_port})
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     worker = Worker(connect(s), s, FaceAnalyzer(s), name)
     if s.metrics_port:
         metrics.serve(s.metrics_port)

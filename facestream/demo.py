@@ -114,7 +114,7 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
     since = str(int(time.time() * 1000))  # entries of this run: ids are append times in ms
     if dashboard_port and port_in_use(dashboard_port):
         raise FacestreamError(f"port {dashboard_port} is in use; choose another with --port (0: no dashboard)")
-    env = {**os.environ, "FACESTREAM_REDIS_URL": url, "OPENBLAS_NUM_THREADS": "1"}
+    env = {**os.environ, "FACESTREAM_REDIS_URL": url}
     fs = [sys.executable, "-m", "facestream"]
     logs = settings.data_dir.resolve()
     logs.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,11 @@ from facestream.knnbench import clustered, knn_bench
 
 def test_pipeline_bench_answers_every_frame_and_measures_it(r, settings, faces_dir):
     clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
-    fig = pipeline_run(settings, clip, [faces_dir / "gallery" / "Lin-Manuel_Miranda"], workers=1, max_frames=40,
+    per_frame = settings.model_copy(update={"tracking": False})  # the worker processes must get this too
+    fig = pipeline_run(per_frame, clip, [faces_dir / "gallery" / "Lin-Manuel_Miranda"], workers=1, max_frames=110,
                        say=lambda _: None)
-    assert fig.frames == 40 and len(fig.latency_ms) == 40 and fig.deadletters == 0
+    assert fig.frames == 110 and len(fig.latency_ms) == 110 and fig.deadletters == 0
+    assert fig.faces > 0 and fig.embedded == fig.faces and "every face embedded" in fig.label
     assert fig.fps > 0 and 0 < fig.pct(50) <= fig.pct(99)
     assert {"decode", "detect", "embed", "search", "total"} <= set(fig.stages)
     assert fig.cpu_s["workers"] > 0 and fig.rss_mb > 50
