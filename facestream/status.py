@@ -14,8 +14,6 @@ from facestream.keys import Keys
 from facestream.records import text
 
 
-
-
 @dataclass
 class CameraStatus:
     camera: str
@@ -23,6 +21,7 @@ class CameraStatus:
     lag: int | None  # entries not yet delivered to the group (None: group missing)
     pending: int  # delivered, not yet answered
     consumers: int
+    reader: str | None = None  # with tracking: the worker holding the camera's lease
 
 
 @dataclass
@@ -35,9 +34,10 @@ class Status:
 
     def lines(self) -> list[str]:
         out = [f"results {self.results}   events {self.events}   dead letters {self.deadletters}",
-               f"{'camera':20} {'frames':>8} {'lag':>8} {'pending':>8} {'consumers':>9}"]
+               f"{'camera':20} {'frames':>8} {'lag':>8} {'pending':>8} {'consumers':>9}  read by"]
         for c in self.cameras:
-            out.append(f"{c.camera:20} {c.frames:8d} {('-' if c.lag is None else c.lag):>8} {c.pending:8d} {c.consumers:9d}")
+            out.append(f"{c.camera:20} {c.frames:8d} {('-' if c.lag is None else c.lag):>8} {c.pending:8d} "
+                       f"{c.consumers:9d}  {c.reader or '-'}")
         out.append(f"workers alive: {len(self.workers)}")
         for name, w in sorted(self.workers.items()):
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
@@ -56,11 +56,14 @@ def read_status(client: redis.Redis, settings: Settings) -> Status:
                 deadletters=client.xlen(keys.deadletter))
     for key in sorted(text(k) for k in client.scan_iter(match=keys.frames_pattern, count=1000, _type="stream")):
         group = group_info(client, key, settings.group)
+        camera = keys.camera_of(key)
+        reader = client.get(keys.lease(camera))
         st.cameras.append(CameraStatus(
-            keys.camera_of(key), client.xlen(key),
+            camera, client.xlen(key),
             None if group is None else int(group.get("lag") or 0),
             0 if group is None else int(group["pending"]),
             0 if group is None else int(group["consumers"]),
+            None if reader is None else text(reader),
         ))
     for wkey in client.scan_iter(match=keys.worker_pattern, count=1000):
         st.workers[text(wkey).rsplit(":", 1)[-1]] = {text(k): text(v) for k, v in client.hgetall(wkey).items()}

@@ -8,6 +8,7 @@ import pytest
 
 from facestream.keys import Keys
 from facestream.records import UNKNOWN, Frame
+from facestream.status import read_status
 from gears.step import Step
 from gears.tracks import CameraTracks
 from gears.worker import Worker
@@ -128,3 +129,4 @@ def test_each_camera_is_read_by_one_worker_and_moves_when_it_leaves(r, settings)
     w2._leave_group()  # a clean stop gives its lease back
     w1.lease_cameras()
     assert sorted(w1.reading) == [keys.frames("a"), keys.frames("b")]
+    assert {c.camera: c.reader for c in read_status(r, settings).cameras} == {"a": "w1", "b": "w1"}
