@@ -125,6 +125,7 @@ class Sampler(threading.Thread):
         self.procs = {pid: psutil.Process(pid) for pid in workers}
         self.redis = psutil.Process(redis_pid) if redis_pid else None
         self.redis_cpu0 = _cpu(self.redis)
+        self.cpu0 = {pid: _cpu(p) for pid, p in self.procs.items()}  # start-up (loading models) is not counted
         self.cpu: dict[int, float] = {}
         self.rss_max = 0.0
         self.lag_max = 0
@@ -137,7 +138,7 @@ class Sampler(threading.Thread):
             for pid, p in self.procs.items():
                 try:
                     self.rss_max = max(self.rss_max, p.memory_info().rss / 2**20)
-                    self.cpu[pid] = _cpu(p)
+                    self.cpu[pid] = _cpu(p) - self.cpu0[pid]
                 except psutil.NoSuchProcess:
                     pass
             g = group_info(self.client, self.keys.frames(CAMERA), self.group)
