@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import psutil
+import redis
 
 from facestream.config import Settings
 from facestream.errors import FacestreamError
@@ -278,7 +279,7 @@ def _redis_pid(client) -> int | None:
     try:
         pid = int(client.info("server")["process_id"])
         return pid if psutil.pid_exists(pid) else None
-    except Exception:  # a remote Redis: its CPU is not ours to sample
+    except (redis.RedisError, KeyError, ValueError):  # no INFO access: its CPU is not ours to sample
         return None
 
 

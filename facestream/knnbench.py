@@ -4,7 +4,9 @@ Vectors are clustered like face embeddings, not uniform on the sphere (HNSW's re
 random 128-d data is misleadingly low): people sit ≈ 0.9 apart (squared L2, like dlib's different
 people), each with ``per_person`` faces ≈ 0.06 from their centre (like photos of one person). Queries
 are fresh faces of enrolled people. recall@1 is the share of queries whose first hit has the exact
-nearest distance (numpy brute force over the same vectors).
+nearest distance (numpy brute force over the same vectors); person recall@1, the share whose first
+hit is a face of the exact nearest face's person (what naming depends on). EF_RUNTIME is a query
+parameter, so one index serves a sweep of it.
 """
 
 from __future__ import annotations
@@ -24,17 +26,19 @@ DIM = 128
 @dataclass
 class KnnFigures:
     size: int
+    ef: int
     insert_per_s: float
     p50_ms: float
     p99_ms: float
     recall_at_1: float
+    person_recall_at_1: float
     memory_mb: float
     queries: int
 
     def line(self) -> str:
-        return (f"KNN {self.size:>9,} faces: insert {self.insert_per_s:,.0f}/s, query p50 {self.p50_ms:.2f} ms "
-                f"p99 {self.p99_ms:.2f} ms, recall@1 {self.recall_at_1:.4f} ({self.queries} queries), "
-                f"+{self.memory_mb:.0f} MB in Redis")
+        return (f"KNN {self.size:>9,} faces, EF_RUNTIME {self.ef}: insert {self.insert_per_s:,.0f}/s, query p50 "
+                f"{self.p50_ms:.2f} ms p99 {self.p99_ms:.2f} ms, recall@1 {self.recall_at_1:.4f}, person recall@1 "
+                f"{self.person_recall_at_1:.4f} ({self.queries} queries), +{self.memory_mb:.0f} MB in Redis")
 
 
 def clustered(n: int, per_person: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -55,16 +59,18 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def knn_bench(client, settings: Settings, size: int, queries: int = 1000,
-              say: Callable[[str], None] = print) -> KnnFigures:
-    """Fill a scratch index with ``size`` clustered faces, then time ``queries`` KNN searches."""
-    from models.gallery import Gallery, search_with
+def knn_bench(client, settings: Settings, size: int, queries: int = 1000, efs: tuple[int, ...] = (),
+              say: Callable[[str], None] = print) -> list[KnnFigures]:
+    """Fill a scratch index with ``size`` clustered faces, then time ``queries`` KNN searches per EF_RUNTIME
+    in ``efs`` (default: the pipeline's ``hnsw_ef_runtime``)."""
+    from models.gallery import Gallery
 
     s = settings.model_copy(update={"key_prefix": settings.key_prefix + "_knn"})
     gallery = Gallery(client, s)
     gallery.clear()
+    per_person = 5
     try:
-        vecs, centres = clustered(size)
+        vecs, centres = clustered(size, per_person)
         mem0 = int(client.info("memory")["used_memory"])
         gallery.ensure_index()
         t0 = time.perf_counter()
@@ -72,8 +78,8 @@ def knn_bench(client, settings: Settings, size: int, queries: int = 1000,
         for start in range(0, size, batch):
             pipe = client.pipeline(transaction=False)
             for i in range(start, min(size, start + batch)):
-                pid = f"p{i // 5}"
-                pipe.hset(gallery.keys.face(pid, i % 5), mapping={"person_id": pid, "vector": vecs[i].tobytes()})
+                pid = f"p{i // per_person}"
+                pipe.hset(gallery.keys.face(pid, i % per_person), mapping={"person_id": pid, "vector": vecs[i].tobytes()})
             pipe.execute()
             if start // batch % 50 == 0:
                 say(f"  inserted {min(size, start + batch):,}/{size:,}")
@@ -82,25 +88,41 @@ def knn_bench(client, settings: Settings, size: int, queries: int = 1000,
         memory_mb = (int(client.info("memory")["used_memory"]) - mem0) / 2**20
         rng = np.random.default_rng(1)
         probes = _faces_near(centres[rng.integers(0, len(centres), queries)], rng)
-        exact = _nearest(probes, vecs)
-        lat, hits = [], 0
-        for q, best in zip(probes, exact):
-            t = time.perf_counter()
-            nn = search_with(client.execute_command, gallery.keys.index, q, s.knn_k, s.hnsw_ef_runtime)
-            lat.append((time.perf_counter() - t) * 1e3)
-            hits += bool(nn) and abs(nn[0][1] - best) <= 1e-4
-        return KnnFigures(size, size / insert_s, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
-                          hits / queries, memory_mb, queries)
+        exact_d, exact_i = _nearest(probes, vecs)
+        people = [f"p{i // per_person}" for i in exact_i]
+        return [_queries(client, gallery.keys.index, probes, exact_d, people, s.knn_k, ef, size, size / insert_s,
+                         memory_mb) for ef in efs or (s.hnsw_ef_runtime,)]
     finally:
         gallery.clear()
 
 
-def _nearest(a: np.ndarray, b: np.ndarray, chunk: int = 50_000) -> np.ndarray:
-    """Exact squared L2 from each row of ``a`` to its nearest row of ``b`` (unit rows: 2 − 2·dot)."""
+def _queries(client, index: str, probes: np.ndarray, exact_d: np.ndarray, people: list[str], k: int, ef: int,
+             size: int, insert_per_s: float, memory_mb: float) -> KnnFigures:
+    from models.gallery import search_with
+
+    lat, hits, person_hits = [], 0, 0
+    for q, best, person in zip(probes, exact_d, people):
+        t = time.perf_counter()
+        nn = search_with(client.execute_command, index, q, k, ef)
+        lat.append((time.perf_counter() - t) * 1e3)
+        hits += bool(nn) and abs(nn[0][1] - best) <= 1e-4
+        person_hits += bool(nn) and nn[0][0] == person
+    n = len(probes)
+    return KnnFigures(size, ef, insert_per_s, float(np.percentile(lat, 50)), float(np.percentile(lat, 99)),
+                      hits / n, person_hits / n, memory_mb, n)
+
+
+def _nearest(a: np.ndarray, b: np.ndarray, chunk: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+    """Exact squared L2 from each row of ``a`` to its nearest row of ``b`` (unit rows: 2 − 2·dot), and that row."""
     best = np.full(len(a), np.inf, np.float32)
+    where = np.zeros(len(a), np.int64)
     for i in range(0, len(b), chunk):
-        best = np.minimum(best, (2 - 2 * a @ b[i : i + chunk].T).min(axis=1))
-    return best
+        d = 2 - 2 * a @ b[i : i + chunk].T
+        j = d.argmin(axis=1)
+        dj = d[np.arange(len(a)), j]
+        closer = dj < best
+        best[closer], where[closer] = dj[closer], j[closer] + i
+    return best, where
 
 
 def _wait_indexed(client, index: str, size: int, timeout_s: float = 3600) -> None:

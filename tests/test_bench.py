@@ -32,9 +32,10 @@ def test_clustered_vectors_look_like_face_embeddings():
 
 
 def test_knn_bench_reports_recall_against_exact_search(r, settings):
-    f = knn_bench(r, settings, 3000, queries=200, say=lambda _: None)
-    assert f.size == 3000 and f.queries == 200
-    assert f.recall_at_1 >= 0.98 and 0 < f.p50_ms <= f.p99_ms
+    low, high = knn_bench(r, settings, 3000, queries=200, efs=(10, 200), say=lambda _: None)
+    assert (low.ef, high.ef, high.size, high.queries) == (10, 200, 3000, 200)
+    assert high.recall_at_1 >= 0.98 and high.person_recall_at_1 >= high.recall_at_1 and 0 < high.p50_ms <= high.p99_ms
+    assert low.recall_at_1 <= high.recall_at_1
     assert not r.exists(f"{settings.key_prefix}_knn:face:p0:0"), "scratch gallery removed"
 
 
