@@ -1,11 +1,10 @@
-"""Detect + embed in one call: the face analysis every stage (worker, enrollment, evaluation) shares."""
+"""The face analysis every stage (worker, enrollment, evaluation) shares: the detector and embedder,
+and how live frames and enrollment photos differ."""
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,19 +14,6 @@ from models.image import resize_max_side
 
 if TYPE_CHECKING:
     from facestream.config import Settings
-
-
-@dataclass
-class Analysis:
-    """Faces found in one image with their unit vectors, and how long each stage took (ms)."""
-
-    detections: list[Detection]
-    vectors: np.ndarray  # (n, dim) float32
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def primary(self, shape: tuple[int, ...]) -> int | None:
-        """Index of the subject of a photo of this ``shape`` (see :func:`main_face`)."""
-        return main_face(self.detections, shape)
 
 
 def main_face(detections: list[Detection], shape: tuple[int, ...]) -> int | None:
@@ -104,11 +90,3 @@ class FaceAnalyzer:
     def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> np.ndarray:
         """Enrollment-quality vectors (several views of each face when ``enroll_augment`` is on)."""
         return self.embedder.embed(rgb, detections, self.still_augment)
-
-    def analyze(self, rgb: np.ndarray, embed: bool = True) -> Analysis:
-        t0 = time.perf_counter()
-        dets = self.detect(rgb)
-        t1 = time.perf_counter()
-        vecs = self.embedder.embed(rgb, dets) if embed else np.zeros((0, self.dim), np.float32)
-        t2 = time.perf_counter()
-        return Analysis(dets, vecs, {"detect": (t1 - t0) * 1e3, "embed": (t2 - t1) * 1e3})
