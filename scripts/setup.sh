@@ -67,7 +67,7 @@ install_blas_dlib() {
     if ! (cd "$tmp/dlib-20.0.1" && CXXFLAGS="-O3 -march=x86-64-v3" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
           "$py" -m pip wheel -v --no-deps --no-build-isolation . -w "$out" 2>&1 \
           | tee "$tmp/build.log" | awk '/\[ *[0-9]+%\]/ { match($0, /[0-9]+%/); p = substr($0, RSTART, RLENGTH - 1) + 0;
-              if (p >= last + 10) { printf "  dlib build %d%%\n", p > "/dev/stderr"; last = p } }'); then
+              if (p >= last + 10) { printf "  dlib build %d%%\n", p > "/dev/stderr"; fflush("/dev/stderr"); last = p } }'); then
       tail -20 "$tmp/build.log" >&2; echo "setup.sh: the dlib build failed; keeping dlib-bin" >&2; rm -rf "$tmp"; return 0
     fi
     rm -rf "$tmp"
