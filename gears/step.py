@@ -17,6 +17,7 @@ code, and it is kept valid Python 3.7 (RedisGears 1.2's interpreter; checked by 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from facestream.errors import BadFrame
@@ -202,10 +203,12 @@ class Step:
         return "result" if self.commit_result(stream, group, result) else "duplicate"
 
 
+@dataclass
 class Prepared:
     """A decoded frame and its detections, waiting for :meth:`Step.finish`."""
 
-    __slots__ = ("entry_id", "frame", "rgb", "detections", "timings")
-
-    def __init__(self, entry_id: str, frame: Frame, rgb: Any, detections: list, timings: dict):
-        self.entry_id, self.frame, self.rgb, self.detections, self.timings = entry_id, frame, rgb, detections, timings
+    entry_id: str
+    frame: Frame
+    rgb: Any  # the decoded image, RGB
+    detections: list
+    timings: dict  # ms: queue, decode, detect

@@ -89,6 +89,8 @@ class CameraTracks:
                     self._fresh.remove(seed)
         self._fresh = []
         live = {t for t in ids if t is not None}
+        for tid in live & self._tracks.keys():
+            self._tracks[tid].frames_since += 1
         alive = {t.tracker_id for t in self._tracker.tracks}
         for tid in [t for t in self._tracks if t not in live and t not in alive]:
             del self._tracks[tid]
@@ -99,7 +101,6 @@ class CameraTracks:
         if track_id is None or track_id not in self._tracks:
             return True
         t = self._tracks[track_id]
-        t.frames_since += 1
         every = self.reembed_s if t.label()[0] != UNKNOWN else self.reembed_s / 4  # maybe just a poor view
         return (ts_s - t.embedded_at >= every or t.frames_since >= every * 30
                 or detection.size >= 1.5 * t.embedded_size)
