@@ -81,13 +81,7 @@ class CameraTracks:
         ids: list[int | None] = [None] * len(detections)
         for i, tid in zip(out.data.get("i", []), out.tracker_id):
             ids[int(i)] = int(tid) if tid >= 0 else None
-        for det, tid in zip(detections, ids):  # ByteTrack names a track on its second frame: reuse the first look
-            if tid is not None and tid not in self._tracks:
-                seed = max(self._fresh, key=lambda f: _iou(f[0].box, det.box), default=None)
-                if seed is not None and _iou(seed[0].box, det.box) >= 0.3:
-                    self._tracks[tid] = seed[1]
-                    self._fresh.remove(seed)
-        self._fresh = []
+        self._seed_new_tracks(detections, ids)
         live = {t for t in ids if t is not None}
         for tid in live & self._tracks.keys():
             self._tracks[tid].frames_since += 1
@@ -95,6 +89,19 @@ class CameraTracks:
         for tid in [t for t in self._tracks if t not in live and t not in alive]:
             del self._tracks[tid]
         return ids
+
+    def _seed_new_tracks(self, detections: list[Detection], ids: list[int | None]) -> None:
+        """ByteTrack gives a track its id on its second frame: start it with the first frame's look."""
+        new = [k for k, tid in enumerate(ids) if tid is not None and tid not in self._tracks]
+        if new and self._fresh:
+            iou = sv.box_iou_batch(np.array([detections[k].box for k in new], np.float32),
+                                   np.array([d.box for d, _ in self._fresh], np.float32))
+            for row, k in enumerate(new):
+                j = int(iou[row].argmax())
+                if iou[row, j] >= 0.3:
+                    self._tracks[ids[k]] = self._fresh[j][1]  # type: ignore[index]
+                    iou[:, j] = 0.0
+        self._fresh = []
 
     def due(self, track_id: int | None, detection: Detection, ts_s: float) -> bool:
         """Whether this face needs an embedding now (untracked faces always do)."""
@@ -125,11 +132,3 @@ class CameraTracks:
     def label(self, track_id: int) -> tuple[str, str, Match | None]:
         return self._tracks[track_id].label()
 
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    if w <= 0 or h <= 0:
-        return 0.0
-    inter = w * h
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
