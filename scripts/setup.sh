@@ -59,7 +59,7 @@ install_blas_dlib() {
       echo "setup.sh: g++/cmake missing (run as root, or --prebuilt-dlib); keeping dlib-bin" >&2; return 0; }
     echo "setup.sh: building dlib 20.0.1 with OpenBLAS, once (about 8 minutes on 2 cores; --prebuilt-dlib skips it)" >&2
     local tmp; tmp=$(mktemp -d)
-    quiet "${pip[@]}" install "wheel>=0.40" "setuptools>=77"
+    quiet "${pip[@]}" install "wheel>=0.40"  # setuptools stays as pyproject pins it (pkg_resources)
     quiet "${pip[@]}" download --no-deps --no-binary dlib --no-build-isolation "dlib==20.0.1" -d "$tmp"
     tar -xzf "$tmp"/dlib-20.0.1.tar.gz -C "$tmp"
     mkdir -p "$wheels"
