@@ -193,9 +193,9 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
                "FACESTREAM_REDIS_URL": url}  # the workers get exactly this run's settings
         logs = s.data_dir.resolve()
         logs.mkdir(parents=True, exist_ok=True)
+        log_files = [(logs / f"bench-worker-{i}.log").open("w") for i in range(workers)]
         procs = [subprocess.Popen([sys.executable, "-m", "facestream", "work", "--name", f"bench-{i}"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=(logs / f"bench-worker-{i}.log").open("w"))
-                 for i in range(workers)]
+                                  stdout=subprocess.DEVNULL, stderr=f) for i, f in enumerate(log_files)]
         try:
             _wait_ready(client, keys, s, procs, logs)
             sampler = Sampler(client, keys, s.group, [p.pid for p in procs], _redis_pid(client))
@@ -210,8 +210,9 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
         finally:
             for p in procs:
                 p.terminate()
-            for p in procs:
+            for p, f in zip(procs, log_files):
                 p.wait(30)
+                f.close()
         fig = Figures(f"pipeline ({workers} worker{'s' if workers > 1 else ''}, "
                       f"{'tracking' if s.tracking else 'every face embedded'}, "
                       f"{s.detector} upsample {s.upsample}, {s.detect_threads} detect thread"
