@@ -45,47 +45,40 @@ class FaceAnalyzer:
         self.min_face_px = settings.min_face_px
         self.still_augment = settings.enroll_augment
         self._still_upsample = settings.enroll_upsample
-        self._still: list[Detector] | None = None  # built on first use: most processes never see a still
         self._fallback_name = settings.enroll_fallback_detector
+        self._fallback: Detector | None = None  # built on first use: most photos do not need it
 
     @property
     def detector(self) -> Detector:
-        """This thread's live detector."""
-        return self._thread_detector(self._upsample)
-
-    def _thread_detector(self, upsample: int) -> Detector:
-        cache = self._local.__dict__.setdefault("detectors", {})
-        if upsample not in cache:
-            cache[upsample] = make_detector(self._detector_name, upsample)
-        return cache[upsample]
+        """This thread's detector (dlib's are not thread-safe; one serves every upsampling level)."""
+        det = getattr(self._local, "detector", None)
+        if det is None:
+            det = self._local.detector = make_detector(self._detector_name, self._upsample)
+        return det
 
     @property
     def dim(self) -> int:
         return self.embedder.dim
 
-    def detect(self, rgb: np.ndarray, detector: Detector | None = None) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, detector: Detector | None = None, upsample: int | None = None) -> list[Detection]:
         """Faces in ``rgb``; large frames are detected on a downscaled copy and boxes mapped back, small
-        ones (longest side under ``small_frame_px``) with one more upsampling pass."""
-        if detector is None:
-            small_frame = max(rgb.shape[:2]) < self._small_px
-            detector = self._thread_detector(self._upsample + small_frame) if small_frame else self.detector
+        ones (longest side under ``small_frame_px``) with one more upsampling pass than ``upsample``."""
+        if upsample is None:
+            upsample = self._upsample + (max(rgb.shape[:2]) < self._small_px)
         small, scale = resize_max_side(rgb, self.max_side)
-        dets = detector.detect(small)
+        dets = (detector or self.detector).detect(small, upsample)
         if scale != 1.0:
             dets = [d.scaled(1 / scale) for d in dets]
         return [d for d in dets if d.size >= self.min_face_px]
 
     def detect_still(self, rgb: np.ndarray) -> list[Detection]:
         """Detection for enrollment/calibration photos: ``enroll_upsample``, then the fallback detector."""
-        if self._still is None:
-            self._still = [make_detector(self._detector_name, self._still_upsample)]
-            if self._fallback_name != "none":
-                self._still.append(make_detector(self._fallback_name, self._still_upsample))
-        for detector in self._still:
-            dets = self.detect(rgb, detector)
-            if dets:
-                return dets
-        return []
+        dets = self.detect(rgb, upsample=self._still_upsample)
+        if dets or self._fallback_name == "none":
+            return dets
+        if self._fallback is None:
+            self._fallback = make_detector(self._fallback_name, self._still_upsample)
+        return self.detect(rgb, self._fallback, self._still_upsample)
 
     def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> np.ndarray:
         """Enrollment-quality vectors (several views of each face when ``enroll_augment`` is on)."""

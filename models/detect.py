@@ -39,8 +39,8 @@ class Detection:
 class Detector(Protocol):
     name: str
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        """All faces in an RGB uint8 image."""
+    def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
+        """All faces in an RGB uint8 image (``upsample``: passes for this call, default the detector's)."""
 
 
 def _clip(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -60,8 +60,8 @@ class HogDetector:
         self._det = dlib.get_frontal_face_detector()
         self.upsample = upsample
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
-        rects, scores, _ = self._det.run(rgb, self.upsample, 0.0)
+    def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
+        rects, scores, _ = self._det.run(rgb, self.upsample if upsample is None else upsample, 0.0)
         return [
             Detection(_clip((r.left(), r.top(), r.right(), r.bottom()), rgb.shape), float(s))
             for r, s in zip(rects, scores)
@@ -80,9 +80,9 @@ class CnnDetector:
         self._det = dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
         self.upsample = upsample
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
         out = []
-        for d in self._det(rgb, self.upsample):
+        for d in self._det(rgb, self.upsample if upsample is None else upsample):
             r = d.rect
             out.append(Detection(_clip((r.left(), r.top(), r.right(), r.bottom()), rgb.shape), float(d.confidence)))
         return out
@@ -104,7 +104,8 @@ class MtcnnDetector:
         self._det = MTCNN()
         self.min_score = min_score
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
+        """MTCNN has its own image pyramid (down to 20 px faces); ``upsample`` does not apply."""
         out = []
         for f in self._det.detect_faces(rgb):
             if f["confidence"] < self.min_score:
