@@ -399,11 +399,11 @@ def bench(
     people = list(enroll_dir or (sample.people if sample else []))
     figs = []
     if baseline and not live:
-        rgb_frames = read_clip(clip, frames)
-        bar, tick = _progress(len(rgb_frames), "naive baseline")
+        clip_frames = read_clip(clip, frames)
+        bar, tick = _progress(len(clip_frames), "naive baseline")
         with bar:
-            figs.append(naive_baseline(rgb_frames, lambda: tick(None)))
-        del rgb_frames
+            figs.append(naive_baseline(clip_frames, lambda: tick(None)))
+        del clip_frames  # ~190 MB of decoded frames
     for overrides in ABLATION if ablation else [{}]:
         run_s = load_settings(**{**s.model_dump(), **overrides})
         typer.echo(f"pipeline on {clip.name} {overrides or ''}...", err=True)
