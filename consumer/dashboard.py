@@ -17,9 +17,11 @@ from collections import defaultdict, deque
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
 
-import cv2
+import numpy as np
 import redis
+import supervision as sv
 import redis.asyncio as aioredis
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -30,12 +32,14 @@ from starlette.routing import Route
 from facestream.config import Settings
 from facestream.errors import ConfigError
 from facestream.keys import Keys
-from facestream.records import UNKNOWN, FrameResult, IdentityEvent
+from facestream.records import UNKNOWN, Face, FrameResult, IdentityEvent
 from facestream.status import read_status
 from models.image import decode, encode_jpeg
 
 PAGE = Path(__file__).with_name("dashboard.html")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 def check_bind(host: str, token: str | None) -> None:
@@ -124,16 +128,24 @@ class Hub:
         entries = client.xrange(self.keys.frames(camera), res.frame_id, res.frame_id)
         if not entries or b"jpeg" not in entries[0][1]:
             return None  # trimmed already
-        rgb = decode(entries[0][1][b"jpeg"]).copy()
-        for f in res.faces:
-            left, top, right, bottom = f.box
-            color = (120, 120, 120) if f.person_id == UNKNOWN else (40, 200, 80)
-            cv2.rectangle(rgb, (left, top), (right, bottom), color, 2)
-            label = f.name if f.person_id == UNKNOWN else f"{f.name} {f.confidence:.2f}"
-            (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-            x = max(0, min(left, rgb.shape[1] - tw))  # keep the whole label inside the frame
-            cv2.putText(rgb, label, (x, max(th + 2, top - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
-        return encode_jpeg(rgb, 80)
+        return encode_jpeg(annotate(decode(entries[0][1][b"jpeg"]), res.faces), 80)
+
+
+#: Named faces green, unknown grey (supervision draws in the image's own channel order: RGB here).
+NAMED, UNNAMED = sv.Color(40, 200, 80), sv.Color(120, 120, 120)
+_BOXES = sv.BoxAnnotator(sv.ColorPalette([UNNAMED, NAMED]), thickness=2)
+_LABELS = sv.LabelAnnotator(sv.ColorPalette([UNNAMED, NAMED]), text_color=sv.Color.BLACK, text_scale=0.5,
+                            text_padding=4, smart_position=True)
+
+
+def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """A copy of ``rgb`` with each face's box and its name (and confidence when named) drawn."""
+    if not faces:
+        return rgb
+    dets = sv.Detections(xyxy=np.array([f.box for f in faces], np.float32),
+                         class_id=np.array([f.person_id != UNKNOWN for f in faces], int))
+    labels = [f.name if f.person_id == UNKNOWN else f"{f.name} {f.confidence:.2f}" for f in faces]
+    return _LABELS.annotate(_BOXES.annotate(rgb.copy(), dets), dets, labels)
 
 
 def _result_json(res: FrameResult) -> dict:
@@ -142,9 +154,8 @@ def _result_json(res: FrameResult) -> dict:
             "total_ms": round(res.timings.get("total", 0), 1)}
 
 
-def create_app(url: str, settings: Settings, token: str | None = None) -> Starlette:
-    hub = Hub(url, settings)
-    client = redis.Redis.from_url(url, protocol=2)
+def token_guard(token: str | None) -> Callable[[Handler], Handler]:
+    """Wraps a handler so it answers 401 unless the request carries ``token`` (?token= or Bearer)."""
 
     def authorized(request: Request) -> bool:
         if not token:
@@ -152,7 +163,7 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
         given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
         return secrets.compare_digest(given, token)
 
-    def guard(handler):
+    def guard(handler: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
             if not authorized(request):
                 return JSONResponse({"error": "missing or wrong token"}, status_code=401)
@@ -160,26 +171,35 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
 
         return wrapped
 
+    return guard
+
+
+async def _updates(hub: Hub) -> AsyncIterator[dict[str, str]]:
+    """One page's SSE messages: what is known now (recent events, each camera's latest result), then live."""
+    q: asyncio.Queue = asyncio.Queue()
+    hub.subscribers.add(q)
+    try:
+        for ev in reversed(hub.events):
+            yield {"event": "event", "data": json.dumps(ev)}
+        for res in list(hub.latest.values()):
+            yield {"event": "result", "data": json.dumps(_result_json(res))}
+        while True:
+            kind, data = await q.get()
+            yield {"event": kind, "data": json.dumps(data)}
+    finally:
+        hub.subscribers.discard(q)
+
+
+def create_app(url: str, settings: Settings, token: str | None = None) -> Starlette:
+    hub = Hub(url, settings)
+    client = redis.Redis.from_url(url, protocol=2)
+    guard = token_guard(token)
+
     async def index(request: Request) -> Response:
         return HTMLResponse(PAGE.read_text())
 
     async def stream(request: Request) -> Response:
-        q: asyncio.Queue = asyncio.Queue()
-        hub.subscribers.add(q)
-
-        async def gen():
-            try:
-                for ev in reversed(hub.events):
-                    yield {"event": "event", "data": json.dumps(ev)}
-                for res in list(hub.latest.values()):
-                    yield {"event": "result", "data": json.dumps(_result_json(res))}
-                while True:
-                    kind, data = await q.get()
-                    yield {"event": kind, "data": json.dumps(data)}
-            finally:
-                hub.subscribers.discard(q)
-
-        return EventSourceResponse(gen(), ping=10)
+        return EventSourceResponse(_updates(hub), ping=10)
 
     async def frame(request: Request) -> Response:
         jpeg = await asyncio.to_thread(hub.annotated_frame, client, request.path_params["camera"])
@@ -188,7 +208,7 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(hub.follow()), asyncio.create_task(hub.health_loop())]
         yield
         for t in tasks:

@@ -13,9 +13,11 @@ from typing import Iterator
 
 import redis
 
+from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.records import FrameResult, IdentityEvent, text
+from facestream.records import FrameResult, IdentityEvent
+from facestream.replies import text
 from facestream.retry import Backoff
 
 log = logging.getLogger("facestream.consumer")
@@ -40,11 +42,7 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
         try:
             if group:
                 for s in streams:
-                    try:
-                        client.xgroup_create(s, group, id=start, mkstream=True)
-                    except redis.ResponseError as e:
-                        if "BUSYGROUP" not in str(e):
-                            raise
+                    ensure_group(client, s, group, start)
                 reply = client.xreadgroup(group, name, {s: ">" for s in streams}, count=count, block=block_ms)
             else:
                 if "$" in last.values():  # resolve '$' once so a reconnect resumes where we were

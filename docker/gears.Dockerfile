@@ -1,5 +1,6 @@
 # The in-server variant: RedisGears 1.2 (Redis 6.2, embedded Python 3.7) + RediSearch 2.6, with the
 # face stack installed into the Gears interpreter so the gear needs no REQUIREMENTS at load time.
+# The COPY lines list the gear's whole import closure (tests/test_architecture.py checks them).
 # NOT RUN BY US: no Docker engine on the development machines (see README).
 FROM redislabs/redisearch:2.6.9 AS search
 FROM redislabs/redisgears:1.2.5
@@ -7,8 +8,8 @@ COPY --from=search /usr/lib/redis/modules/redisearch.so /usr/lib/redis/modules/r
 ARG GEARS_PY=/var/opt/redislabs/modules/rg/python3_1.2.5/bin/python3
 RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends cmake g++ && \
     $GEARS_PY -m pip install "numpy<1.22" "opencv-python-headless<4.9" dlib face-recognition-models
-COPY facestream/__init__.py facestream/errors.py facestream/keys.py facestream/records.py /gears-src/facestream/
-COPY models/__init__.py models/analyzer.py models/detect.py models/embed.py models/gallery.py models/image.py models/matcher.py /gears-src/models/
+COPY facestream/__init__.py facestream/errors.py facestream/keys.py facestream/records.py facestream/replies.py /gears-src/facestream/
+COPY models/__init__.py models/analyzer.py models/detect.py models/embed.py models/image.py models/knn.py models/matcher.py /gears-src/models/
 COPY gears/__init__.py gears/step.py /gears-src/gears/
 RUN cp -r /gears-src/* $($GEARS_PY -c "import site; print(site.getsitepackages()[0])")/
 CMD ["redis-server", "--appendonly", "yes", \

@@ -1,3 +1,3 @@
-from facestream.cli import main
+from facestream.app.cli import main
 
 main()

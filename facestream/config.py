@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from facestream.errors import ConfigError
 
 CONFIG_ENV = "FACESTREAM_CONFIG"
+#: The labelled faces beside a checkout (../shared/data/faces): demo, eval, calibrate and tests.
+SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
 
 class Settings(BaseSettings):
@@ -33,6 +35,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path(".facestream"), description="Embedded server's data dir (AOF, pid, log).")
     embedded_port: int = Field(6390, ge=1, le=65535, description="Port of the embedded redis-server.")
     key_prefix: str = Field("fs", pattern=r"^[A-Za-z0-9_]+$", description="Prefix of every key facestream writes.")
+    faces_dir: Path = Field(SHARED_FACES, description="Labelled faces (gallery/, probes/, pairs.csv, videos/) "
+                            "for demo, eval and calibrate.")
 
     # --- Streams -----------------------------------------------------------------------------------
     frames_maxlen: int = Field(1000, ge=10, description="Approximate cap (MAXLEN ~) of each camera's frame stream.")
@@ -98,6 +102,15 @@ class Settings(BaseSettings):
     answered_ttl_s: float = Field(3600.0, gt=0, description="How long a frame's 'answered' marker guards against replays.")
     absent_after_s: float = Field(3.0, gt=0, description="A person unseen this long on a camera 'leaves'.")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus port of a worker (0: off).")
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with ``changes`` applied (None values leave a setting as it is)."""
+        return load_settings(**{**self.model_dump(), **{k: v for k, v in changes.items() if v is not None}})
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The built-in default of setting ``name`` (what a user gets without configuring it)."""
+        return cls.model_fields[name].default
 
     @field_validator("redis_url")
     @classmethod

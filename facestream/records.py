@@ -13,15 +13,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Union
 
 from facestream.errors import BadFrame
+from facestream.replies import text
 
 UNKNOWN = "unknown"
 
 Fields = Mapping[Union[bytes, str], Union[bytes, bytearray, str]]
-
-
-def text(v: Any) -> str:
-    """A Redis reply value (bytes, bytearray, str, number) as str."""
-    return v if isinstance(v, str) else bytes(v).decode("utf-8") if isinstance(v, (bytes, bytearray)) else str(v)
 
 
 def _get(fields: Fields, name: str) -> Any:

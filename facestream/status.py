@@ -11,7 +11,7 @@ import redis
 
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.records import text
+from facestream.replies import text
 
 
 @dataclass

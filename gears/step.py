@@ -18,14 +18,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
 
 from facestream.errors import BadFrame
 from facestream.keys import Keys
-from facestream.records import UNKNOWN, DeadLetter, Face, Frame, FrameResult, text
-from models.gallery import search_with
+from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
+from facestream.replies import text
+from models.knn import search_with
 from models.image import decode
 from models.matcher import decide
+
+if TYPE_CHECKING:
+    from gears.protocols import Analyzer, StepSettings, Tracks
+    from models.detect import Detection
 
 Call = Callable[..., Any]
 
@@ -73,7 +80,7 @@ class Names:
 
     def __init__(self, call: Call, keys: Keys, ttl_s: float = 5.0):
         self.call, self.keys, self.ttl_s = call, keys, ttl_s
-        self._names: dict = {}
+        self._names: dict[str, str] = {}
         self._at = -1e9
 
     def get(self, person_id: str) -> str:
@@ -93,16 +100,16 @@ def entry_ms(entry_id: str) -> int:
 class Step:
     """What one process needs to answer frames: settings, the analyzer (models loaded once), name cache."""
 
-    def __init__(self, settings: Any, analyzer: Any, call: Call, worker: str):
+    def __init__(self, settings: StepSettings, analyzer: Analyzer, call: Call, worker: str):
         self.s = settings
         self.keys = Keys(settings.key_prefix)
         self.analyzer = analyzer
         self.call = call
         self.worker = worker
         self.names = Names(call, self.keys)
-        self.last_timings: dict = {}
+        self.last_timings: dict[str, float] = {}
 
-    def prepare(self, stream: str, entry_id: str, fields: Any) -> "Prepared":
+    def prepare(self, stream: str, entry_id: str, fields: Fields) -> Prepared:
         """Parse, decode and detect one frame entry; raise BadFrame for input that can never be processed.
 
         Safe to run for several frames at once in threads (dlib's detector and OpenCV's decoder
@@ -120,10 +127,10 @@ class Step:
         timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
         return Prepared(entry_id, frame, rgb, detections, timings)
 
-    def finish(self, p: "Prepared", tracks: Any = None) -> FrameResult:
+    def finish(self, p: Prepared, tracks: Tracks | None = None) -> FrameResult:
         """Embed, search and decide the faces of a prepared frame.
 
-        With ``tracks`` (a :class:`gears.tracks.CameraTracks`), only faces that are new or due for a
+        With ``tracks`` (a camera's :class:`gears.tracks.CameraTracks`), only faces that are new or due for a
         fresh look are embedded; the others take their track's voted name.
         """
         t0 = time.perf_counter()
@@ -157,7 +164,7 @@ class Step:
         return FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker, w, h,
                            embedded=len(todo))
 
-    def run(self, stream: str, entry_id: str, fields: Any) -> FrameResult:
+    def run(self, stream: str, entry_id: str, fields: Fields) -> FrameResult:
         """Analyse one frame entry on its own (every face embedded); raise BadFrame for bad input."""
         return self.finish(self.prepare(stream, entry_id, fields))
 
@@ -173,7 +180,7 @@ class Step:
                             letter.to_fields(), None, letter.camera, 0)
 
     def _commit(self, stream: str, group: str, entry_id: str, out: str, out_maxlen: int,
-                fields: dict, people: Optional[list], camera: str, ts_ms: int) -> bool:
+                fields: dict[str, str], people: Optional[list[tuple[str, str]]], camera: str, ts_ms: int) -> bool:
         flat = [x for kv in fields.items() for x in kv]
         pairs = [x for kv in (people or []) for x in kv]
         keys = [self.keys.answered(stream, entry_id), out,
@@ -182,8 +189,8 @@ class Step:
                 int(self.s.absent_after_s * 1000), camera, entry_id, len(pairs) // 2, len(flat) // 2]
         return bool(self.call("EVAL", COMMIT_LUA, len(keys), *keys, *args, *pairs, *flat))
 
-    def handle(self, stream: str, entry_id: str, fields: Any, group: str = "", deliveries: int = 1,
-               prepared: Any = None, tracks: Any = None) -> str:
+    def handle(self, stream: str, entry_id: str, fields: Fields, group: str = "", deliveries: int = 1,
+               prepared: Prepared | Exception | None = None, tracks: Tracks | None = None) -> str:
         """Run and commit one entry; a bad frame is dead-lettered at once. Returns 'result'/'deadletter'/'duplicate'.
 
         ``prepared``: the entry's :meth:`prepare` outcome, or the BadFrame it raised, when the runner
@@ -209,6 +216,6 @@ class Prepared:
 
     entry_id: str
     frame: Frame
-    rgb: Any  # the decoded image, RGB
-    detections: list
-    timings: dict  # ms: queue, decode, detect
+    rgb: np.ndarray  # the decoded image, RGB
+    detections: list[Detection]
+    timings: dict[str, float]  # ms: queue, decode, detect

@@ -21,47 +21,30 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future
 from typing import Any
 
 import redis
 
+from facestream.commands import ensure_group, group_info
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.records import DeadLetter, text
+from facestream.records import DeadLetter, Fields
+from facestream.replies import text
 from facestream.retry import Backoff
-from facestream.status import group_info
 from gears import metrics
-from gears.step import Step
+from gears.heartbeat import Counts, beat
+from gears.leases import CameraLeases
+from gears.step import Prepared, Step
 from gears.tracks import CameraTracks
+from models.analyzer import FaceAnalyzer
 
 log = logging.getLogger("facestream.worker")
-
-# KEYS: lease; ARGV: owner, ttl_ms. Extends the lease if this owner holds it; 1 if so.
-RENEW_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-# KEYS: lease; ARGV: owner. Deletes the lease if this owner holds it.
-RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
-@dataclass
-class Counts:
-    results: int = 0
-    deadletters: int = 0
-    duplicates: int = 0
-    skipped: int = 0
-    errors: int = 0
-
 
 class Worker:
     """One consumer in the group, reading every ``fs:frames:*`` stream."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, analyzer: Any, name: str | None = None):
+    def __init__(self, client: redis.Redis, settings: Settings, analyzer: FaceAnalyzer, name: str | None = None):
         self.r = client
         self.s = settings
         self.keys = Keys(settings.key_prefix)
@@ -75,10 +58,11 @@ class Worker:
         self._next_claim = 0.0
         self._next_beat = 0.0
         self._next_lease = 0.0
+        self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
         self._pool = self._start_pool(settings.detect_threads, analyzer)
 
     @staticmethod
-    def _start_pool(n: int, analyzer: Any) -> ThreadPoolExecutor | None:
+    def _start_pool(n: int, analyzer: FaceAnalyzer) -> ThreadPoolExecutor | None:
         """``n`` detection threads, started now with their detectors built (300 ms each, not on a frame)."""
         if n < 2:
             return None
@@ -154,13 +138,13 @@ class Worker:
             handled += self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
         return handled
 
-    def _prepare_ahead(self, batch: list[tuple[str, str, Any]]) -> list[Any]:
+    def _prepare_ahead(self, batch: list[tuple[str, str, Fields]]) -> list[Future[Prepared | Exception] | None]:
         """Start decoding and detecting every frame of the batch in the thread pool (None: no pool)."""
         if self._pool is None or len(batch) < 2:
             return [None] * len(batch)
         return [self._pool.submit(self._prepare, *item) for item in batch]
 
-    def _prepare(self, stream: str, entry_id: str, fields: Any) -> Any:
+    def _prepare(self, stream: str, entry_id: str, fields: Fields) -> Prepared | Exception:
         try:
             return self.step.prepare(stream, entry_id, fields or {})
         except Exception as e:  # handed to Step.handle, which dead-letters or re-raises it in order
@@ -172,40 +156,18 @@ class Worker:
         found = sorted(text(k) for k in self.r.scan_iter(match=self.keys.frames_pattern, count=1000, _type="stream"))
         for key in found:
             if key not in self.streams:
-                try:
-                    self.r.xgroup_create(key, self.s.group, id="0", mkstream=True)
-                except redis.ResponseError as e:
-                    if "BUSYGROUP" not in str(e):
-                        raise
+                ensure_group(self.r, key, self.s.group)
                 log.info("following %s", key)
         self.streams = found
 
     def lease_cameras(self) -> None:
         """Keep the cameras this worker leases, take free ones up to its fair share, give back extras."""
-        for stream in list(self.tracks):
-            if stream not in self.streams or not self.r.eval(RENEW_LUA, 1, self._lease_key(stream), self.name,
-                                                              self.s.camera_lease_ms):
-                self._drop(stream, "lost the lease of")
-        workers = max(1, sum(1 for _ in self.r.scan_iter(match=self.keys.worker_pattern, count=1000)))
-        share = -(-len(self.streams) // workers)
-        for stream in list(self.tracks)[share:]:
-            self.r.eval(RELEASE_LUA, 1, self._lease_key(stream), self.name)
-            self._drop(stream, f"{workers} workers share {len(self.streams)} cameras: gave back")
-        for stream in self.streams:
-            if len(self.tracks) >= share:
-                break
-            if stream not in self.tracks and self.r.set(self._lease_key(stream), self.name, nx=True,
-                                                        px=self.s.camera_lease_ms):
-                self.tracks[stream] = CameraTracks(self.s.track_reembed_s)
-                log.info("reading %s (camera lease held for %d ms, renewed while alive)", stream,
-                         self.s.camera_lease_ms)
-
-    def _lease_key(self, stream: str) -> str:
-        return self.keys.lease(self.keys.camera_of(stream))
-
-    def _drop(self, stream: str, why: str) -> None:
-        del self.tracks[stream]
-        log.info("%s %s", why, stream)
+        lost, taken = self.leases.rebalance(list(self.tracks), self.streams)
+        for stream in lost:
+            if self.tracks.pop(stream, None) is not None:
+                log.info("no longer reading %s", stream)
+        for stream in taken:
+            self.tracks[stream] = CameraTracks(self.s.track_reembed_s)
 
     def reclaim(self) -> int:
         """Take over frames idle longer than claim_idle_ms (a crashed or stuck worker's), then answer them."""
@@ -214,32 +176,33 @@ class Worker:
             cursor = "0-0"
             while True:
                 try:
-                    cursor, claimed, deleted = self._autoclaim(stream, cursor)
+                    cursor, claimed, deleted = self.r.xautoclaim(stream, self.s.group, self.name, self.s.claim_idle_ms,
+                                                                 cursor, count=50)
                 except redis.ResponseError as e:
                     if "NOGROUP" in str(e):
                         break  # stream deleted and re-created; discover() rejoins
                     raise
                 for entry_id in deleted:  # trimmed by MAXLEN while pending: never processed
-                    handled += self._dead(stream, entry_id, "trimmed from the stream before it was processed", 0)
-                if claimed:
-                    counts = self._delivery_counts(stream, [i for i, _ in claimed])
-                    for entry_id, fields in claimed:
-                        n = counts.get(entry_id, 1)
-                        if n > self.s.max_deliveries:
-                            handled += self._dead(stream, entry_id, f"not answered after {n - 1} deliveries "
-                                                  "(a worker crashed or failed on it each time)", n - 1)
-                        else:
-                            handled += self._handle(stream, entry_id, fields, n)
-                if cursor in ("0-0", b"0-0"):
+                    handled += self._dead(stream, text(entry_id), "trimmed from the stream before it was processed", 0)
+                handled += self._answer_claimed(stream, [(text(i), f) for i, f in claimed if i is not None])
+                if text(cursor) == "0-0":
                     break
         return handled
 
-    def _autoclaim(self, stream: str, cursor: str) -> tuple[str, list, list]:
-        reply = self.r.execute_command("XAUTOCLAIM", stream, self.s.group, self.name, self.s.claim_idle_ms,
-                                       cursor, "COUNT", 50)
-        entries = [(text(e[0]), _pairs(e[1])) for e in reply[1] if e]
-        deleted = [text(i) for i in (reply[2] if len(reply) > 2 else [])]
-        return text(reply[0]), entries, deleted
+    def _answer_claimed(self, stream: str, claimed: list[tuple[str, Fields]]) -> int:
+        """Answer taken-over frames, or dead-letter those delivered more than ``max_deliveries`` times."""
+        if not claimed:
+            return 0
+        counts = self._delivery_counts(stream, [i for i, _ in claimed])
+        handled = 0
+        for entry_id, fields in claimed:
+            n = counts.get(entry_id, 1)
+            if n > self.s.max_deliveries:
+                handled += self._dead(stream, entry_id, f"not answered after {n - 1} deliveries "
+                                      "(a worker crashed or failed on it each time)", n - 1)
+            else:
+                handled += self._handle(stream, entry_id, fields, n)
+        return handled
 
     def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
         rows = self.r.xpending_range(stream, self.s.group, min=min(ids, key=_id_key), max=max(ids, key=_id_key),
@@ -263,7 +226,8 @@ class Worker:
             log.warning("%s: %d frames behind, skipped %d to stay live (lag_policy=latest)", stream, lag, skipped)
 
     # --- per frame ---------------------------------------------------------------------------------
-    def _handle(self, stream: str, entry_id: str, fields: Any, deliveries: int, prepared: Any = None) -> int:
+    def _handle(self, stream: str, entry_id: str, fields: Fields, deliveries: int,
+                prepared: Prepared | Exception | None = None) -> int:
         camera = self.keys.camera_of(stream)
         metrics.FRAMES_IN.labels(camera).inc()
         tracks = self.tracks.get(stream) if deliveries == 1 else None  # a redelivered frame is out of order
@@ -276,43 +240,19 @@ class Worker:
             log.exception("frame %s %s failed (delivery %d); it will be retried", stream, entry_id, deliveries)
             metrics.ERRORS.labels(camera, type(e).__name__).inc()
             return 0
-        self._count(camera, outcome)
+        self.counts.add(camera, outcome, self.step.last_timings)
         return 1
 
     def _dead(self, stream: str, entry_id: str, reason: str, deliveries: int) -> int:
         camera = self.keys.camera_of(stream)
         letter = DeadLetter(stream, entry_id, reason, camera, deliveries, self.name)
         wrote = self.step.commit_deadletter(stream, self.s.group, letter)
-        self._count(camera, "deadletter" if wrote else "duplicate")
+        self.counts.add(camera, "deadletter" if wrote else "duplicate", {})
         return 1
-
-    def _count(self, camera: str, outcome: str) -> None:
-        if outcome == "result":
-            self.counts.results += 1
-        elif outcome == "deadletter":
-            self.counts.deadletters += 1
-        else:
-            self.counts.duplicates += 1
-        metrics.FRAMES_OUT.labels(camera, outcome).inc()
-        if outcome == "result":
-            for stage, ms in self.step.last_timings.items():
-                metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
 
     def heartbeat(self) -> None:
         """Publish this worker's counters (read by `facestream status`); expires if the worker dies."""
-        key = self.keys.worker(self.name)
-        c = self.counts
-        self.r.hset(key, mapping={"results": c.results, "deadletters": c.deadletters, "duplicates": c.duplicates,
-                                  "skipped": c.skipped, "errors": c.errors, "streams": len(self.streams),
-                                  "seen_ms": int(time.time() * 1000)})
-        self.r.expire(key, 15)
-        for stream in self.streams:
-            g = group_info(self.r, stream, self.s.group)
-            if g:
-                cam = self.keys.camera_of(stream)
-                metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
-                metrics.PENDING.labels(cam).set(int(g["pending"]))
-        metrics.DEADLETTERS.set(self.r.xlen(self.keys.deadletter))
+        beat(self.r, self.keys, self.name, self.counts, self.streams, self.s.group)
 
     def _leave_group(self) -> None:
         """Remove this consumer where it holds no pending frames, and its heartbeat."""
@@ -322,17 +262,11 @@ class Worker:
                 if not pending:
                     self.r.xgroup_delconsumer(stream, self.s.group, self.name)
             for stream in list(self.tracks):
-                self.r.eval(RELEASE_LUA, 1, self._lease_key(stream), self.name)
+                self.leases.release(stream)
             self.tracks.clear()
             self.r.delete(self.keys.worker(self.name))
         except redis.RedisError as e:
             log.warning("could not leave the group cleanly: %s", e)
-
-
-def _pairs(flat: Any) -> dict:
-    if isinstance(flat, dict):
-        return flat
-    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)} if flat else {}
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.detect import Detection, Detector, make_detector
-from models.embed import Embedder, make_embedder
+from models.detect import Detection, make_detector
+from models.embed import make_embedder
 from models.image import resize_max_side
 
 if TYPE_CHECKING:
     from facestream.config import Settings
+    from models.protocols import Detector, Embedder
 
 
 def main_face(detections: list[Detection], shape: tuple[int, ...]) -> int | None:

@@ -9,11 +9,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facestream.errors import BackendUnavailable
+
+if TYPE_CHECKING:
+    from models.protocols import Detector
 
 
 @dataclass
@@ -34,13 +37,6 @@ class Detection:
         box = tuple(round(v * factor) for v in self.box)
         lm = None if self.landmarks is None else self.landmarks * factor
         return Detection(box, self.score, lm)  # type: ignore[arg-type]
-
-
-class Detector(Protocol):
-    name: str
-
-    def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
-        """All faces in an RGB uint8 image (``upsample``: passes for this call, default the detector's)."""
 
 
 def _clip(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -7,28 +7,20 @@ distance RediSearch returns is ``2 - 2·cos``.
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from facestream.errors import BackendUnavailable
 from models.detect import Detection
 
+if TYPE_CHECKING:
+    from models.protocols import Embedder
+
 
 #: Paddings around the aligned face for the enrollment views (dlib's own default is 0.25). Measured on
 #: the LFW pairs of ../shared: 1 view 0.983, these 3 views 0.991 (README, "Models and accuracy").
 AUGMENT_PADDINGS = (0.2, 0.25, 0.3)
-
-
-class Embedder(Protocol):
-    name: str
-    dim: int
-
-    def embed(self, rgb: np.ndarray, detections: Sequence[Detection], augment: bool = False) -> np.ndarray:
-        """float32 array of shape (len(detections), dim), rows of unit length.
-
-        ``augment``: average several views of each face (slower, a steadier vector for enrollment).
-        """
 
 
 class DlibEmbedder:

@@ -233,3 +233,22 @@ def enroll(gallery: Gallery, items: list[Item], settings: Settings, options: Opt
     except KeyboardInterrupt:
         summary.interrupted = True
     return summary
+
+
+def enroll_paths(gallery: Gallery, paths: Iterable[Path], settings: Settings, person: str | None = None,
+                 name: str | None = None, options: Options | None = None, workers: int = 1,
+                 progress: Callable[[Outcome], None] | None = None,
+                 planned: Callable[[int], object] | None = None) -> Summary:
+    """``facestream enroll``: plan the files under ``paths``, enroll them and report every skipped file.
+
+    ``planned`` is told how many files will be analysed (to size a progress bar); a ``name`` given
+    with ``person`` also renames a person enrolled before.
+    """
+    items, skipped = plan(paths, person, name)
+    if planned:
+        planned(len(items))
+    summary = enroll(gallery, items, settings, options, workers, progress)
+    summary.skipped = skipped + summary.skipped
+    if name and person and summary.enrolled:
+        gallery.rename(person, name)
+    return summary

@@ -73,11 +73,17 @@ def best_threshold(d: np.ndarray, same: np.ndarray) -> float:
     return float(cands[int(np.argmax([a for a, _ in accs]))])
 
 
+def pair_images(pairs_csv: Path) -> list[Path]:
+    """Every image a ``pairs.csv`` names (paths relative to it), once."""
+    rows = csv.DictReader(pairs_csv.open())
+    return sorted({pairs_csv.parent / r[c] for r in rows for c in ("img_a", "img_b")})
+
+
 def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2, still: bool = True,
                  progress: Callable[[Outcome], None] | None = None) -> Verification:
     rows = list(csv.DictReader(pairs_csv.open()))
     root = pairs_csv.parent
-    paths = sorted({root / r[c] for r in rows for c in ("img_a", "img_b")})
+    paths = pair_images(pairs_csv)
     vecs = embed_files(paths, settings, workers, still, progress)
     d = np.array([
         float(((va - vb) ** 2).sum()) if isinstance(va := vecs[root / r["img_a"]], np.ndarray)

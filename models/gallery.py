@@ -5,8 +5,7 @@ One person (id, display name, free metadata) has many faces; each face is a hash
 as a TAG. RediSearch's ``L2`` metric is the *squared* Euclidean distance; thresholds are in
 those units.
 
-The KNN query is built by :func:`knn_command` and read by :func:`parse_knn`, so that the worker
-(redis-py) and the in-server gear (RedisGears ``execute``) send and parse exactly the same thing.
+The KNN query itself lives in :mod:`models.knn` (shared with the in-server gear, which has no redis-py).
 """
 
 from __future__ import annotations
@@ -14,19 +13,17 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import redis
 
+from facestream.commands import delete_keys, delete_matching, ft_info
 from facestream.errors import GalleryError
 from facestream.keys import Keys, check_id
-from facestream.records import UNKNOWN, text
-
-METRIC = "L2"
-VECTOR_FIELD = "vector"
-
-
+from facestream.records import UNKNOWN
+from facestream.replies import as_dict, text
+from models.knn import METRIC, VECTOR_FIELD, search_with
 
 if TYPE_CHECKING:
     from facestream.config import Settings
@@ -48,28 +45,6 @@ class FaceEntry:
     vector: np.ndarray
     source: str
     score: float = 0.0
-
-
-def knn_command(index: str, vector: np.ndarray, k: int, ef: int) -> list[Any]:
-    """FT.SEARCH arguments for the ``k`` nearest faces of one unit vector."""
-    return [
-        "FT.SEARCH", index,
-        f"*=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {ef} AS dist]",
-        "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(),
-        "SORTBY", "dist", "RETURN", "2", "person_id", "dist",
-        "LIMIT", "0", str(k), "DIALECT", "2",
-        "TIMEOUT", "0",  # never a silently partial answer (RediSearch's default is 500 ms, then partial)
-    ]  # fmt: skip
-
-
-def parse_knn(reply: Sequence[Any]) -> list[tuple[str, float]]:
-    """(person_id, squared L2) pairs from a RESP2 FT.SEARCH reply ``[total, key, [f, v, ...], ...]``."""
-    out = []
-    for i in range(2, len(reply), 2):
-        attrs = reply[i]
-        fields = {text(attrs[j]): attrs[j + 1] for j in range(0, len(attrs), 2)}
-        out.append((text(fields["person_id"]), float(text(fields["dist"]))))
-    return out
 
 
 class Gallery:
@@ -112,23 +87,19 @@ class Gallery:
         except redis.ResponseError:
             pass
         for pattern in (self.keys.face_prefix() + "*", self.keys.person_pattern, self.keys.face_counter("*")):
-            batch = list(self.r.scan_iter(match=pattern, count=1000))
-            for i in range(0, len(batch), 1000):
-                self.r.delete(*batch[i : i + 1000])
+            delete_matching(self.r, pattern)
 
     def _index_info(self) -> tuple[int, str] | None:
         try:
-            raw = self.r.execute_command("FT.INFO", self.keys.index)
+            info = ft_info(self.r, self.keys.index)
         except redis.ResponseError as e:
-            msg = str(e).lower()
-            if "unknown command" in msg:
+            if "unknown command" in str(e).lower():
                 raise GalleryError("this Redis has no search module (FT.*); use Redis 8 or Redis Stack") from None
-            if "no such index" in msg or "unknown index" in msg or "not found" in msg:
-                return None
             raise
-        info = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+        if info is None:
+            return None
         for attr in info.get("attributes", []):
-            a = {text(attr[i]).lower(): attr[i + 1] for i in range(0, len(attr) - 1, 2)}
+            a = as_dict(attr[: len(attr) - len(attr) % 2], lower=True)
             if text(a.get("type", "")).upper() == "VECTOR":
                 return int(text(a["dim"])), text(a["distance_metric"])
         raise GalleryError(f"index {self.keys.index} exists but has no vector field")
@@ -193,8 +164,7 @@ class Gallery:
         self._require(person_id)
         faces = list(self.r.scan_iter(match=self.keys.face_prefix(person_id) + "*", count=1000))
         with self.r.pipeline(transaction=True) as p:
-            for chunk in range(0, len(faces), 1000):
-                p.delete(*faces[chunk : chunk + 1000])
+            delete_keys(p, faces)
             p.delete(self.keys.person(person_id), self.keys.face_counter(person_id))
             p.execute()
         return len(faces)
@@ -206,24 +176,9 @@ class Gallery:
 
     def size(self) -> int:
         """Number of indexed face vectors."""
-        raw = self.r.execute_command("FT.INFO", self.keys.index)
-        info = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
-        return int(text(info["num_docs"]))
+        info = ft_info(self.r, self.keys.index)
+        return int(text(info["num_docs"])) if info else 0
 
 
 def _no_such_person(person_id: str) -> GalleryError:
     return GalleryError(f"no person with id {person_id!r} (see: facestream people list)")
-
-
-def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int, ef: int) -> list[tuple[str, float]]:
-    """KNN through any command caller (redis-py ``execute_command`` or RedisGears ``execute``).
-
-    A gallery that was never created (nobody enrolled yet) is an empty gallery, not an error.
-    """
-    try:
-        reply = call(*knn_command(index, vector, k, max(ef, k)))
-    except Exception as e:  # redis-py ResponseError, or RedisGears' plain exception
-        if "no such index" in str(e).lower() or "unknown index" in str(e).lower():
-            return []
-        raise
-    return parse_knn(reply)

@@ -44,14 +44,23 @@ def load(path: str | Path) -> np.ndarray:
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 85) -> bytes:
     """RGB array → JPEG bytes."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return encode_bgr(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), quality)
+
+
+def encode_bgr(bgr: np.ndarray, quality: int = 85) -> bytes:
+    """BGR array (OpenCV's own order, as cameras deliver it) → JPEG bytes; BadFrame if it cannot be encoded."""
+    try:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    except cv2.error as e:
+        raise BadFrame(f"JPEG encoding failed: {e}") from None
     if not ok:
         raise BadFrame("JPEG encoding failed")
     return buf.tobytes()
 
 
 def resize_max_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """Downscale so the longest side is at most ``max_side``; return the image and the scale used."""
+    """Downscale so the longest side is at most ``max_side``; return the image and the scale used
+    (any channel order)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     if scale == 1.0:

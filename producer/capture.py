@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import Callable
 
 import cv2
+import numpy as np
 import redis
 
 from facestream.config import Settings
-from facestream.errors import FacestreamError
+from facestream.errors import BadFrame, FacestreamError
 from facestream.keys import Keys, check_id
 from facestream.records import Frame
 from facestream.retry import Backoff
+from models.image import encode_bgr, resize_max_side
 
 log = logging.getLogger("facestream.producer")
 
@@ -68,7 +70,7 @@ class Source:
 @dataclass
 class ProducerStats:
     sent: int = 0
-    dropped: int = 0  # frames not sent: over the --fps cap, or Redis unreachable
+    dropped: int = 0  # frames not sent: over the --fps cap, not encodable, or Redis unreachable
     reconnects: int = 0
 
 
@@ -152,15 +154,17 @@ class Producer:
                 last_report = now
         return True
 
-    def _send(self, bgr) -> None:
+    def _send(self, bgr: np.ndarray) -> None:
+        bgr, _ = resize_max_side(bgr, self.max_side)
         h, w = bgr.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        if scale < 1.0:
-            bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-            h, w = bgr.shape[:2]
-        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        try:
+            jpeg = encode_bgr(bgr, self.quality)
+        except BadFrame as e:  # a frame the encoder refuses: count it, keep capturing
+            self.stats.dropped += 1
+            log.warning("%s: frame not sent: %s", self.camera, e)
+            return
         self._seq += 1
-        frame = Frame(self.camera, self._seq, int(time.time() * 1000), w, h, jpeg.tobytes())
+        frame = Frame(self.camera, self._seq, int(time.time() * 1000), w, h, jpeg)
         try:
             self.r.xadd(self.stream, frame.to_fields(), maxlen=self.s.frames_maxlen, approximate=True)
             self.stats.sent += 1

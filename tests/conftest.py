@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from facestream.config import Settings, load_settings
+from facestream.config import SHARED_FACES, Settings, load_settings
 from facestream.server import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parents[1]
-FACES = Path(os.environ.get("FACESTREAM_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
+FACES = Path(os.environ.get("FACESTREAM_FACES_DIR", SHARED_FACES))
 
 
 def free_port() -> int:

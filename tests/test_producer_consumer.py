@@ -40,15 +40,22 @@ def test_unopenable_file_is_a_clear_error(r, settings, tmp_path):
         Producer(r, settings, "cam3", "no-such-thing").run()
 
 
+class StopAfter:
+    """A stand-in for time.sleep that records the waits and stops ``producer`` after ``n`` of them."""
+
+    def __init__(self, n: int):
+        self.n, self.waits, self.producer = n, [], None
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if len(self.waits) >= self.n:
+            self.producer.stop()
+
+
 def test_dead_rtsp_source_retries_with_backoff_without_exiting(r, settings):
-    waits: list[float] = []
-
-    def sleep(s: float) -> None:
-        waits.append(s)
-        if len(waits) >= 4:
-            p.stop()
-
-    p = Producer(r, settings, "door", f"rtsp://127.0.0.1:{free_port()}/live", sleep=sleep)
+    sleep = StopAfter(4)
+    p = sleep.producer = Producer(r, settings, "door", f"rtsp://127.0.0.1:{free_port()}/live", sleep=sleep)
+    waits = sleep.waits
     st = p.run()
     assert st.reconnects == 4 and st.sent == 0
     assert waits == [1.0, 2.0, 4.0, 8.0]
@@ -117,14 +124,9 @@ def test_source_that_accepts_but_never_answers_does_not_hang_the_producer(r, set
                 pass
 
     threading.Thread(target=accept, daemon=True).start()
-    waits: list[float] = []
-
-    def sleep(s: float) -> None:
-        waits.append(s)
-        if len(waits) >= 2:
-            p.stop()
-
-    p = Producer(r, settings, "stall", f"rtsp://127.0.0.1:{srv.getsockname()[1]}/live", sleep=sleep)
+    sleep = StopAfter(2)
+    p = sleep.producer = Producer(r, settings, "stall", f"rtsp://127.0.0.1:{srv.getsockname()[1]}/live", sleep=sleep)
+    waits = sleep.waits
     t0 = time.monotonic()
     try:
         st = p.run()

@@ -1,7 +1,7 @@
 """The main job on the embedded default: a whole pipeline on a sample video, no camera, no Docker.
 
 Sample data, first found wins:
-1. the shared Hamilton clip + gallery (``FACESTREAM_FACES_DIR`` or ``../shared/data/faces``);
+1. the shared Hamilton clip + gallery (the ``faces_dir`` setting, default ``../shared/data/faces``);
 2. the photos that ship in the face_recognition 1.3.0 sdist (scripts/setup.sh puts them in
    ``.facestream/samples``), from which a short video is built here: faces of Obama and Biden
    alternate, both enrolled from other photos of them.
@@ -9,9 +9,6 @@ Sample data, first found wins:
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,15 +16,21 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import redis
 
+from facestream.app.local import Answers, LocalPipeline, enroll_people
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
-from facestream.server import port_in_use
+from facestream.records import IdentityEvent
+from facestream.server import connect, port_in_use, resolve_url
+from models.gallery import Gallery
+from producer.capture import Producer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / ".facestream" / "samples"
 CLIP_PEOPLE = ("Lin-Manuel_Miranda", "Alex_Lacamoire", "Barack_Obama")
+CAMERA = "demo"
 
 
 @dataclass
@@ -45,6 +48,14 @@ class DemoReport:
     named: dict[str, int] = field(default_factory=dict)  # name → frames
     events: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, frames: int, got: Answers, events: list[str]) -> DemoReport:
+        named: dict[str, int] = {}
+        for _, res in got.results:
+            for name in set(res.names):
+                named[name] = named.get(name, 0) + 1
+        return cls(frames, len(got.results), got.deadletters, named, events)
+
     @property
     def complete(self) -> bool:
         return self.results + self.deadletters >= self.frames
@@ -55,8 +66,8 @@ class DemoReport:
                 "events: " + ("; ".join(self.events) or "none")]
 
 
-def find_sample(faces_dir: Path | None = None) -> Sample:
-    faces = faces_dir or Path(os.environ.get("FACESTREAM_FACES_DIR", REPO.parent / "shared" / "data" / "faces"))
+def find_sample(faces: Path) -> Sample:
+    """The shared Hamilton clip and its people under ``faces``, else a sample built from the sdist photos."""
     clip = faces / "videos" / "hamilton_white_house_2009.mp4"
     if clip.is_file() and all((faces / "gallery" / p).is_dir() for p in CLIP_PEOPLE):
         return Sample(clip, [faces / "gallery" / p for p in CLIP_PEOPLE], f"Hamilton clip from {faces}")
@@ -96,76 +107,37 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
              keep_running: bool = True, live_fps: float = 4.0) -> DemoReport:
     """Enroll the sample gallery, start workers and the dashboard, play the sample video once and wait
     for every answer; then, unless ``keep_running`` is False, loop the video at ``live_fps`` until Ctrl-C."""
-    from facestream.server import connect, resolve_url
-    from models.enroll import enroll, plan
-    from models.gallery import Gallery
-    from producer.capture import Producer
-
     url = resolve_url(settings)
     client = connect(settings, url)
     keys = Keys(settings.key_prefix)
-    sample = find_sample()
+    sample = find_sample(settings.faces_dir)
     say(f"sample: {sample.description}")
-    items, _ = plan(sample.people)
-    summary = enroll(Gallery(client, settings), items, settings, workers=1)
-    say(f"enrolled {sum(summary.enrolled.values())} faces of {', '.join(sorted(summary.enrolled))}")
-    camera = "demo"
-    client.delete(keys.frames(camera), keys.presence(camera))
+    enroll_people(Gallery(client, settings), sample.people, settings, say)
+    client.delete(keys.frames(CAMERA), keys.presence(CAMERA))
     since = str(int(time.time() * 1000))  # entries of this run: ids are append times in ms
     if dashboard_port and port_in_use(dashboard_port):
         raise FacestreamError(f"port {dashboard_port} is in use; choose another with --port (0: no dashboard)")
-    env = {**os.environ, "FACESTREAM_REDIS_URL": url}
-    fs = [sys.executable, "-m", "facestream"]
-    logs = settings.data_dir.resolve()
-    logs.mkdir(parents=True, exist_ok=True)
-    commands = [(f"worker-{i}", ["work", "--name", f"demo-{i}"]) for i in range(workers)]
-    if dashboard_port:
-        commands.append(("dashboard", ["dashboard", "--port", str(dashboard_port)]))
-    procs = [subprocess.Popen([*fs, *args], env=env, stdout=subprocess.DEVNULL,
-                              stderr=(logs / f"demo-{name}.log").open("w")) for name, args in commands]
-    say(f"logs of the worker(s) and dashboard: {logs}/demo-*.log")
-    dash_url = f"http://127.0.0.1:{dashboard_port}/"
-    if dashboard_port:
-        say(f"dashboard: {dash_url}")
-    try:
-        say(f"playing {sample.video.name} into {keys.frames(camera)} with {workers} worker(s)")
-        stats = Producer(client, settings, camera, str(sample.video)).run()
-        report = DemoReport(frames=stats.sent)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            report = _collect(client, keys, camera, since, report.frames)
-            if report.results + report.deadletters >= report.frames:
-                break
-            time.sleep(0.5)
-        for line in report.lines():
-            say(line)
-        if keep_running:
-            say(f"looping the sample at {live_fps:g} fps until Ctrl-C; watch it live at {dash_url}")
-            Producer(client, settings, camera, str(sample.video), fps=live_fps, loop=True).run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(30)
+    report = DemoReport()
+    with LocalPipeline(settings, url, "demo", workers, dashboard_port) as local:
+        say(f"logs of the worker(s) and dashboard: {local.logs}/demo-*.log")
+        dash_url = f"http://127.0.0.1:{dashboard_port}/"
+        if dashboard_port:
+            say(f"dashboard: {dash_url}")
+        try:
+            say(f"playing {sample.video.name} into {keys.frames(CAMERA)} with {workers} worker(s)")
+            sent = Producer(client, settings, CAMERA, str(sample.video)).run().sent
+            report = DemoReport.of(sent, local.wait_answers(client, CAMERA, sent, since, timeout_s=180),
+                                   _events(client, keys, since))
+            for line in report.lines():
+                say(line)
+            if keep_running:
+                say(f"looping the sample at {live_fps:g} fps until Ctrl-C; watch it live at {dash_url}")
+                Producer(client, settings, CAMERA, str(sample.video), fps=live_fps, loop=True).run()
+        except KeyboardInterrupt:
+            pass
     return report
 
 
-def _collect(client, keys: Keys, camera: str, since: str, frames: int) -> DemoReport:
-    from facestream.records import FrameResult, IdentityEvent
-
-    rep = DemoReport(frames=frames)
-    for _, f in client.xrange(keys.results, since):
-        res = FrameResult.from_fields(f)
-        if res.camera != camera:
-            continue
-        rep.results += 1
-        for name in {x.name for x in res.faces}:
-            rep.named[name] = rep.named.get(name, 0) + 1
-    for _, f in client.xrange(keys.events, since):
-        ev = IdentityEvent.from_fields(f)
-        if ev.camera == camera:
-            rep.events.append(f"{ev.kind} {ev.name}")
-    rep.deadletters = sum(1 for _, f in client.xrange(keys.deadletter, since) if f.get(b"camera") == camera.encode())
-    return rep
+def _events(client: redis.Redis, keys: Keys, since: str) -> list[str]:
+    events = (IdentityEvent.from_fields(f) for _, f in client.xrange(keys.events, since))
+    return [f"{ev.kind} {ev.name}" for ev in events if ev.camera == CAMERA]

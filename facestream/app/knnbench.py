@@ -98,7 +98,7 @@ def knn_bench(client, settings: Settings, size: int, queries: int = 1000, efs: t
 
 def _queries(client, index: str, probes: np.ndarray, exact_d: np.ndarray, people: list[str], k: int, ef: int,
              size: int, insert_per_s: float, memory_mb: float) -> KnnFigures:
-    from models.gallery import search_with
+    from models.knn import search_with
 
     lat, hits, person_hits = [], 0, 0
     for q, best, person in zip(probes, exact_d, people):
@@ -126,12 +126,12 @@ def _nearest(a: np.ndarray, b: np.ndarray, chunk: int = 50_000) -> tuple[np.ndar
 
 
 def _wait_indexed(client, index: str, size: int, timeout_s: float = 3600) -> None:
-    from facestream.records import text
+    from facestream.commands import ft_info
+    from facestream.replies import text
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        raw = client.execute_command("FT.INFO", index)
-        info = {text(raw[i]): raw[i + 1] for i in range(0, len(raw), 2)}
+        info = ft_info(client, index) or {"num_docs": 0}
         if int(text(info["num_docs"])) >= size and text(info.get("indexing", "0")) in ("0", "0.0"):
             return
         time.sleep(0.2)

@@ -1,0 +1,91 @@
+"""``facestream bench``: the pipeline against the naive loop, the ablation, the KNN and enrollment benches."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from facestream.app.cli.app import app, progress, say, settings_of
+from facestream.config import Settings
+from facestream.errors import FacestreamError
+
+
+def _numbers(option: str, value: str) -> list[int]:
+    try:
+        return [int(x.replace("_", "")) for x in value.split(",")]
+    except ValueError:
+        raise FacestreamError(f"{option} takes numbers like 10000,100000 (got {value!r})") from None
+
+
+@app.command()
+def bench(
+    ctx: typer.Context,
+    video: Annotated[Optional[Path], typer.Argument(help="Clip to play (default: the shared Hamilton clip or the demo sample).")] = None,
+    enroll_dir: Annotated[Optional[list[Path]], typer.Option("--enroll", help="Person folders to enroll first (default: the sample's).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    live: Annotated[bool, typer.Option("--live", help="Feed at --fps like a camera and report latency (no baseline).")] = False,
+    fps: Annotated[float, typer.Option(min=0.1, help="With --live: frames per second fed.")] = 15.0,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to feed (default: the clip once; --live: 300, looping).")] = None,
+    baseline: Annotated[bool, typer.Option(help="Also run the naive per-frame baseline on the same clip.")] = True,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Run the pipeline once per speed lever, adding one at a time.")] = False,
+    knn: Annotated[Optional[str], typer.Option(help="Instead: the gallery KNN at these sizes, e.g. 10000,100000,1000000.")] = None,
+    ef: Annotated[Optional[str], typer.Option(help="With --knn: EF_RUNTIME values to sweep, e.g. 200,400,800.")] = None,
+    enrollment: Annotated[Optional[Path], typer.Option(help="Instead: time enrolling this folder of <Person>/ images.")] = None,
+    readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
+) -> None:
+    """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
+    from facestream.app import tables
+    from facestream.app.bench import clip_bench
+    from facestream.app.demo import find_sample
+
+    s = settings_of(ctx)
+    command = "facestream " + " ".join(sys.argv[1:])
+    if knn:
+        block, rows = "knn", _knn(s, _numbers("--knn", knn), _numbers("--ef", ef) if ef else [], command)
+    elif enrollment:
+        block, rows = "enrollment", _enrollment(s, enrollment)
+    else:
+        sample = find_sample(s.faces_dir) if video is None else None
+        clip = video or sample.video
+        bar, tick = progress(None, "naive baseline", "frame")
+        with bar:
+            figs = clip_bench(s, clip, list(enroll_dir or (sample.people if sample else [])), workers,
+                              fps if live else None, frames, baseline, ablation, say, tick)
+        for f in figs:
+            for line in f.lines():
+                typer.echo(line)
+        if baseline and not live:
+            typer.echo(tables.ratio_line(figs[-1], figs[0]))
+        block, rows = "live" if live else "ablation" if ablation else "clip", tables.pipeline_table(figs, command)
+    typer.echo("\n".join(rows))
+    if readme:
+        tables.update_readme(readme, block, rows)
+        say(f"wrote the table into {readme}")
+
+
+def _enrollment(s: Settings, folder: Path) -> list[str]:
+    from facestream.app.bench import enroll_rate
+    from facestream.app.tables import enrollment_table
+
+    figs = [enroll_rate(s, folder, still, os.cpu_count() or 1) for still in (True, False)]
+    for f in figs:
+        typer.echo(f.line())
+    return enrollment_table(figs, folder)
+
+
+def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[str]:
+    from facestream.app.knnbench import knn_bench
+    from facestream.app.tables import knn_table
+    from facestream.server import connect
+
+    client = connect(s)
+    figs = []
+    for n in sizes:
+        figs += knn_bench(client, s, n, efs=tuple(efs), say=say)
+        for f in figs[-max(1, len(efs)):]:
+            typer.echo(f.line())  # as each size finishes: a 1M build takes minutes
+    return knn_table(figs, s, command)

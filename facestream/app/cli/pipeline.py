@@ -1,0 +1,170 @@
+"""Pipeline commands: redis, work, status, gears, produce, consume, dashboard, demo."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from facestream.app.cli.app import app, say, settings_of
+from facestream.server import EmbeddedRedis, connect, resolve_url
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+@app.command("redis")
+def redis_cmd(
+    ctx: typer.Context,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the embedded server instead.")] = False,
+    port: Annotated[Optional[int], typer.Option(help="Port (default: embedded_port setting, 6390).")] = None,
+) -> None:
+    """Start (or --stop) the embedded Redis 8 + RediSearch server and print its URL."""
+    s = settings_of(ctx)
+    server = EmbeddedRedis(port or s.embedded_port, s.data_dir)
+    if stop:
+        typer.echo(f"stopped {server.url}" if server.stop() else f"no facestream Redis running on port {server.port}")
+        return
+    typer.echo(server.start())
+    say(f"data dir {server.dir} (AOF on); stop with: facestream redis --stop --port {server.port}")
+
+
+@app.command()
+def work(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Option(help="Consumer name (default: host-pid).")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option(help="Serve Prometheus /metrics on this port.")] = None,
+    lag_policy: Annotated[Optional[str], typer.Option(help="'all' (answer every frame) or 'latest' (stay live).")] = None,
+    exit_when_idle: Annotated[Optional[float], typer.Option(help="Exit after this many seconds with no frame.")] = None,
+) -> None:
+    """Answer every camera stream through the consumer group (tracking: one worker per camera at a time)."""
+    from gears import metrics
+    from gears.worker import Worker
+    from models.analyzer import FaceAnalyzer
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    s = settings_of(ctx).replace(lag_policy=lag_policy, metrics_port=metrics_port)
+    worker = Worker(connect(s), s, FaceAnalyzer(s), name)
+    if s.metrics_port:
+        metrics.serve(s.metrics_port)
+    worker.install_signal_handlers()
+    say(f"worker {worker.name}: group {s.group}, lag policy {s.lag_policy}; Ctrl-C to stop")
+    c = worker.run(max_idle_s=exit_when_idle)
+    say(f"worker {worker.name} stopped: {c.results} results, {c.deadletters} dead letters, "
+        f"{c.duplicates} duplicates, {c.skipped} skipped, {c.errors} errors")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Per-camera backlog (lag, pending), live workers, and results/events/dead-letter counts."""
+    from facestream.status import read_status
+
+    s = settings_of(ctx)
+    for line in read_status(connect(s), s).lines():
+        typer.echo(line)
+
+
+gears_app = typer.Typer(help="The in-server RedisGears 1.2 variant.", no_args_is_help=True)
+app.add_typer(gears_app, name="gears")
+
+
+@gears_app.command("load")
+def gears_load(ctx: typer.Context) -> None:
+    """Register the gear on a RedisGears 1.2 server (RG.PYEXECUTE ... ID facestream UPGRADE)."""
+    from gears.loader import load
+
+    s = settings_of(ctx)
+    typer.echo(load(connect(s), s))
+
+
+@app.command()
+def produce(
+    ctx: typer.Context,
+    source: Annotated[Optional[str], typer.Argument(help="Video file, rtsp:// or http:// URL, or webcam index / /dev/videoN.")] = None,
+    camera: Annotated[Optional[str], typer.Option(help="Camera id (A-Z a-z 0-9 _ -).")] = None,
+    cameras: Annotated[Optional[Path], typer.Option(help="YAML file of cameras (see docker/cameras.example.yaml).")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Send at most this many frames per second.")] = None,
+    as_fast_as_possible: Annotated[bool, typer.Option("--as-fast-as-possible", help="Files: ignore their timing.")] = False,
+    loop: Annotated[bool, typer.Option("--loop", help="Files: start again at the end.")] = False,
+    quality: Annotated[int, typer.Option(min=10, max=100, help="JPEG quality.")] = 80,
+    max_side: Annotated[int, typer.Option(min=64, help="Downscale frames whose longest side is larger.")] = 1280,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
+) -> None:
+    """Capture a camera or video (or every camera of --cameras) into its frame stream (bounded, MAXLEN ~)."""
+    from producer.capture import Producer, load_cameras, producers_from
+    from producer.fleet import run_all
+
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    s = settings_of(ctx)
+    if cameras:
+        producers = producers_from(connect(s), s, load_cameras(cameras))
+    elif source and camera:
+        producers = [Producer(connect(s), s, camera, source, fps, not as_fast_as_possible, loop, quality, max_side)]
+    else:
+        raise typer.BadParameter("give SOURCE and --camera, or --cameras FILE")
+    run_all(producers, max_frames)
+    for p in producers:
+        st = p.stats
+        say(f"camera {p.camera}: sent {st.sent} frames, dropped {st.dropped}, reconnects {st.reconnects}")
+
+
+@app.command()
+def consume(
+    ctx: typer.Context,
+    events: Annotated[bool, typer.Option("--events", help="Follow identity events too.")] = False,
+    events_only: Annotated[bool, typer.Option("--events-only", help="Follow identity events only.")] = False,
+    camera: Annotated[Optional[str], typer.Option(help="Only this camera.")] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    start: Annotated[str, typer.Option("--from", help="'now', 'beginning', or an entry id.")] = "now",
+    group: Annotated[Optional[str], typer.Option(help="Consumer group: several consumers split the entries.")] = None,
+    name: Annotated[str, typer.Option(help="Consumer name within --group.")] = "consumer",
+    exit_when_idle: Annotated[Optional[float], typer.Option(help="Exit after this many seconds with nothing new.")] = None,
+) -> None:
+    """Print identified faces (and identity events) as they arrive."""
+    from consumer.follow import follow, to_json, to_line
+
+    s = settings_of(ctx)
+    kinds = ("events",) if events_only else ("results", "events") if events else ("results",)
+    start_id = {"now": "$", "beginning": "0"}.get(start, start)
+    fmt = to_json if json_lines else to_line
+    try:
+        for kind, entry_id, rec in follow(connect(s), s, kinds, start_id, camera, group, name, idle_exit_s=exit_when_idle):
+            typer.echo(fmt(kind, entry_id, rec))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def dashboard(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+    token: Annotated[Optional[str], typer.Option(envvar="FACESTREAM_DASHBOARD_TOKEN", help="Required as ?token= on every request.")] = None,
+) -> None:
+    """Live web page: each camera's latest frame with names, identity events, pipeline health (SSE)."""
+    import uvicorn
+
+    from consumer.dashboard import check_bind, create_app
+
+    check_bind(host, token)
+    s = settings_of(ctx)
+    say(f"dashboard: http://{host}:{port}/" + (f"?token={token}" if token else ""))
+    uvicorn.run(create_app(resolve_url(s), s, token), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    port: Annotated[int, typer.Option(help="Dashboard port (0: no dashboard).")] = 8080,
+    once: Annotated[bool, typer.Option("--once", help="Exit after one pass instead of looping live.")] = False,
+) -> None:
+    """The whole pipeline on a sample video: embedded Redis, enrollment, worker(s), dashboard, producer."""
+    from facestream.app.demo import run_demo
+
+    s = settings_of(ctx)
+    url = resolve_url(s)
+    typer.echo(f"Redis ready at {url}  (inspect: redis-cli -u {url} XREVRANGE {s.key_prefix}:results + - COUNT 1)")
+    if not run_demo(s, typer.echo, workers, port, keep_running=not once).complete:
+        raise typer.Exit(1)

@@ -1,0 +1,80 @@
+"""The benchmarks' figures as README tables, and the machine they were measured on."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from facestream.app.bench import EnrollFigures, Figures
+from facestream.app.knnbench import KnnFigures
+from facestream.config import Settings
+from facestream.errors import FacestreamError
+
+
+def ratio_line(pipeline: Figures, baseline: Figures) -> str:
+    """The headline: how much faster the pipeline answers frames than the naive loop, in one run."""
+    return (f"ratio pipeline/naive: {pipeline.fps / baseline.fps:.2f}x frames/s "
+            f"({pipeline.fps:.1f} vs {baseline.fps:.1f}), p99 latency {pipeline.pct(99):.0f} vs "
+            f"{baseline.pct(99):.0f} ms")
+
+
+def machine_line() -> str:
+    """CPU model, cores and the dlib build: what the figures depend on."""
+    import platform
+
+    import dlib
+
+    model = platform.processor() or "cpu"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    blas = "with BLAS" if getattr(dlib, "DLIB_USE_BLAS", False) else "no BLAS"
+    return f"{os.cpu_count()} × {model}, dlib {dlib.__version__} ({blas}), Python {platform.python_version()}"
+
+
+def pipeline_table(figs: list[Figures], command: str) -> list[str]:
+    """A results table for the README."""
+    rows = ["| run | frames/s | latency p50 / p95 / p99 ms | faces embedded/s | CPU cores | worker RSS MB |",
+            "|---|---|---|---|---|---|"]
+    for f in figs:
+        cores = sum(f.cpu_s.values()) / f.wall_s if f.wall_s else 0.0
+        rss = "–" if f.rss_mb is None else f"{f.rss_mb:.0f}"
+        rows.append(f"| {f.label} | {f.fps:.1f} | {f.pct(50):.0f} / {f.pct(95):.0f} / {f.pct(99):.0f} | "
+                    f"{f.embedded / f.wall_s if f.wall_s else 0:.1f} | {cores:.2f} | {rss} |")
+    return [f"`{command}` on {machine_line()}, {time.strftime('%Y-%m-%d')}:", "", *rows]
+
+
+def update_readme(path: Path, name: str, lines: list[str]) -> None:
+    """Replace the block between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in ``path``."""
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    doc = path.read_text()
+    if begin not in doc or end not in doc:
+        raise FacestreamError(f"{path} has no {begin} ... {end} block to fill")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + begin + "\n" + "\n".join(lines) + "\n" + end + tail)
+
+
+def enrollment_table(figs: list[EnrollFigures], folder: Path) -> list[str]:
+    """``bench --enrollment``: one row per enrollment path."""
+    rows = [f"`facestream bench --enrollment {folder}` on {machine_line()}:", "",
+            "| path | files | faces | seconds | faces/s |", "|---|---|---|---|---|"]
+    rows += [f"| {f.label} | {f.files} | {f.faces} | {f.wall_s:.1f} | {f.faces / f.wall_s:.1f} |" for f in figs]
+    return rows
+
+
+def knn_table(figs: list[KnnFigures], settings: Settings, command: str) -> list[str]:
+    """``bench --knn``: one row per gallery size and EF_RUNTIME."""
+    s = settings
+    rows = [f"`{command}` on {machine_line()}, HNSW M {s.hnsw_m}, EF_CONSTRUCTION "
+            f"{s.hnsw_ef_construction}, k {s.knn_k} (the pipeline uses EF_RUNTIME {s.hnsw_ef_runtime}):", "",
+            "| faces | EF_RUNTIME | insert/s | query p50 ms | query p99 ms | recall@1 | person recall@1 | Redis MB |",
+            "|---|---|---|---|---|---|---|---|"]
+    rows += [f"| {f.size:,} | {f.ef} | {f.insert_per_s:,.0f} | {f.p50_ms:.2f} | {f.p99_ms:.2f} | "
+             f"{f.recall_at_1:.4f} | {f.person_recall_at_1:.4f} | {f.memory_mb:.0f} |" for f in figs]
+    return rows

@@ -1,0 +1,51 @@
+"""Redis commands that several stages send the same way, so each has one definition."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import redis
+
+from facestream.replies import as_dict, text
+
+CHUNK = 1000  # keys per DEL: bounded argument lists, no long-blocking single command
+
+
+def delete_keys(client: redis.Redis | redis.client.Pipeline, keys: Sequence[Any]) -> None:
+    """DEL ``keys`` in chunks (also queued on a MULTI pipeline)."""
+    for i in range(0, len(keys), CHUNK):
+        client.delete(*keys[i : i + CHUNK])
+
+
+def delete_matching(client: redis.Redis, pattern: str) -> int:
+    """Delete every key matching a SCAN ``pattern`` (scratch prefixes); returns how many were found."""
+    keys = list(client.scan_iter(match=pattern, count=CHUNK))
+    delete_keys(client, keys)
+    return len(keys)
+
+
+def ensure_group(client: redis.Redis, stream: str, group: str, start: str = "0") -> bool:
+    """Create consumer ``group`` on ``stream`` (and the stream) unless it exists; True if created."""
+    try:
+        client.xgroup_create(stream, group, id=start, mkstream=True)
+        return True
+    except redis.ResponseError as e:
+        if "BUSYGROUP" not in str(e):
+            raise
+        return False
+
+
+def group_info(client: redis.Redis, stream: str, group: str) -> dict[str, Any] | None:
+    """XINFO GROUPS entry of ``group`` on ``stream`` (name, consumers, pending, lag, ...), or None."""
+    return next((g for g in client.xinfo_groups(stream) if text(g["name"]) == group), None)
+
+
+def ft_info(client: redis.Redis, index: str) -> dict[str, Any] | None:
+    """FT.INFO of ``index`` as a dict, or None if there is no such index."""
+    try:
+        return as_dict(client.execute_command("FT.INFO", index))
+    except redis.ResponseError as e:
+        msg = str(e).lower()
+        if "no such index" in msg or "unknown index" in msg or "not found" in msg:
+            return None
+        raise

@@ -1,0 +1,53 @@
+"""A worker's counters, and the heartbeat that publishes them (``fs:worker:<name>``, read by
+``facestream status``) together with the Prometheus gauges of the streams it follows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import redis
+
+from facestream.commands import group_info
+from facestream.keys import Keys
+from gears import metrics
+
+#: A heartbeat lives this long: a worker that stops beating drops out of `status` and the lease share.
+BEAT_TTL_S = 15
+
+
+@dataclass
+class Counts:
+    """What one worker has done since it started."""
+
+    results: int = 0
+    deadletters: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+    def add(self, camera: str, outcome: str, timings: dict[str, float]) -> None:
+        """Count one answered frame ('result', 'deadletter' or 'duplicate') and its stage timings."""
+        if outcome == "result":
+            self.results += 1
+            for stage, ms in timings.items():
+                metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
+        elif outcome == "deadletter":
+            self.deadletters += 1
+        else:
+            self.duplicates += 1
+        metrics.FRAMES_OUT.labels(camera, outcome).inc()
+
+
+def beat(client: redis.Redis, keys: Keys, name: str, counts: Counts, streams: list[str], group: str) -> None:
+    """Publish ``counts`` under the worker's key (expiring if it dies) and refresh the stream gauges."""
+    key = keys.worker(name)
+    client.hset(key, mapping={**asdict(counts), "streams": len(streams), "seen_ms": int(time.time() * 1000)})
+    client.expire(key, BEAT_TTL_S)
+    for stream in streams:
+        g = group_info(client, stream, group)
+        if g:
+            cam = keys.camera_of(stream)
+            metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
+            metrics.PENDING.labels(cam).set(int(g["pending"]))
+    metrics.DEADLETTERS.set(client.xlen(keys.deadletter))

@@ -1,0 +1,51 @@
+"""What the gear step needs from its collaborators, as structural types.
+
+Both runners satisfy them: ``facestream work`` passes :class:`facestream.config.Settings`,
+:class:`models.analyzer.FaceAnalyzer` and :class:`gears.tracks.CameraTracks`; the in-server gear a
+``SimpleNamespace`` of the same settings. Only imported for type checking: RedisGears 1.2 runs
+Python 3.7, which has no ``typing.Protocol``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from models.detect import Detection
+from models.matcher import Match
+from models.protocols import Embedder
+
+
+class StepSettings(Protocol):
+    key_prefix: str
+    max_frame_bytes: int
+    max_frame_pixels: int
+    knn_k: int
+    hnsw_ef_runtime: int
+    match_threshold: float
+    match_margin: float
+    results_maxlen: int
+    deadletter_maxlen: int
+    events_maxlen: int
+    answered_ttl_s: float
+    absent_after_s: float
+
+
+class Analyzer(Protocol):
+    embedder: Embedder
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
+
+
+class Tracks(Protocol):
+    last_ts: float
+
+    def update(self, detections: Sequence[Detection], ts_s: float) -> list[int | None]: ...
+
+    def due(self, track_id: int | None, detection: Detection, ts_s: float) -> bool: ...
+
+    def record(self, track_id: int | None, detection: Detection, ts_s: float, vector: np.ndarray,
+               match: Match, name: str) -> None: ...
+
+    def label(self, track_id: int) -> tuple[str, str, Match | None]: ...

@@ -1,0 +1,52 @@
+"""The gallery's KNN query, built and read without redis-py.
+
+:func:`knn_command` builds the FT.SEARCH and :func:`parse_knn` reads its RESP2 reply, so that the
+worker (redis-py ``execute_command``) and the in-server gear (RedisGears ``execute``, whose image
+has no redis-py) send and parse exactly the same thing. RediSearch's ``L2`` metric is the *squared*
+Euclidean distance; thresholds are in those units.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from facestream.replies import as_dict, text
+
+METRIC = "L2"
+VECTOR_FIELD = "vector"
+
+Neighbours = list  # [(person_id, squared L2), ...] nearest first
+
+def knn_command(index: str, vector: np.ndarray, k: int, ef: int) -> list[Any]:
+    """FT.SEARCH arguments for the ``k`` nearest faces of one unit vector."""
+    return [
+        "FT.SEARCH", index,
+        f"*=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {ef} AS dist]",
+        "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(),
+        "SORTBY", "dist", "RETURN", "2", "person_id", "dist",
+        "LIMIT", "0", str(k), "DIALECT", "2",
+        "TIMEOUT", "0",  # never a silently partial answer (RediSearch's default is 500 ms, then partial)
+    ]  # fmt: skip
+
+def parse_knn(reply: Sequence[Any]) -> list[tuple[str, float]]:
+    """(person_id, squared L2) pairs from a RESP2 FT.SEARCH reply ``[total, key, [f, v, ...], ...]``."""
+    out = []
+    for i in range(2, len(reply), 2):
+        fields = as_dict(reply[i])
+        out.append((text(fields["person_id"]), float(text(fields["dist"]))))
+    return out
+
+def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int, ef: int) -> list[tuple[str, float]]:
+    """KNN through any command caller (redis-py ``execute_command`` or RedisGears ``execute``).
+
+    A gallery that was never created (nobody enrolled yet) is an empty gallery, not an error.
+    """
+    try:
+        reply = call(*knn_command(index, vector, k, max(ef, k)))
+    except Exception as e:  # redis-py ResponseError, or RedisGears' plain exception
+        if "no such index" in str(e).lower() or "unknown index" in str(e).lower():
+            return []
+        raise
+    return parse_knn(reply)
