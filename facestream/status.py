@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from facestream.commands import group_info
 from facestream.config import Settings
 from facestream.keys import Keys
 from facestream.replies import text
@@ -43,11 +44,6 @@ class Status:
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
                        f"skipped {w.get('skipped')} errors {w.get('errors')}")
         return out
-
-
-def group_info(client: redis.Redis, stream: str, group: str) -> dict | None:
-    """XINFO GROUPS entry of ``group`` on ``stream`` (name, consumers, pending, lag, ...), or None."""
-    return next((g for g in client.xinfo_groups(stream) if text(g["name"]) == group), None)
 
 
 def read_status(client: redis.Redis, settings: Settings) -> Status:
