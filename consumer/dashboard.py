@@ -10,7 +10,11 @@ server never decodes more frames than are shown.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import logging
+import re
 import secrets
 import time
 from collections import defaultdict, deque
@@ -30,11 +34,14 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from facestream.config import Settings
-from facestream.errors import ConfigError
+from facestream.errors import BadRecord, ConfigError
 from facestream.keys import Keys
-from facestream.records import UNKNOWN, Face, FrameResult, IdentityEvent
+from facestream.records import UNKNOWN, Face, Fields, FrameResult, IdentityEvent
+from facestream.replies import text
 from facestream.status import read_status
 from models.image import decode, encode_jpeg
+
+log = logging.getLogger("facestream.dashboard")
 
 PAGE = Path(__file__).with_name("dashboard.html")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -59,6 +66,7 @@ class Hub:
         self.events: deque[dict] = deque(maxlen=50)
         self.done_at: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=300))
         self.subscribers: set[asyncio.Queue] = set()
+        self.bad_records = 0  # output-stream entries that were not ours (skipped, logged)
 
     def publish(self, kind: str, data: dict) -> None:
         for q in list(self.subscribers):
@@ -75,9 +83,9 @@ class Hub:
             except (redis.ConnectionError, OSError):
                 await asyncio.sleep(1.0)
         for entry_id, fields in reversed(recent):
-            self.events.appendleft(asdict(IdentityEvent.from_fields(fields)))
+            self.take(self.keys.events, entry_id, fields, publish=False)
         if recent:
-            last[self.keys.events] = recent[0][0].decode()
+            last[self.keys.events] = text(recent[0][0])
         while True:
             try:
                 reply = await r.xread(last, count=200, block=1000)
@@ -85,18 +93,27 @@ class Hub:
                 await asyncio.sleep(1.0)
                 continue
             for stream, entries in reply or []:
-                stream = stream.decode()
                 for entry_id, fields in entries:
-                    last[stream] = entry_id.decode()
-                    if stream == self.keys.results:
-                        res = FrameResult.from_fields(fields)
-                        self.latest[res.camera] = res
-                        self.done_at[res.camera].append(time.time())
-                        self.publish("result", _result_json(res))
-                    else:
-                        ev = asdict(IdentityEvent.from_fields(fields))
-                        self.events.appendleft(ev)
-                        self.publish("event", ev)
+                    last[text(stream)] = text(entry_id)
+                    self.take(text(stream), entry_id, fields)
+
+    def take(self, stream: str, entry_id: bytes, fields: Fields, publish: bool = True) -> None:
+        """Keep and fan out one results/events entry; a malformed one is logged, counted and skipped."""
+        try:
+            if stream == self.keys.results:
+                res = FrameResult.from_fields(fields)
+                self.latest[res.camera] = res
+                self.done_at[res.camera].append(time.time())
+                kind, data = "result", _result_json(res)
+            else:
+                kind, data = "event", asdict(IdentityEvent.from_fields(fields))
+                self.events.appendleft(data)
+        except BadRecord as e:
+            self.bad_records += 1
+            log.warning("%s %r skipped: %s", stream, entry_id, e)
+            return
+        if publish:
+            self.publish(kind, data)
 
     async def health_loop(self) -> None:
         client = redis.Redis.from_url(self.url, protocol=2)
@@ -117,13 +134,14 @@ class Hub:
             cams.append({**asdict(c), "fps_out": round(len(recent) / 5, 1),
                          "latency_ms": round(now * 1000 - latest.ts_ms) if latest else None,
                          "total_ms": round(latest.timings.get("total", 0)) if latest else None})
-        return {"cameras": cams, "workers": len(st.workers), "results": st.results,
-                "events": st.events, "deadletters": st.deadletters}
+        return {"cameras": cams, "workers": len(st.workers), "results": st.results, "events": st.events,
+                "deadletters": st.deadletters, "lost": st.lost, "ignored_streams": len(st.bad_streams),
+                "bad_records": self.bad_records}
 
     def annotated_frame(self, client: redis.Redis, camera: str) -> bytes | None:
-        """The latest answered frame of ``camera`` as JPEG with boxes and names drawn."""
+        """The latest answered frame of ``camera`` as JPEG with boxes and names drawn (None: none to show)."""
         res = self.latest.get(camera)
-        if res is None:
+        if res is None:  # also every camera id that is not valid: only valid ids get into latest
             return None
         entries = client.xrange(self.keys.frames(camera), res.frame_id, res.frame_id)
         if not entries or b"jpeg" not in entries[0][1]:
@@ -148,10 +166,32 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
     return _LABELS.annotate(_BOXES.annotate(rgb.copy(), dets), dets, labels)
 
 
+async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop for the app's life: a bug in one pass is logged and the loop restarted."""
+    while True:
+        try:
+            await loop()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the page must keep updating whatever one record does
+            log.exception("dashboard task %s failed; restarting it in 1 s", loop.__name__)
+            await asyncio.sleep(1.0)
+
+
 def _result_json(res: FrameResult) -> dict:
     return {"camera": res.camera, "frame_id": res.frame_id, "seq": res.seq, "ts_ms": res.ts_ms,
             "names": res.names, "faces": [f.to_json() for f in res.faces],
             "total_ms": round(res.timings.get("total", 0), 1)}
+
+
+def content_security_policy(page: str) -> str:
+    """Only this page's own inline script and style run (by hash); everything else from this origin only."""
+    def digest(tag: str) -> str:
+        body = re.search(rf"<{tag}>(.*?)</{tag}>", page, re.S)
+        return "'sha256-" + base64.b64encode(hashlib.sha256(body[1].encode()).digest()).decode() + "'" if body else ""
+
+    return (f"default-src 'none'; script-src {digest('script')}; style-src {digest('style')}; img-src 'self'; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def token_guard(token: str | None) -> Callable[[Handler], Handler]:
@@ -161,7 +201,7 @@ def token_guard(token: str | None) -> Callable[[Handler], Handler]:
         if not token:
             return True
         given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        return secrets.compare_digest(given, token)
+        return secrets.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())  # any characters
 
     def guard(handler: Handler) -> Handler:
         async def wrapped(request: Request) -> Response:
@@ -195,8 +235,12 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
     client = redis.Redis.from_url(url, protocol=2)
     guard = token_guard(token)
 
+    page = PAGE.read_text()
+    headers = {"Content-Security-Policy": content_security_policy(page), "X-Content-Type-Options": "nosniff",
+               "Referrer-Policy": "no-referrer"}
+
     async def index(request: Request) -> Response:
-        return HTMLResponse(PAGE.read_text())
+        return HTMLResponse(page, headers=headers)
 
     async def stream(request: Request) -> Response:
         return EventSourceResponse(_updates(hub), ping=10)
@@ -209,7 +253,7 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(hub.follow()), asyncio.create_task(hub.health_loop())]
+        tasks = [asyncio.create_task(_supervised(hub.follow)), asyncio.create_task(_supervised(hub.health_loop))]
         yield
         for t in tasks:
             t.cancel()

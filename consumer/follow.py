@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import asdict
 from typing import Iterator
@@ -15,6 +16,7 @@ import redis
 
 from facestream.commands import ensure_group
 from facestream.config import Settings
+from facestream.errors import BadRecord, ConfigError
 from facestream.keys import Keys
 from facestream.records import FrameResult, IdentityEvent
 from facestream.replies import text
@@ -23,6 +25,7 @@ from facestream.retry import Backoff
 log = logging.getLogger("facestream.consumer")
 
 Record = FrameResult | IdentityEvent
+START_RE = re.compile(r"^(\$|0|\d{1,20}(-\d{1,20})?)$")
 
 
 def parse(kind: str, fields: dict) -> Record:
@@ -32,7 +35,12 @@ def parse(kind: str, fields: dict) -> Record:
 def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("results",), start: str = "$",
            camera: str | None = None, group: str | None = None, name: str = "consumer",
            block_ms: int = 1000, idle_exit_s: float | None = None, count: int = 100) -> Iterator[tuple[str, str, Record]]:
-    """Yield (kind, entry id, record). ``start``: '$' (new only), '0' (beginning) or an entry id."""
+    """Yield (kind, entry id, record). ``start``: '$' (new only), '0' (beginning) or an entry id.
+
+    Entries that are not our records are logged and skipped (acknowledged in a group), never fatal.
+    """
+    if not START_RE.match(start):
+        raise ConfigError(f"start {start!r} must be 'now', 'beginning' or a stream entry id like 1712345678901-0")
     keys = Keys(settings.key_prefix)
     streams = {getattr(keys, k): k for k in kinds}
     last = {s: start for s in streams}
@@ -65,9 +73,13 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
             for entry_id, fields in entries:
                 entry_id = text(entry_id)
                 last[stream] = entry_id
-                rec = parse(streams[stream], fields)
                 if group:
                     client.xack(stream, group, entry_id)
+                try:
+                    rec = parse(streams[stream], fields)
+                except BadRecord as e:  # written by someone else: say so, go on with the next
+                    log.warning("%s %s skipped: %s", stream, entry_id, e)
+                    continue
                 if camera is None or rec.camera == camera:
                     yield streams[stream], entry_id, rec
 

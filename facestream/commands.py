@@ -6,6 +6,8 @@ from typing import Any, Sequence
 
 import redis
 
+from facestream.errors import ConfigError
+from facestream.keys import check_id
 from facestream.replies import as_dict, text
 
 CHUNK = 1000  # keys per DEL: bounded argument lists, no long-blocking single command
@@ -49,3 +51,19 @@ def ft_info(client: redis.Redis, index: str) -> dict[str, Any] | None:
         if "no such index" in msg or "unknown index" in msg or "not found" in msg:
             return None
         raise
+
+
+def scan_ids(client: redis.Redis, prefix: str, key_type: str | None = None) -> tuple[list[str], list[bytes]]:
+    """The ids of the keys ``<prefix><id>`` (of ``key_type``), sorted, and the raw keys that are not
+    valid ids (not UTF-8, not ``ID_RE``): those are skipped and reported, never parsed further.
+
+    Keys come from anyone who can write to Redis; one bad name must not stop a worker or a page.
+    """
+    ids, bad = [], []
+    for raw in client.scan_iter(match=prefix.encode() + b"*", count=CHUNK, _type=key_type):
+        tail = bytes(raw)[len(prefix):]
+        try:
+            ids.append(check_id("key", tail.decode("ascii")))
+        except (UnicodeDecodeError, ConfigError):
+            bad.append(bytes(raw))
+    return sorted(ids), sorted(bad)

@@ -7,9 +7,11 @@ field is validated; a bad value fails at start-up with the field's name, not dee
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Literal
 
 import yaml
@@ -114,12 +116,10 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _url_scheme(cls, v: str | None) -> str | None:
+    def _url_shape(cls, v: str | None) -> str | None:
         if v in (None, ""):
             return None
-        if not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return v
+        return check_redis_url(v)
 
     @model_validator(mode="after")
     def _k_covers_margin(self) -> "Settings":
@@ -165,8 +165,49 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data.get("facestream", data)
 
 
+def check_redis_url(url: str) -> str:
+    """``url`` if redis-py can connect with it (redis://, rediss:// TLS, unix:// socket), else ValueError
+    with the reason (never the URL itself: it may hold a password)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must start with redis://, rediss:// (TLS) or unix:// (a socket path)")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("unix:// needs a socket path, e.g. unix:///run/redis/redis.sock")
+        return url
+    try:
+        port = parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise ValueError("the port must be a number, e.g. redis://host:6379/0") from None
+    if not parts.hostname:
+        raise ValueError("needs a host, e.g. redis://127.0.0.1:6379/0")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError("the path must be a database number, e.g. redis://host:6379/0")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("the port must be 1-65535")
+    return url
+
+
+#: FACESTREAM_* variables that are not settings (read by scripts, the CLI, docker compose or tests).
+NON_SETTING_ENV = {"FACESTREAM_CONFIG", "FACESTREAM_DASHBOARD_TOKEN", "FACESTREAM_VENV", "FACESTREAM_CAMERAS",
+                   "FACESTREAM_GALLERY", "FACESTREAM_ARTIFACTS"}
+
+
+def unknown_env() -> list[str]:
+    """FACESTREAM_* variables that name no setting (a typo would otherwise be ignored silently)."""
+    known = {f"FACESTREAM_{name.upper()}" for name in Settings.model_fields} | NON_SETTING_ENV
+    lines = []
+    for var in sorted(v for v in os.environ if v.upper().startswith("FACESTREAM_") and v.upper() not in known):
+        close = difflib.get_close_matches(var.upper(), sorted(known), n=1)
+        lines.append(f"  {var}: not a setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    return lines
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build validated settings; raise ConfigError naming each bad field."""
+    """Build validated settings; raise ConfigError naming each bad field (and each unknown FACESTREAM_ variable)."""
+    if unknown := unknown_env():
+        raise ConfigError("invalid configuration:\n" + "\n".join(unknown))
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e:

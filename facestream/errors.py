@@ -17,6 +17,10 @@ class BadFrame(FacestreamError):
     """A frame record cannot be processed (missing field, corrupt JPEG, oversize). Dead-lettered, never retried."""
 
 
+class BadRecord(FacestreamError):
+    """An entry of an output stream (results, events, dead letters) that is not one of our records."""
+
+
 class GalleryError(FacestreamError):
     """The gallery index is missing, mismatched, or an identity is unknown."""
 

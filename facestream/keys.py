@@ -6,6 +6,7 @@ Layout (with the default prefix ``fs``)::
     fs:results             stream  one result record per processed frame, all cameras
     fs:events              stream  identity events: a person appears on / leaves a camera
     fs:deadletter          stream  frames that could not be processed, with the reason
+    fs:lost                hash    camera → frames trimmed from its stream before any worker read them
     fs:person:<person_id>  hash    display name, metadata JSON, created time
     fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality
     fs:idx:faces           index   RediSearch HNSW vector index over fs:face:*
@@ -44,8 +45,8 @@ class Keys:
         return f"{self.prefix}:frames:{check_id('camera', camera)}"
 
     @property
-    def frames_pattern(self) -> str:
-        return f"{self.prefix}:frames:*"
+    def frames_prefix(self) -> str:
+        return f"{self.prefix}:frames:"
 
     def camera_of(self, frames_key: str) -> str:
         """The camera id of a frame stream key."""
@@ -63,12 +64,17 @@ class Keys:
     def deadletter(self) -> str:
         return f"{self.prefix}:deadletter"
 
+    @property
+    def lost(self) -> str:
+        """Hash camera → frames trimmed from its stream before any worker read them."""
+        return f"{self.prefix}:lost"
+
     def person(self, person_id: str) -> str:
         return f"{self.prefix}:person:{check_id('person', person_id)}"
 
     @property
-    def person_pattern(self) -> str:
-        return f"{self.prefix}:person:*"
+    def person_prefix(self) -> str:
+        return f"{self.prefix}:person:"
 
     def face_prefix(self, person_id: str | None = None) -> str:
         return f"{self.prefix}:face:" + (f"{person_id}:" if person_id else "")

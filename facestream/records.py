@@ -9,15 +9,27 @@ cannot be processed becomes a :class:`DeadLetter`. Field values are plain text o
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Iterator, Mapping, Union
 
-from facestream.errors import BadFrame
+from facestream.errors import BadFrame, BadRecord, ConfigError
+from facestream.keys import check_id
 from facestream.replies import text
 
 UNKNOWN = "unknown"
+MAX_TS_MS = 2**53  # larger numbers lose precision in Lua and JSON
 
 Fields = Mapping[Union[bytes, str], Union[bytes, bytearray, str]]
+
+
+@contextmanager
+def _parsing(kind: str) -> Iterator[None]:
+    """Turn whatever a malformed entry raises while it is read into one BadRecord naming the reason."""
+    try:
+        yield
+    except (KeyError, ValueError, TypeError, AttributeError, UnicodeDecodeError, ConfigError) as e:
+        raise BadRecord(f"malformed {kind} entry: {type(e).__name__}: {e}") from None
 
 
 def _get(fields: Fields, name: str) -> Any:
@@ -63,7 +75,7 @@ class Frame:
         if len(jpeg) > max_bytes:
             raise BadFrame(f"jpeg is {len(jpeg)} bytes, over max_frame_bytes={max_bytes}")
         try:
-            return cls(
+            frame = cls(
                 camera=text(_get(fields, "camera")),
                 seq=int(text(_get(fields, "seq") or "0")),
                 ts_ms=int(text(_get(fields, "ts_ms"))),
@@ -73,6 +85,11 @@ class Frame:
             )
         except (ValueError, UnicodeDecodeError) as e:
             raise BadFrame(f"bad numeric/text field: {e}") from None
+        if not 0 <= frame.ts_ms <= MAX_TS_MS:
+            raise BadFrame(f"ts_ms {frame.ts_ms} is not a capture time (ms since 1970, 0..{MAX_TS_MS})")
+        if min(frame.seq, frame.width, frame.height) < 0 or max(frame.seq, frame.width, frame.height) > 2**53:
+            raise BadFrame("seq, width and height must be non-negative integers")
+        return frame
 
 
 @dataclass
@@ -94,7 +111,10 @@ class Face:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "Face":
-        return cls(**{**d, "box": tuple(d["box"])})
+        box = tuple(int(v) for v in d["box"])
+        if len(box) != 4:
+            raise ValueError("a face box has 4 numbers")
+        return cls(**{**d, "box": box})
 
 
 @dataclass
@@ -133,16 +153,24 @@ class FrameResult:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "FrameResult":
-        f = {text(k): text(v) for k, v in fields.items()}
+        """Parse a results entry; BadRecord if it is not one of ours."""
+        with _parsing("results"):
+            return cls._parse({text(k): text(v) for k, v in fields.items()})
+
+    @classmethod
+    def _parse(cls, f: dict[str, str]) -> "FrameResult":
         w, _, h = f.get("size", "0x0").partition("x")
         faces = [Face.from_json(d) for d in json.loads(f["faces"])]
+        timings = json.loads(f["timings"])
+        if not isinstance(timings, dict) or not all(isinstance(v, (int, float)) for v in timings.values()):
+            raise ValueError("timings must map stage names to milliseconds")
         return cls(
             frame_id=f["frame_id"],
-            camera=f["camera"],
+            camera=check_id("camera", f["camera"]),
             seq=int(f["seq"]),
             ts_ms=int(f["ts_ms"]),
             faces=faces,
-            timings=json.loads(f["timings"]),
+            timings=timings,
             worker=f.get("worker", ""),
             width=int(w or 0),
             height=int(h or 0),
@@ -166,8 +194,11 @@ class IdentityEvent:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "IdentityEvent":
-        f = {text(k): text(v) for k, v in fields.items()}
-        return cls(f["kind"], f["camera"], f["person_id"], f["name"], int(f["ts_ms"]), f["frame_id"])
+        """Parse an events entry; BadRecord if it is not one of ours."""
+        with _parsing("events"):
+            f = {text(k): text(v) for k, v in fields.items()}
+            return cls(f["kind"], check_id("camera", f["camera"]), f["person_id"], f["name"], int(f["ts_ms"]),
+                       f["frame_id"])
 
 
 @dataclass
@@ -186,5 +217,8 @@ class DeadLetter:
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "DeadLetter":
-        f = {text(k): text(v) for k, v in fields.items()}
-        return cls(f["stream"], f["entry_id"], f["reason"], f.get("camera", ""), int(f.get("deliveries", 1)), f.get("worker", ""))
+        """Parse a dead-letter entry; BadRecord if it is not one of ours."""
+        with _parsing("deadletter"):
+            f = {text(k): text(v) for k, v in fields.items()}
+            return cls(f["stream"], f["entry_id"], f["reason"], f.get("camera", ""), int(f.get("deliveries", 1)),
+                       f.get("worker", ""))

@@ -3,11 +3,17 @@
 It is the default when no ``redis_url`` is configured, so a fresh machine needs neither Docker nor
 a system Redis. Anyone with their own Redis 8 / Redis Stack sets ``FACESTREAM_REDIS_URL`` and this
 module is never used.
+
+The gallery's face vectors are biometric data: the server listens on loopback only, requires a
+password generated once and kept in its data dir (readable by its owner only, like the AOF/RDB
+files: the data dir is 0700 and the server runs with umask 077), and it is never printed.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -19,6 +25,7 @@ import redis
 
 from facestream.config import Settings
 from facestream.errors import ServerError
+from facestream.redaction import redact
 
 HOST = "127.0.0.1"
 
@@ -58,7 +65,33 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
+        """The URL with the password: for clients, never for printing (see :attr:`shown_url`)."""
+        return f"redis://:{self.password()}@{HOST}:{self.port}/0"
+
+    @property
+    def shown_url(self) -> str:
         return f"redis://{HOST}:{self.port}/0"
+
+    @property
+    def password_file(self) -> Path:
+        return self.dir / "password"
+
+    def password(self) -> str:
+        """The server's password, generated (owner-only file) the first time it is asked for."""
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            self._make_dir()
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(24))
+            return self.password_file.read_text().strip()
+
+    def _make_dir(self) -> None:
+        """The data dir, owner-only; files an older version left readable by others are tightened."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for path in [self.dir, *self.dir.rglob("*")]:
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
     @property
     def dir(self) -> Path:
@@ -82,22 +115,26 @@ class EmbeddedRedis:
             return None
 
     def is_running(self) -> bool:
-        return self.pid() is not None and _answers_ping(self.port)
+        return self.pid() is not None and _answers(self.port)
 
     def start(self, wait_s: float = 15.0) -> str:
         """Start the server in the background and return its URL; refuse if the port is taken."""
         if self.is_running():
-            raise ServerError(f"facestream's Redis is already running at {self.url} (pid {self.pid()})")
+            raise ServerError(f"facestream's Redis is already running at {self.shown_url} (pid {self.pid()})")
         if port_in_use(self.port):
             raise ServerError(
                 f"port {self.port} on {HOST} is already in use by another program; "
                 f"choose another with --port or FACESTREAM_EMBEDDED_PORT"
             )
         bins = find_binaries()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._make_dir()
         self.logfile.unlink(missing_ok=True)
+        conf = self.dir / "redis.conf"  # the password in a file, not on the command line (ps shows that)
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"requirepass {self.password()}\n")
         cmd = [
-            str(bins.redis_server),
+            str(bins.redis_server), str(conf),
             "--port", str(self.port),
             "--bind", HOST,
             "--protected-mode", "yes",
@@ -110,24 +147,22 @@ class EmbeddedRedis:
             # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
             "--loadmodule", str(bins.redisearch), "TIMEOUT", "0",
         ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o077))
         if proc.returncode != 0:
             raise ServerError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}")
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if _answers_ping(self.port):
+            if _answers(self.port):
                 return self.url
             time.sleep(0.05)
-        raise ServerError(f"redis-server did not answer on {self.url} within {wait_s:.0f} s; log: {self._log_tail()}")
+        raise ServerError(f"redis-server did not answer on {self.shown_url} within {wait_s:.0f} s; log: {self._log_tail()}")
 
     def stop(self, wait_s: float = 15.0) -> bool:
         """Shut the server down (AOF is flushed). Return False if it was not running."""
-        if not self.is_running():
+        pid = self.pid()
+        if pid is None or not self.is_running():
             return False
-        try:
-            redis.Redis(host=HOST, port=self.port).shutdown()
-        except redis.ConnectionError:
-            pass  # the server closes the connection while shutting down
+        os.kill(pid, signal.SIGTERM)  # redis-server shuts down gracefully on SIGTERM (AOF flushed)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline and self.pid() is not None:
             time.sleep(0.05)
@@ -149,11 +184,17 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
-def _answers_ping(port: int) -> bool:
+def _answers(port: int) -> bool:
+    """True if a Redis answers on the port (an authentication error is an answer)."""
     try:
-        return bool(redis.Redis(host=HOST, port=port, socket_timeout=1).ping())
+        redis.Redis(host=HOST, port=port, socket_timeout=1).ping()
+    except redis.AuthenticationError:
+        return True
+    except redis.ResponseError as e:
+        return "NOAUTH" in str(e) or "AUTH" in str(e)
     except redis.RedisError:
         return False
+    return True
 
 
 def resolve_url(s: Settings) -> str:
@@ -170,10 +211,23 @@ def connect(s: Settings, url: str | None = None) -> redis.Redis:
     RESP2 matters: redis-py 8 defaults to RESP3, where FT.SEARCH answers with maps, while
     RedisGears' ``execute()`` always sees the flat RESP2 form. One parser serves both.
     """
-    client = redis.Redis.from_url(url or resolve_url(s), protocol=2, decode_responses=False,
-                                  health_check_interval=30, socket_keepalive=True)
+    url = url or resolve_url(s)
     try:
+        client = redis.Redis.from_url(url, protocol=2, decode_responses=False, health_check_interval=30,
+                                      socket_keepalive=True)
         client.ping()
-    except redis.RedisError as e:
-        raise ServerError(f"cannot reach Redis at {url or s.redis_url}: {e}") from None
+    except (redis.RedisError, ValueError) as e:
+        hint = ""
+        if not s.redis_url and "password" in str(e).lower():
+            hint = ("; the embedded server was started by an older facestream without a password: stop it with "
+                    "`facestream redis --stop` (the next command starts it again)")
+        raise ServerError(redact(f"cannot reach Redis at {url}: {e}") + hint) from None
     return client
+
+
+def redis_cli(s: Settings) -> str:
+    """How to point redis-cli at the configured Redis without printing its password."""
+    if s.redis_url:
+        return f"redis-cli -u {redact(s.redis_url)}"
+    server = EmbeddedRedis.from_settings(s)
+    return f"REDISCLI_AUTH=$(cat {server.password_file}) redis-cli -p {server.port}"

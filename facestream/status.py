@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 
 import redis
 
-from facestream.commands import group_info
+from facestream.commands import group_info, scan_ids
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.replies import text
 
 
 @dataclass
@@ -23,6 +22,7 @@ class CameraStatus:
     pending: int  # delivered, not yet answered
     consumers: int
     reader: str | None = None  # with tracking: the worker holding the camera's lease
+    lost: int = 0  # trimmed from the stream before any worker read them (counted when a worker next reads)
 
 
 @dataclass
@@ -32,35 +32,52 @@ class Status:
     results: int = 0
     events: int = 0
     deadletters: int = 0
+    bad_streams: list[bytes] = field(default_factory=list)  # keys under the frames prefix that are no camera id
+
+    @property
+    def lost(self) -> int:
+        return sum(c.lost for c in self.cameras)
 
     def lines(self) -> list[str]:
-        out = [f"results {self.results}   events {self.events}   dead letters {self.deadletters}",
-               f"{'camera':20} {'frames':>8} {'lag':>8} {'pending':>8} {'consumers':>9}  read by"]
+        out = [f"results {self.results}   events {self.events}   dead letters {self.deadletters}   "
+               f"lost {self.lost} (trimmed before any worker read them)",
+               f"{'camera':20} {'frames':>8} {'lag':>8} {'pending':>8} {'lost':>8} {'consumers':>9}  read by"]
         for c in self.cameras:
             out.append(f"{c.camera:20} {c.frames:8d} {('-' if c.lag is None else c.lag):>8} {c.pending:8d} "
-                       f"{c.consumers:9d}  {c.reader or '-'}")
+                       f"{c.lost:8d} {c.consumers:9d}  {c.reader or '-'}")
+        if self.bad_streams:
+            out.append(f"ignored {len(self.bad_streams)} stream key(s) that are not valid camera ids: "
+                       + ", ".join(repr(k) for k in self.bad_streams[:5]))
         out.append(f"workers alive: {len(self.workers)}")
         for name, w in sorted(self.workers.items()):
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
-                       f"skipped {w.get('skipped')} errors {w.get('errors')}")
+                       f"skipped {w.get('skipped')} lost {w.get('lost')} errors {w.get('errors')}")
         return out
+
+
+def _shown(v: bytes | str) -> str:
+    """A key or value for display: never raises on bytes that are not UTF-8."""
+    return v if isinstance(v, str) else bytes(v).decode("utf-8", "replace")
 
 
 def read_status(client: redis.Redis, settings: Settings) -> Status:
     keys = Keys(settings.key_prefix)
+    cameras, bad = scan_ids(client, keys.frames_prefix, "stream")
+    lost = {_shown(k): int(v) for k, v in client.hgetall(keys.lost).items()}
     st = Status(results=client.xlen(keys.results), events=client.xlen(keys.events),
-                deadletters=client.xlen(keys.deadletter))
-    for key in sorted(text(k) for k in client.scan_iter(match=keys.frames_pattern, count=1000, _type="stream")):
+                deadletters=client.xlen(keys.deadletter), bad_streams=bad)
+    for camera in cameras:
+        key = keys.frames(camera)
         group = group_info(client, key, settings.group)
-        camera = keys.camera_of(key)
         reader = client.get(keys.lease(camera))
         st.cameras.append(CameraStatus(
             camera, client.xlen(key),
             None if group is None else int(group.get("lag") or 0),
             0 if group is None else int(group["pending"]),
             0 if group is None else int(group["consumers"]),
-            None if reader is None else text(reader),
+            None if reader is None else _shown(reader),
+            lost.get(camera, 0),
         ))
     for wkey in client.scan_iter(match=keys.worker_pattern, count=1000):
-        st.workers[text(wkey).rsplit(":", 1)[-1]] = {text(k): text(v) for k, v in client.hgetall(wkey).items()}
+        st.workers[_shown(wkey).rsplit(":", 1)[-1]] = {_shown(k): _shown(v) for k, v in client.hgetall(wkey).items()}
     return st

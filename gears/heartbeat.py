@@ -23,8 +23,10 @@ class Counts:
     results: int = 0
     deadletters: int = 0
     duplicates: int = 0
-    skipped: int = 0
-    errors: int = 0
+    skipped: int = 0  # lag_policy=latest skipped them
+    lost: int = 0  # trimmed from a stream before any worker read them (counted by this worker)
+    errors: int = 0  # raised, left pending for a retry
+    bad_streams: int = 0  # keys under the frames prefix that are not valid camera ids (now)
 
     def add(self, camera: str, outcome: str, timings: dict[str, float]) -> None:
         """Count one answered frame ('result', 'deadletter' or 'duplicate') and its stage timings."""

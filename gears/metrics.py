@@ -8,6 +8,8 @@ FRAMES_IN = Counter("facestream_frames_in_total", "Frames read from a camera str
 FRAMES_OUT = Counter(
     "facestream_frames_out_total", "Frames answered, by outcome (result, deadletter, duplicate)", ["camera", "outcome"]
 )
+LOST = Counter("facestream_frames_lost_total", "Frames trimmed from a camera stream before any worker read them",
+               ["camera"])
 SKIPPED = Counter("facestream_frames_skipped_total", "Frames skipped by lag_policy=latest", ["camera"])
 ERRORS = Counter("facestream_frame_errors_total", "Frames that raised and were left for retry", ["camera", "error"])
 STAGE_SECONDS = Histogram(

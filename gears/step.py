@@ -27,7 +27,7 @@ from facestream.keys import Keys
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.replies import text
 from models.knn import search_with
-from models.image import decode
+from models.image import decode_frame
 from models.matcher import decide
 
 if TYPE_CHECKING:
@@ -40,19 +40,22 @@ Call = Callable[..., Any]
 # ARGV: marker_ttl_ms, out_maxlen, group, entry_id, events_maxlen, ts_ms, absent_ms, camera, frame_id,
 #       n_people, n_fields, then n_people (person_id, name) pairs, then n_fields (field, value) pairs.
 COMMIT_LUA = """
+-- Validate everything before the first write: Redis does not roll back a script that fails half-way.
+local ts, absent, np, nf = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[10]), tonumber(ARGV[11])
+if not (ts and absent and np and nf) or ts < 0 or np < 0 or nf < 1 or #ARGV ~= 11 + 2 * np + 2 * nf then
+  return redis.error_reply('ERR facestream commit: malformed arguments (ts_ms must be a non-negative number)')
+end
 local wrote = 0
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   wrote = 1
-  local np, nf = tonumber(ARGV[10]), tonumber(ARGV[11])
   local fields = {}
   for i = 12 + 2 * np, 11 + 2 * np + 2 * nf do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
   if KEYS[3] ~= '' then
-    local ts, absent = tonumber(ARGV[6]), tonumber(ARGV[7])
     for i = 12, 11 + 2 * np, 2 do
       local pid, name = ARGV[i], ARGV[i + 1]
       local last = redis.call('HGET', KEYS[4], pid)
-      local last_ts = last and tonumber(string.match(last, '^(%d+)')) or nil
+      local last_ts = last and tonumber(string.match(last, '^(%d+)|')) or nil
       if not last_ts then
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'appear', 'camera', ARGV[8],
                    'person_id', pid, 'name', name, 'ts_ms', ARGV[6], 'frame_id', ARGV[9])
@@ -62,7 +65,9 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
     local present = redis.call('HGETALL', KEYS[4])
     for i = 1, #present, 2 do
       local last_ts, name = string.match(present[i + 1], '^(%d+)|(.*)$')
-      if tonumber(last_ts) < ts - absent then
+      if not tonumber(last_ts) then
+        redis.call('HDEL', KEYS[4], present[i])  -- not written by us: drop it, say nothing
+      elseif tonumber(last_ts) < ts - absent then
         redis.call('HDEL', KEYS[4], present[i])
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'leave', 'camera', ARGV[8],
                    'person_id', present[i], 'name', name, 'ts_ms', ARGV[6], 'frame_id', ARGV[9])
@@ -120,7 +125,7 @@ class Step:
         frame = Frame.from_fields(fields, self.s.max_frame_bytes)
         if frame.camera != self.keys.camera_of(stream):
             raise BadFrame(f"camera field {frame.camera!r} does not match stream {stream}")
-        rgb = decode(frame.jpeg, self.s.max_frame_pixels)
+        rgb = decode_frame(frame.jpeg, self.s.max_frame_pixels)
         t1 = time.perf_counter()
         detections = self.analyzer.detect(rgb)
         t2 = time.perf_counter()

@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from facestream.commands import ensure_group, group_info
+from facestream.commands import ensure_group, group_info, scan_ids
 from facestream.config import Settings
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Fields
@@ -35,6 +35,7 @@ from facestream.retry import Backoff
 from gears import metrics
 from gears.heartbeat import Counts, beat
 from gears.leases import CameraLeases
+from gears.losses import LossCounter
 from gears.step import Prepared, Step
 from gears.tracks import CameraTracks
 from models.analyzer import FaceAnalyzer
@@ -58,7 +59,9 @@ class Worker:
         self._next_claim = 0.0
         self._next_beat = 0.0
         self._next_lease = 0.0
+        self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
+        self.losses = LossCounter(client, self.keys, settings.group)
         self._pool = self._start_pool(settings.detect_threads, analyzer)
 
     @staticmethod
@@ -129,6 +132,8 @@ class Worker:
             return handled
         if self.s.lag_policy == "latest":
             self.skip_lag()
+        for stream in streams:
+            self.count_lost(stream)
         reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in streams},
                                   count=self.s.read_count, block=self.s.block_ms)
         batch = [(text(stream), text(entry_id), fields) for stream, entries in reply or []
@@ -152,13 +157,41 @@ class Worker:
 
     # --- discovery, claiming, lag ------------------------------------------------------------------
     def discover(self) -> None:
-        """Join the group on every frame stream, including cameras that appeared since the last look."""
-        found = sorted(text(k) for k in self.r.scan_iter(match=self.keys.frames_pattern, count=1000, _type="stream"))
+        """Join the group on every frame stream, including cameras that appeared since the last look.
+
+        A key under the frames prefix that is not a valid camera id (not UTF-8, odd characters) is
+        skipped and counted, never parsed: anyone who can XADD must not be able to stop the workers.
+        """
+        cameras, bad = scan_ids(self.r, self.keys.frames_prefix, "stream")
+        for raw in set(bad) - self._bad_keys:
+            log.warning("ignoring stream %r: not a valid camera id (A-Z a-z 0-9 _ -, at most 64)", raw)
+        self._bad_keys = set(bad)
+        self.counts.bad_streams = len(bad)
+        found = [self.keys.frames(c) for c in cameras]
         for key in found:
             if key not in self.streams:
                 ensure_group(self.r, key, self.s.group)
                 log.info("following %s", key)
         self.streams = found
+        self.bound_streams()
+
+    def bound_streams(self) -> None:
+        """Cap every camera stream (writers other than ours may XADD without MAXLEN) and the dead letters.
+
+        Frames this trims unread are counted by :meth:`count_lost` like any other trimmed frame.
+        """
+        for key in self.streams:
+            self.r.xtrim(key, maxlen=self.s.frames_maxlen, approximate=True)
+        self.r.xtrim(self.keys.deadletter, maxlen=self.s.deadletter_maxlen, approximate=False)
+
+    def count_lost(self, stream: str) -> None:
+        """Count the frames of ``stream`` trimmed before any worker read them (status, metrics, log)."""
+        n = self.losses.account(stream)
+        if n:
+            self.counts.lost += n
+            metrics.LOST.labels(self.keys.camera_of(stream)).inc(n)
+            log.warning("%s: %d frames were trimmed before any worker read them (workers too far behind for "
+                        "frames_maxlen=%d); counted as lost", stream, n, self.s.frames_maxlen)
 
     def lease_cameras(self) -> None:
         """Keep the cameras this worker leases, take free ones up to its fair share, give back extras."""
@@ -219,7 +252,10 @@ class Worker:
             newest = self.r.xrevrange(stream, count=self.s.max_lag_frames + 1)
             if len(newest) <= self.s.max_lag_frames:
                 continue
-            self.r.execute_command("XGROUP", "SETID", stream, self.s.group, newest[-1][0])
+            added = int(self.r.xinfo_stream(stream)["entries-added"])
+            # ENTRIESREAD keeps the group's read counter exact, so trimmed frames are still counted.
+            self.r.execute_command("XGROUP", "SETID", stream, self.s.group, newest[-1][0],
+                                   "ENTRIESREAD", added - self.s.max_lag_frames)
             skipped = int(lag) - self.s.max_lag_frames
             self.counts.skipped += skipped
             metrics.SKIPPED.labels(self.keys.camera_of(stream)).inc(skipped)

@@ -23,7 +23,7 @@ from facestream.config import Settings
 from facestream.errors import BadFrame, ConfigError
 from facestream.keys import check_id
 from models.analyzer import FaceAnalyzer, main_face
-from models.gallery import FaceEntry, Gallery
+from models.gallery import FaceEntry, Gallery, display_name
 from models.image import IMAGE_SUFFIXES, decode
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -244,6 +244,8 @@ def enroll_paths(gallery: Gallery, paths: Iterable[Path], settings: Settings, pe
     ``planned`` is told how many files will be analysed (to size a progress bar); a ``name`` given
     with ``person`` also renames a person enrolled before.
     """
+    if name is not None:
+        name = display_name(name)  # refused before minutes of analysis, not after
     items, skipped = plan(paths, person, name)
     if planned:
         planned(len(items))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import redis
 
-from facestream.commands import delete_keys, delete_matching, ft_info
+from facestream.commands import delete_keys, delete_matching, ft_info, scan_ids
 from facestream.errors import GalleryError
 from facestream.keys import Keys, check_id
 from facestream.records import UNKNOWN
@@ -86,7 +86,7 @@ class Gallery:
             self.r.execute_command("FT.DROPINDEX", self.keys.index)
         except redis.ResponseError:
             pass
-        for pattern in (self.keys.face_prefix() + "*", self.keys.person_pattern, self.keys.face_counter("*")):
+        for pattern in (self.keys.face_prefix() + "*", self.keys.person_prefix + "*", self.keys.face_counter("*")):
             delete_matching(self.r, pattern)
 
     def _index_info(self) -> tuple[int, str] | None:
@@ -120,7 +120,7 @@ class Gallery:
         with self.r.pipeline(transaction=True) as p:
             pkey = self.keys.person(person_id)
             p.hsetnx(pkey, "created_ms", now)
-            p.hsetnx(pkey, "name", name or person_id)  # a later `people rename` is not undone by re-enrolling
+            p.hsetnx(pkey, "name", display_name(name if name is not None else person_id))  # a later `people rename` is not undone by re-enrolling
             p.hset(pkey, "updated_ms", now)
             if meta is not None:
                 p.hset(pkey, "meta", json.dumps(meta))
@@ -137,8 +137,8 @@ class Gallery:
 
     def people(self) -> list[Person]:
         """Every enrolled person with their face count, sorted by id."""
-        out = [self.person(text(k).rsplit(":", 1)[-1]) for k in self.r.scan_iter(match=self.keys.person_pattern, count=1000)]
-        return sorted(out, key=lambda p: p.person_id)
+        ids, _ = scan_ids(self.r, self.keys.person_prefix, "hash")  # keys written by others are not people
+        return [self.person(pid) for pid in ids]
 
     def person(self, person_id: str) -> Person:
         h = self.r.hgetall(self.keys.person(person_id))
@@ -157,7 +157,7 @@ class Gallery:
 
     def rename(self, person_id: str, name: str) -> None:
         self._require(person_id)
-        self.r.hset(self.keys.person(person_id), "name", name)
+        self.r.hset(self.keys.person(person_id), "name", display_name(name))
 
     def delete(self, person_id: str) -> int:
         """Remove a person and every one of their face vectors; returns the number of faces removed."""
@@ -178,6 +178,14 @@ class Gallery:
         """Number of indexed face vectors."""
         info = ft_info(self.r, self.keys.index)
         return int(text(info["num_docs"])) if info else 0
+
+
+def display_name(name: str) -> str:
+    """A person's display name, stripped; GalleryError if it is empty, too long or has control characters."""
+    name = name.strip()
+    if not name or len(name) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise GalleryError(f"display name {name!r} must be 1-200 printable characters")
+    return name
 
 
 def _no_such_person(person_id: str) -> GalleryError:

@@ -17,20 +17,46 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def decode(data: bytes | bytearray | memoryview, max_pixels: int = 4096 * 4096) -> np.ndarray:
-    """Decode an encoded image (JPEG, PNG, ...) to an RGB array; raise BadFrame if it is not one."""
+    """Decode an encoded image (JPEG, PNG, ...) to an RGB array; raise BadFrame if it is not one.
+
+    JPEG and PNG sizes are read from their headers first, so a decompression bomb is refused before
+    anything is decoded; other formats are bounded by OpenCV's own pixel cap (set at start-up).
+    """
     buf = np.frombuffer(data, dtype=np.uint8)
     if buf.size == 0:
         raise BadFrame("empty image data")
-    # Read the header first so a decompression bomb is refused before it is decoded.
-    ok, w, h = _peek_size(buf)
-    if ok and w * h > max_pixels:
-        raise BadFrame(f"image is {w}x{h}, over max_frame_pixels={max_pixels}")
-    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    size = header_size(buf.tobytes())
+    if size is not None:
+        _check_size(*size, max_pixels)
+    try:
+        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as e:  # OpenCV refuses absurd sizes with an exception, not None
+        raise BadFrame(f"image cannot be decoded: {str(e).strip().splitlines()[-1][:200]}") from None
     if bgr is None:
         raise BadFrame("data is not a decodable image (corrupt or truncated JPEG?)")
-    if bgr.shape[0] * bgr.shape[1] > max_pixels:
-        raise BadFrame(f"image is {bgr.shape[1]}x{bgr.shape[0]}, over max_frame_pixels={max_pixels}")
+    _check_size(bgr.shape[1], bgr.shape[0], max_pixels)
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_frame(data: bytes | bytearray | memoryview, max_pixels: int) -> np.ndarray:
+    """A camera frame: JPEG only (what producers send), its size read from the header before decoding."""
+    head = bytes(data[:3])
+    if head[:2] != b"\xff\xd8":
+        raise BadFrame("frame is not a JPEG (frames must be JPEG; starts with %r)" % head)
+    if header_size(bytes(data)) is None:
+        raise BadFrame("JPEG has no frame header (SOF) before its image data: corrupt or crafted")
+    return decode(data, max_pixels)
+
+
+#: Sides outside this range are refused: detectors fail on slivers, and no camera sends them.
+MIN_SIDE, MAX_SIDE = 16, 16384
+
+
+def _check_size(w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise BadFrame(f"image is {w}x{h}, over max_frame_pixels={max_pixels}")
+    if min(w, h) < MIN_SIDE or max(w, h) > MAX_SIDE:
+        raise BadFrame(f"image is {w}x{h}: each side must be {MIN_SIDE}-{MAX_SIDE} px")
 
 
 def load(path: str | Path) -> np.ndarray:
@@ -68,17 +94,31 @@ def resize_max_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA), scale
 
 
-def _peek_size(buf: np.ndarray) -> tuple[bool, int, int]:
-    """Width/height from a JPEG SOF marker without decoding (False if not found)."""
-    b = buf.tobytes()[:65536]
+def header_size(b: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header (walking every segment, however long) or a PNG's
+    IHDR; None for other formats, or a JPEG whose image data starts before any frame header."""
+    if b.startswith(b"\x89PNG\r\n\x1a\n") and len(b) >= 24 and b[12:16] == b"IHDR":
+        return int.from_bytes(b[16:20], "big"), int.from_bytes(b[20:24], "big")
     if not b.startswith(b"\xff\xd8"):
-        return False, 0, 0
+        return None
     i = 2
     while i + 9 < len(b):
         if b[i] != 0xFF:
-            return False, 0, 0
-        marker, length = b[i + 1], int.from_bytes(b[i + 2 : i + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2):
-            return True, int.from_bytes(b[i + 7 : i + 9], "big"), int.from_bytes(b[i + 5 : i + 7], "big")
-        i += 2 + length
-    return False, 0, 0
+            return None
+        marker = b[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if marker in SOF_MARKERS:
+            return int.from_bytes(b[i + 7 : i + 9], "big"), int.from_bytes(b[i + 5 : i + 7], "big")
+        if marker in (0xDA, 0xD9):  # start of scan / end of image before any frame header
+            return None
+        i += 2 + int.from_bytes(b[i + 2 : i + 4], "big")
+    return None
+
+
+#: Start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the image size.
+SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}

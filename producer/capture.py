@@ -9,6 +9,7 @@ with ``MAXLEN ~`` so Redis memory stays bounded whatever the workers do.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from facestream.config import Settings
 from facestream.errors import BadFrame, FacestreamError
 from facestream.keys import Keys, check_id
 from facestream.records import Frame
+from facestream.redaction import redact
 from facestream.retry import Backoff
 from models.image import encode_bgr, resize_max_side
 
@@ -47,7 +49,12 @@ class Source:
         elif Path(spec).is_file():
             self.kind = "file"
         else:
-            raise SourceError(f"{spec!r} is not a file, a URL (rtsp://, http://) or a webcam index/device")
+            raise SourceError(f"{redact(spec)!r} is not a file, a URL (rtsp://, http://) or a webcam index/device")
+
+    @property
+    def shown(self) -> str:
+        """The source for logs and errors: credentials in the URL masked."""
+        return redact(self.spec)
 
     @property
     def is_live(self) -> bool:
@@ -63,12 +70,13 @@ class Source:
             cap = cv2.VideoCapture(self.spec)
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open {self.spec}" + ("" if self.is_live else " (not a readable video?)"))
+            raise SourceError(f"cannot open {self.shown}" + ("" if self.is_live else " (not a readable video?)"))
         return cap
 
 
 @dataclass
 class ProducerStats:
+    read: int = 0  # frames read from the source
     sent: int = 0
     dropped: int = 0  # frames not sent: over the --fps cap, not encodable, or Redis unreachable
     reconnects: int = 0
@@ -79,7 +87,7 @@ class Producer:
 
     def __init__(self, client: redis.Redis, settings: Settings, camera: str, source: str, fps: float | None = None,
                  realtime: bool = True, loop: bool = False, quality: int = 80, max_side: int = 1280,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], object] | None = None):
         self.r = client
         self.s = settings
         self.camera = check_id("camera", camera)
@@ -90,13 +98,17 @@ class Producer:
         self.loop = loop
         self.quality = quality
         self.max_side = max_side
-        self.sleep = sleep
+        self._stopped = threading.Event()
+        self.sleep = sleep or self._stopped.wait  # a stop (Ctrl-C) ends any wait at once: no 30 s backoff to sit out
         self.stats = ProducerStats()
-        self._stop = False
         self._seq = 0
 
     def stop(self, *_: object) -> None:
-        self._stop = True
+        self._stopped.set()
+
+    @property
+    def _stop(self) -> bool:
+        return self._stopped.is_set()
 
     def run(self, max_frames: int | None = None) -> ProducerStats:
         """Produce until the file ends (unless looping), ``max_frames`` are sent, or stopped."""
@@ -111,14 +123,17 @@ class Producer:
                 backoff.wait(log, e)
                 continue
             backoff.reset()
+            read_before = self.stats.read
             try:
                 finished = self._pump(cap, max_frames)
             finally:
                 cap.release()
+            if not self.source.is_live and self.stats.read == read_before and not self._stop:
+                raise SourceError(f"{self.source.shown}: no frame could be read (not a video?)")
             if finished or (not self.source.is_live and not self.loop):
                 break
             if self.source.is_live:
-                log.warning("%s stopped delivering frames; reconnecting", self.source.spec)
+                log.warning("%s stopped delivering frames; reconnecting", self.source.shown)
                 self.stats.reconnects += 1
         return self.stats
 
@@ -135,6 +150,7 @@ class Producer:
             if not ok:
                 return False
             n += 1
+            self.stats.read += 1
             now = time.monotonic()
             if not self.source.is_live and self.realtime:  # keep the file's own timing
                 due = start + (n - 1) / src_fps

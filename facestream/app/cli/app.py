@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from facestream.config import CONFIG_ENV, Settings, load_settings
 from facestream.errors import FacestreamError
+from facestream.redaction import redact
 
 app = typer.Typer(
     help="Real-time face recognition on Redis Streams.",
@@ -61,5 +62,5 @@ def main() -> None:
     try:
         app()
     except FacestreamError as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+        typer.secho(f"error: {redact(str(e))}", fg=typer.colors.RED, err=True)
         sys.exit(1)

@@ -10,6 +10,7 @@ import typer
 
 from facestream.app.cli.app import DEFAULT_PROCESSES, app, progress, settings_of
 from facestream.config import Settings
+from facestream.errors import FacestreamError
 from facestream.server import connect
 from models.gallery import Gallery
 
@@ -41,6 +42,8 @@ def enroll(
         typer.echo(line)
     if summary.interrupted:
         raise typer.Exit(130)
+    if not summary.enrolled:
+        raise FacestreamError("no face was enrolled (see the skipped files above)")
 
 
 people_app = typer.Typer(help="List, show, rename and delete enrolled people.", no_args_is_help=True)

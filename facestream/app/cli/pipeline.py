@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from facestream.app.cli.app import app, say, settings_of
-from facestream.server import EmbeddedRedis, connect, resolve_url
-
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+from facestream.redaction import configure_logging, redact
+from facestream.server import EmbeddedRedis, connect, redis_cli, resolve_url
 
 
 @app.command("redis")
@@ -24,10 +22,13 @@ def redis_cmd(
     s = settings_of(ctx)
     server = EmbeddedRedis(port or s.embedded_port, s.data_dir)
     if stop:
-        typer.echo(f"stopped {server.url}" if server.stop() else f"no facestream Redis running on port {server.port}")
+        typer.echo(f"stopped {server.shown_url}" if server.stop() else f"no facestream Redis running on port {server.port}")
         return
-    typer.echo(server.start())
-    say(f"data dir {server.dir} (AOF on); stop with: facestream redis --stop --port {server.port}")
+    server.start()
+    typer.echo(server.shown_url)
+    say(f"data dir {server.dir} (AOF on, owner-only); password in {server.password_file}; "
+        f"redis-cli: REDISCLI_AUTH=$(cat {server.password_file}) redis-cli -p {server.port}")
+    say(f"stop with: facestream redis --stop --port {server.port}")
 
 
 @app.command()
@@ -43,7 +44,7 @@ def work(
     from gears.worker import Worker
     from models.analyzer import FaceAnalyzer
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()
     s = settings_of(ctx).replace(lag_policy=lag_policy, metrics_port=metrics_port)
     worker = Worker(connect(s), s, FaceAnalyzer(s), name)
     if s.metrics_port:
@@ -95,7 +96,7 @@ def produce(
     from producer.capture import Producer, load_cameras, producers_from
     from producer.fleet import run_all
 
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()
     s = settings_of(ctx)
     if cameras:
         producers = producers_from(connect(s), s, load_cameras(cameras))
@@ -124,6 +125,7 @@ def consume(
     """Print identified faces (and identity events) as they arrive."""
     from consumer.follow import follow, to_json, to_line
 
+    configure_logging()
     s = settings_of(ctx)
     kinds = ("events",) if events_only else ("results", "events") if events else ("results",)
     start_id = {"now": "$", "beginning": "0"}.get(start, start)
@@ -148,6 +150,7 @@ def dashboard(
     from consumer.dashboard import check_bind, create_app
 
     check_bind(host, token)
+    configure_logging()
     s = settings_of(ctx)
     say(f"dashboard: http://{host}:{port}/" + (f"?token={token}" if token else ""))
     uvicorn.run(create_app(resolve_url(s), s, token), host=host, port=port, log_level="warning")
@@ -164,7 +167,6 @@ def demo(
     from facestream.app.demo import run_demo
 
     s = settings_of(ctx)
-    url = resolve_url(s)
-    typer.echo(f"Redis ready at {url}  (inspect: redis-cli -u {url} XREVRANGE {s.key_prefix}:results + - COUNT 1)")
+    typer.echo(f"Redis ready at {redact(resolve_url(s))}  (inspect: {redis_cli(s)} XREVRANGE {s.key_prefix}:results + - COUNT 1)")
     if not run_demo(s, typer.echo, workers, port, keep_running=not once).complete:
         raise typer.Exit(1)

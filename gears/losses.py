@@ -1,0 +1,54 @@
+"""Frames trimmed from a camera stream before any worker read them: counted, never silent.
+
+A camera stream is capped (``MAXLEN ~ frames_maxlen``); when workers fall further behind than
+that, the oldest unread frames are trimmed away and can never be answered. Redis keeps what is
+needed to count them exactly: ``entries-added - length`` entries have left the stream, and the
+group has read ``entries-read`` of all entries ever added. If more have left than the group has
+read, the difference was trimmed unread. :data:`ACCOUNT_LUA` adds it to ``fs:lost`` (camera →
+frames) and moves the group's read counter past them, atomically, so each is counted once.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from facestream.keys import Keys
+
+# KEYS: frame stream, losses hash; ARGV: group, camera. Returns the frames newly counted as lost.
+ACCOUNT_LUA = """
+local function map(flat)
+  local m = {}
+  for i = 1, #flat, 2 do m[flat[i]] = flat[i + 1] end
+  return m
+end
+local s = map(redis.call('XINFO', 'STREAM', KEYS[1]))
+local g
+for _, grp in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local m = map(grp)
+  if m['name'] == ARGV[1] then g = m end
+end
+if not g or type(s['entries-added']) ~= 'number' or type(g['entries-read']) ~= 'number' then return 0 end
+local left = s['entries-added'] - s['length']
+local lost = left - g['entries-read']
+if lost <= 0 then return 0 end
+redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], g['last-delivered-id'], 'ENTRIESREAD', left)
+redis.call('HINCRBY', KEYS[2], ARGV[2], lost)
+return lost
+"""
+
+
+class LossCounter:
+    """Counts, per camera stream, the frames trimmed before the group read them (see module doc)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, group: str):
+        self.keys, self.group = keys, group
+        self._account = client.register_script(ACCOUNT_LUA)
+
+    def account(self, stream: str) -> int:
+        """Count the frames of ``stream`` trimmed unread since the last look; returns how many."""
+        try:
+            return int(self._account(keys=[stream, self.keys.lost], args=[self.group, self.keys.camera_of(stream)]))
+        except redis.ResponseError as e:
+            if "no such key" in str(e).lower() or "NOGROUP" in str(e):
+                return 0  # stream deleted meanwhile; discover() notices
+            raise
