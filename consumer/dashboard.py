@@ -38,6 +38,7 @@ from facestream.errors import BadRecord, ConfigError
 from facestream.keys import Keys
 from facestream.records import UNKNOWN, Face, Fields, FrameResult, IdentityEvent
 from facestream.replies import text
+from facestream.server import client_options, client_url
 from facestream.status import read_status
 from models.image import decode, encode_jpeg
 
@@ -74,18 +75,19 @@ class Hub:
                 q.put_nowait((kind, data))
 
     async def follow(self) -> None:
-        r = aioredis.from_url(self.url, protocol=2)
-        last = {self.keys.results: "$", self.keys.events: "$"}
+        r = aioredis.from_url(client_url(self.s, self.url), **client_options(self.s))
         while True:  # a page opened now still lists who appeared and left recently
             try:
                 recent = await r.xrevrange(self.keys.events, count=self.events.maxlen)
+                newest = await r.xrevrange(self.keys.results, count=1)
                 break
             except (redis.ConnectionError, OSError):
                 await asyncio.sleep(1.0)
         for entry_id, fields in reversed(recent):
             self.take(self.keys.events, entry_id, fields, publish=False)
-        if recent:
-            last[self.keys.events] = text(recent[0][0])
+        # Concrete ids, not '$': '$' on every call would miss what is appended between two calls.
+        last = {self.keys.results: text(newest[0][0]) if newest else "0-0",
+                self.keys.events: text(recent[0][0]) if recent else "0-0"}
         while True:
             try:
                 reply = await r.xread(last, count=200, block=1000)
@@ -116,7 +118,7 @@ class Hub:
             self.publish(kind, data)
 
     async def health_loop(self) -> None:
-        client = redis.Redis.from_url(self.url, protocol=2)
+        client = redis.Redis.from_url(client_url(self.s, self.url), **client_options(self.s))
         while True:
             try:
                 self.publish("health", await asyncio.to_thread(self.health, client))
@@ -232,7 +234,7 @@ async def _updates(hub: Hub) -> AsyncIterator[dict[str, str]]:
 
 def create_app(url: str, settings: Settings, token: str | None = None) -> Starlette:
     hub = Hub(url, settings)
-    client = redis.Redis.from_url(url, protocol=2)
+    client = redis.Redis.from_url(client_url(settings, url), **client_options(settings))
     guard = token_guard(token)
 
     page = PAGE.read_text()

@@ -32,7 +32,12 @@ class Settings(BaseSettings):
 
     # --- Redis -------------------------------------------------------------------------------------
     redis_url: str | None = Field(
-        None, description="Redis 8 / Redis Stack URL. Unset: use (and start if needed) the embedded server."
+        None, repr=False,  # it may hold a password: never in a repr, a log line or a test failure
+        description="Redis 8 / Redis Stack URL. Unset: use (and start if needed) the embedded server.",
+    )
+    redis_username: str | None = Field(None, description="Redis ACL user (see `facestream acl`); default: the URL's.")
+    redis_password_file: Path | None = Field(
+        None, description="File holding the Redis password (keeps it out of URLs, environments and logs)."
     )
     data_dir: Path = Field(Path(".facestream"), description="Embedded server's data dir (AOF, pid, log).")
     embedded_port: int = Field(6390, ge=1, le=65535, description="Port of the embedded redis-server.")

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -213,8 +214,8 @@ def connect(s: Settings, url: str | None = None) -> redis.Redis:
     """
     url = url or resolve_url(s)
     try:
-        client = redis.Redis.from_url(url, protocol=2, decode_responses=False, health_check_interval=30,
-                                      socket_keepalive=True)
+        client = redis.Redis.from_url(client_url(s, url), **client_options(s), decode_responses=False,
+                                      health_check_interval=30, socket_keepalive=True)
         client.ping()
     except (redis.RedisError, ValueError) as e:
         hint = ""
@@ -223,6 +224,29 @@ def connect(s: Settings, url: str | None = None) -> redis.Redis:
                     "`facestream redis --stop` (the next command starts it again)")
         raise ServerError(redact(f"cannot reach Redis at {url}: {e}") + hint) from None
     return client
+
+
+def client_options(s: Settings) -> dict[str, object]:
+    """What every client (redis-py, sync or asyncio) is built with besides the URL: RESP2, and the ACL
+    user and password of ``redis_username`` / ``redis_password_file`` when set."""
+    opts: dict[str, object] = {"protocol": 2}
+    if s.redis_username:
+        opts["username"] = s.redis_username
+    if s.redis_password_file:
+        try:
+            opts["password"] = s.redis_password_file.read_text().strip()
+        except OSError as e:
+            raise ServerError(f"cannot read redis_password_file {s.redis_password_file}: {e.strerror}") from None
+    return opts
+
+
+def client_url(s: Settings, url: str) -> str:
+    """``url`` as clients should use it: without its credentials when ``redis_username`` or
+    ``redis_password_file`` give them (in redis-py, a URL's credentials would win)."""
+    if not (s.redis_username or s.redis_password_file):
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def redis_cli(s: Settings) -> str:

@@ -27,9 +27,14 @@ for _, grp in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local m = map(grp)
   if m['name'] == ARGV[1] then g = m end
 end
-if not g or type(s['entries-added']) ~= 'number' or type(g['entries-read']) ~= 'number' then return 0 end
+if not g or type(s['entries-added']) ~= 'number' then return 0 end
+local read = g['entries-read']
+if type(read) ~= 'number' then
+  if g['last-delivered-id'] ~= '0-0' then return 0 end  -- unknown: cannot tell (a group made by another tool)
+  read = 0  -- nothing delivered yet
+end
 local left = s['entries-added'] - s['length']
-local lost = left - g['entries-read']
+local lost = left - read
 if lost <= 0 then return 0 end
 redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], g['last-delivered-id'], 'ENTRIESREAD', left)
 redis.call('HINCRBY', KEYS[2], ARGV[2], lost)

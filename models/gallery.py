@@ -156,8 +156,9 @@ class Gallery:
             raise _no_such_person(person_id)
 
     def rename(self, person_id: str, name: str) -> None:
+        name = display_name(name)
         self._require(person_id)
-        self.r.hset(self.keys.person(person_id), "name", display_name(name))
+        self.r.hset(self.keys.person(person_id), "name", name)
 
     def delete(self, person_id: str) -> int:
         """Remove a person and every one of their face vectors; returns the number of faces removed."""

@@ -33,10 +33,24 @@ def test_compose_wiring():
     assert svc["redis-gears"]["profiles"] == ["gears"]
 
 
+def test_compose_services_log_in_as_their_least_privileged_role():
+    doc = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    svc = doc["services"]
+    assert "--aclfile" in svc["redis"]["command"] and svc["redis"]["depends_on"]["acl"]
+    assert "acl write /secrets" in " ".join(svc["acl"]["entrypoint"])
+    for name, role in (("worker", "worker"), ("producer", "producer"), ("enroll", "admin")):
+        env = svc[name]["environment"]
+        assert env["FACESTREAM_REDIS_USERNAME"] == f"fs-{role}" and env["FACESTREAM_REDIS_PASSWORD_FILE"] == f"/secrets/{role}"
+        assert "secrets:/secrets:ro" in svc[name]["volumes"]
+        assert "@" not in env["FACESTREAM_REDIS_URL"], "no password in a URL"
+
+
 def test_dockerfile_installs_with_the_readme_command():
     readme = (REPO / "README.md").read_text()
     assert "scripts/setup.sh && .venv/bin/facestream demo" in readme
-    assert "RUN apt-get update -qq && scripts/setup.sh" in (REPO / "docker" / "Dockerfile").read_text()
+    dockerfile = (REPO / "docker" / "Dockerfile").read_text()
+    assert "RUN apt-get update -qq && scripts/setup.sh" in dockerfile
+    assert "\nUSER 10001\n" in dockerfile, "the image does not run as root"
 
 
 def test_example_cameras_file_is_valid():

@@ -70,9 +70,9 @@ def test_dashboard_shows_a_named_face_in_chromium(r, settings, faces_dir):
         with playwright.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1100, "height": 700})
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("document.querySelector('.cam img') && document.querySelector('.cam img').naturalWidth > 0",
-                                   timeout=60_000)
+            # The page runs under its Content-Security-Policy: no page.evaluate (it would need 'unsafe-eval').
+            with page.expect_response(lambda resp: "/frame/" in resp.url and resp.status == 200, timeout=60_000):
+                page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_selector("#pipeline tbody tr", timeout=10_000)
             page.wait_for_selector(".cam .names:has-text('Lin-Manuel Miranda')", timeout=60_000)
             # The "appear" event is committed with that result but reaches the page as its own message.
@@ -87,3 +87,49 @@ def test_dashboard_shows_a_named_face_in_chromium(r, settings, faces_dir):
         server.should_exit = True
         for t in threads:
             t.join(20)
+
+
+HOSTILE = '<img src=x onerror="window.pwned=1">'
+
+
+def test_hostile_names_and_stream_keys_render_as_text_in_chromium(r, settings):
+    """Display names come from whoever enrolls people; stream keys from whoever can XADD: text only."""
+    from corpus import jpeg
+    from facestream.keys import Keys
+    from facestream.records import Face, Frame, FrameResult, IdentityEvent
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian chromium not installed (scripts/setup.sh --test installs it as root)")
+    keys = Keys(settings.key_prefix)
+    r.xadd(keys.frames_prefix.encode() + HOSTILE.encode(), {"x": "1"})
+    port = free_port()
+    server = _Server(uvicorn.Config(create_app(settings.redis_url, settings), host="127.0.0.1", port=port,
+                                    log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        with playwright.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            # CSP bypassed here: the escaping alone must stop the markup (CSP is the second line of defence),
+            # and page.evaluate needs it to look for the injected code's effect.
+            page = browser.new_page(bypass_csp=True)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_selector("#health:has-text('ignored streams 1')", timeout=20_000)
+            fid = r.xadd(keys.frames("lobby"), Frame("lobby", 1, 1, 96, 72, jpeg()).to_fields()).decode()
+            face = Face((10, 10, 50, 50), person_id="p1", name=HOSTILE, confidence=0.5)
+            r.xadd(keys.results, FrameResult(fid, "lobby", 1, int(time.time() * 1000), [face]).to_fields())
+            r.xadd(keys.events, IdentityEvent("appear", "lobby", "p1", HOSTILE, int(time.time() * 1000), fid).to_fields())
+            page.wait_for_selector("#events div", timeout=20_000)
+            page.wait_for_selector(".cam .names", timeout=20_000)
+            page.wait_for_timeout(500)
+            assert HOSTILE in page.inner_text(".cam .names") and HOSTILE in page.inner_text("#events")
+            assert page.evaluate("window.pwned === undefined")
+            assert page.locator("img[src='x']").count() == 0
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(20)

@@ -31,6 +31,38 @@ def redis_cmd(
     say(f"stop with: facestream redis --stop --port {server.port}")
 
 
+acl_app = typer.Typer(help="Least-privilege Redis users per role: admin, worker, producer, reader.",
+                      no_args_is_help=True)
+app.add_typer(acl_app, name="acl")
+
+
+@acl_app.command("write")
+def acl_write(ctx: typer.Context, out: Annotated[Path, typer.Argument(help="Folder for users.acl and one password file per role.")]) -> None:
+    """Write a Redis ACL file (redis-server --aclfile OUT/users.acl) with every role; default user off."""
+    from facestream.acl import acl_file
+    from facestream.keys import Keys
+
+    path = acl_file(out, Keys(settings_of(ctx).key_prefix))
+    typer.echo(f"wrote {path}; passwords in {out}/<role> (owner-only)")
+
+
+@acl_app.command("apply")
+def acl_apply(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="admin, worker, producer or reader.")],
+    password_file: Annotated[Optional[Path], typer.Option(help="Where to keep the new password (default: data_dir/acl/ROLE).")] = None,
+) -> None:
+    """Create (or reset) ROLE's user on the configured Redis; its password goes to an owner-only file."""
+    from facestream.acl import apply
+    from facestream.keys import Keys
+
+    s = settings_of(ctx)
+    path = password_file or s.data_dir / "acl" / role
+    name = apply(connect(s), Keys(s.key_prefix), role, path)
+    typer.echo(f"user {name}: password in {path}; use FACESTREAM_REDIS_USERNAME={name} "
+               f"FACESTREAM_REDIS_PASSWORD_FILE={path}")
+
+
 @app.command()
 def work(
     ctx: typer.Context,

@@ -1,0 +1,94 @@
+"""Least-privilege users per role on the real server: each can do its job and nothing beyond it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import redis
+
+from corpus import jpeg
+from facestream.acl import ROLES, acl_file, apply, user_name
+from facestream.keys import Keys
+from facestream.records import Frame
+from facestream.server import connect
+from gears.worker import Worker
+from models.gallery import FaceEntry, Gallery
+
+
+@pytest.fixture
+def as_role(r, settings, tmp_path):
+    """settings (and a client) logged in as the user of a role, created on the test server."""
+    keys = Keys(settings.key_prefix)
+    made = []
+
+    def login(role: str):
+        name = apply(r, keys, role, tmp_path / role)
+        made.append(name)
+        s = settings.replace(redis_username=name, redis_password_file=tmp_path / role)
+        return s, connect(s)
+
+    yield login
+    for name in made:
+        r.execute_command("ACL", "DELUSER", name)
+
+
+def _denied(call) -> bool:
+    try:
+        call()
+    except redis.exceptions.NoPermissionError:
+        return True
+    except redis.ResponseError as e:
+        return "NOPERM" in str(e) or "no permissions" in str(e)
+    return False
+
+
+def test_each_role_has_what_it_needs_and_no_more(r, settings, as_role):
+    keys = Keys(settings.key_prefix)
+    _, producer = as_role("producer")
+    frame = Frame("door", 1, int(time.time() * 1000), 96, 72, jpeg())
+    entry = producer.xadd(keys.frames("door"), frame.to_fields(), maxlen=100, approximate=True).decode()
+    assert _denied(lambda: producer.xrange(keys.results))
+    assert _denied(lambda: producer.hgetall(keys.person("ann")))
+    assert _denied(lambda: producer.xadd(keys.results, {"a": "1"}))
+
+    admin_s, admin = as_role("admin")
+    Gallery(admin, admin_s).add_person("ann", "Ann", [FaceEntry(np.eye(128, dtype=np.float32)[0], "test")])
+    assert _denied(lambda: admin.flushall()) and _denied(lambda: admin.config_get("*"))
+
+    worker_s, worker = as_role("worker")
+    w = Worker(worker, worker_s.replace(block_ms=50, tracking=False), _NoFaces(), name="acl-w")
+    assert w.run(max_idle_s=0.5).results == 1
+    assert r.xlen(keys.results) == 1 and not r.xpending(keys.frames("door"), settings.group)["pending"]
+    assert _denied(lambda: worker.flushall()) and _denied(lambda: worker.set("other:key", "1"))
+
+    reader_s, reader = as_role("reader")
+    assert reader.xrange(keys.results) and reader.xrange(keys.frames("door"), entry, entry)
+    assert _denied(lambda: reader.xadd(keys.results, {"a": "1"}))
+    assert _denied(lambda: reader.delete(keys.person("ann")))
+
+
+def test_the_acl_file_disables_the_default_user_and_keeps_passwords_private(tmp_path):
+    path = acl_file(tmp_path, Keys("fs"))
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("user default off")
+    assert [line.split()[1] for line in lines[1:]] == [user_name(role, Keys("fs")) for role in ROLES]
+    for p in [path, *(tmp_path / role for role in ROLES)]:
+        assert p.stat().st_mode & 0o077 == 0
+
+
+class _NoFaces:
+    """Finds no face: this test is about permissions, not models."""
+
+    detector = None
+
+    @property
+    def embedder(self) -> "_NoFaces":
+        return self
+
+    def detect(self, rgb: np.ndarray) -> list:
+        return []
+
+    def embed(self, rgb: np.ndarray, detections: list) -> np.ndarray:
+        return np.zeros((0, 128), np.float32)
