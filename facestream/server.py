@@ -214,8 +214,9 @@ def connect(s: Settings, url: str | None = None) -> redis.Redis:
     """
     url = url or resolve_url(s)
     try:
+        tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}  # a socket has no keepalive
         client = redis.Redis.from_url(client_url(s, url), **client_options(s), decode_responses=False,
-                                      health_check_interval=30, socket_keepalive=True)
+                                      health_check_interval=30, **tcp)
         client.ping()
     except (redis.RedisError, ValueError) as e:
         hint = ""
