@@ -51,7 +51,10 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the identity-events stream.")
     deadletter_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the dead-letter stream.")
     max_frame_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="Larger JPEG payloads are dead-lettered.")
-    max_frame_pixels: int = Field(4096 * 4096, ge=64 * 64, description="Larger decoded frames are dead-lettered.")
+    max_frame_pixels: int = Field(
+        3840 * 2160, ge=64 * 64, description="Larger frames (4K UHD) are dead-lettered, sized from the JPEG header "
+        "before decoding: it bounds what each decoding thread holds.",
+    )
 
     # --- Models ------------------------------------------------------------------------------------
     detector: Literal["hog", "cnn", "mtcnn"] = Field("hog", description="Face detector backend.")

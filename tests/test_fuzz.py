@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from corpus import BAD_KEY_TAILS, bad_frames
 from facestream.app.local import LocalPipeline
@@ -51,6 +52,14 @@ def test_fuzzed_frames_never_stop_a_worker(r, settings, faces_dir):
             data = good_jpegs[(i // GOOD_EVERY) % len(good_jpegs)]
             pipe.xadd(stream, Frame("fuzz", i, int(time.time() * 1000), 640, 360, data).to_fields())
             kinds.append(None)
+    big = cv2.resize(cv2.imdecode(np.frombuffer(good_jpegs[0], np.uint8), cv2.IMREAD_COLOR), (3840, 2160))
+    for _ in range(8):  # the largest frames accepted, in a row: a batch of them decoded at once
+        pipe.xadd(stream, Frame("fuzz", 0, int(time.time() * 1000), 3840, 2160, cv2.imencode(".jpg", big)[1].tobytes())
+                  .to_fields())
+        kinds.append(None)
+    over = cv2.imencode(".jpg", cv2.resize(big, (4096, 4096)))[1].tobytes()
+    pipe.xadd(stream, {"camera": "fuzz", "ts_ms": "1", "jpeg": over})  # a real JPEG just over max_frame_pixels
+    kinds.append("over max_frame_pixels")
     oversize = {"camera": "fuzz", "ts_ms": "1", "jpeg": b"\xff\xd8" + b"\0" * (s.max_frame_bytes + 1)}
     for _ in range(3):
         pipe.xadd(stream, oversize)
