@@ -57,10 +57,23 @@ class Settings(BaseSettings):
     )
 
     # --- Models ------------------------------------------------------------------------------------
+    detection: Literal["fast", "balanced", "thorough"] = Field(
+        "balanced", description="Live detection profile (README, 'Detection profiles'). fast: the whole frame "
+        "downscaled to detect_max_side, faces from ~64 px of it (~80 px of a 1080p frame); balanced: a coarse pass "
+        "plus tracked faces, moving areas and a sweep of the frame searched for faces from scan_min_face_px, within "
+        "a per-frame budget; thorough: upsample 1 at full resolution on every frame (accuracy first, not real time "
+        "at 1080p on a CPU).",
+    )
+    scan_min_face_px: int = Field(48, ge=20, le=200, description="balanced: smallest face the scan looks for.")
+    scan_share: float = Field(
+        1 / 6, ge=0, le=1, description="balanced: moving areas + sweep searched per frame, as a share of its area "
+        "(at the small-face scale); bounds each frame's cost. 1/6: a 1080p frame swept every ~0.5 s at 15 fps.",
+    )
+    scan_coarse_px: int = Field(960, ge=160, description="balanced: the coarse pass sees frames downscaled to this.")
     detector: Literal["hog", "cnn", "mtcnn"] = Field("hog", description="Face detector backend.")
     embedder: Literal["dlib"] = Field("dlib", description="Face embedder backend (128-d dlib ResNet).")
     upsample: int = Field(
-        0, ge=0, le=3, description="Live frames: HOG/CNN upsampling passes. 0 finds faces from ~80 px "
+        0, ge=0, le=3, description="fast profile: HOG/CNN upsampling passes. 0 finds faces from ~64-80 px "
         "(14 ms per 640x360 frame); 1 finds them from ~40 px at 4x the cost (see README, Speed).",
     )
     small_frame_px: int = Field(

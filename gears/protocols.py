@@ -15,6 +15,7 @@ import numpy as np
 from models.detect import Detection
 from models.matcher import Match
 from models.protocols import Embedder
+from models.regions import Region
 
 
 class StepSettings(Protocol):
@@ -35,7 +36,13 @@ class StepSettings(Protocol):
 class Analyzer(Protocol):
     embedder: Embedder
 
-    def detect(self, rgb: np.ndarray) -> list[Detection]: ...
+    def detect_frame(self, rgb: np.ndarray, regions: list[Region] | None = None) -> list[Detection]: ...
+
+
+class Scan(Protocol):
+    def regions(self, rgb: np.ndarray, late_ms: float = 0.0) -> list[Region]: ...
+
+    def follow(self, boxes: list[tuple[int, int, int, int]], ts_s: float) -> None: ...
 
 
 class Tracks(Protocol):

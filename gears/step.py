@@ -31,7 +31,7 @@ from models.image import decode_frame
 from models.matcher import decide
 
 if TYPE_CHECKING:
-    from gears.protocols import Analyzer, StepSettings, Tracks
+    from gears.protocols import Analyzer, Scan, StepSettings, Tracks
     from models.detect import Detection
 
 Call = Callable[..., Any]
@@ -114,11 +114,13 @@ class Step:
         self.names = Names(call, self.keys)
         self.last_timings: dict[str, float] = {}
 
-    def prepare(self, stream: str, entry_id: str, fields: Fields) -> Prepared:
+    def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Scan | None = None) -> Prepared:
         """Parse, decode and detect one frame entry; raise BadFrame for input that can never be processed.
 
-        Safe to run for several frames at once in threads (dlib's detector and OpenCV's decoder
-        release the GIL); :meth:`finish` must then see a camera's frames in order.
+        ``scan``: the camera's :class:`gears.scan.CameraScan` (balanced profile), which says where to
+        look; without one the whole frame is searched. Safe to run for several frames at once in
+        threads (dlib's detector and OpenCV's decoder release the GIL); :meth:`finish` must then see
+        a camera's frames in order.
         """
         t0 = time.perf_counter()
         queue_ms = max(0.0, time.time() * 1000 - entry_ms(entry_id))
@@ -127,12 +129,12 @@ class Step:
             raise BadFrame(f"camera field {frame.camera!r} does not match stream {stream}")
         rgb = decode_frame(frame.jpeg, self.s.max_frame_pixels)
         t1 = time.perf_counter()
-        detections = self.analyzer.detect(rgb)
+        detections = self.analyzer.detect_frame(rgb, scan.regions(rgb, queue_ms) if scan is not None else None)
         t2 = time.perf_counter()
         timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
         return Prepared(entry_id, frame, rgb, detections, timings)
 
-    def finish(self, p: Prepared, tracks: Tracks | None = None) -> FrameResult:
+    def finish(self, p: Prepared, tracks: Tracks | None = None, scan: Scan | None = None) -> FrameResult:
         """Embed, search and decide the faces of a prepared frame.
 
         With ``tracks`` (a camera's :class:`gears.tracks.CameraTracks`), only faces that are new or due for a
@@ -162,6 +164,8 @@ class Step:
             faces.append(Face(det.box, round(det.score, 3), m.person_id if m else UNKNOWN, name,
                               None if m is None or m.distance is None else round(m.distance, 4),
                               round(m.confidence, 3) if m else 0.0, track_ids[i]))
+        if scan is not None:
+            scan.follow([d.box for d in p.detections], ts_s)
         t2 = time.perf_counter()
         timings = {**p.timings, "embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3,
                    "total": (t2 - t0) * 1e3 + p.timings["decode"] + p.timings["detect"]}
@@ -195,7 +199,8 @@ class Step:
         return bool(self.call("EVAL", COMMIT_LUA, len(keys), *keys, *args, *pairs, *flat))
 
     def handle(self, stream: str, entry_id: str, fields: Fields, group: str = "", deliveries: int = 1,
-               prepared: Prepared | Exception | None = None, tracks: Tracks | None = None) -> str:
+               prepared: Prepared | Exception | None = None, tracks: Tracks | None = None,
+               scan: Scan | None = None) -> str:
         """Run and commit one entry; a bad frame is dead-lettered at once. Returns 'result'/'deadletter'/'duplicate'.
 
         ``prepared``: the entry's :meth:`prepare` outcome, or the BadFrame it raised, when the runner
@@ -204,10 +209,10 @@ class Step:
         """
         try:
             if prepared is None:
-                prepared = self.prepare(stream, entry_id, fields)
+                prepared = self.prepare(stream, entry_id, fields, scan)
             elif isinstance(prepared, Exception):  # what prepare() raised in the runner's thread
                 raise prepared
-            result = self.finish(prepared, tracks)
+            result = self.finish(prepared, tracks, scan)
         except BadFrame as e:
             letter = DeadLetter(stream, entry_id, str(e), self.keys.camera_of(stream), deliveries, self.worker)
             return "deadletter" if self.commit_deadletter(stream, group, letter) else "duplicate"

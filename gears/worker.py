@@ -36,6 +36,7 @@ from gears import metrics
 from gears.heartbeat import Counts, beat
 from gears.leases import CameraLeases
 from gears.losses import LossCounter
+from gears.scan import CameraScan, scan_plan
 from gears.step import Prepared, Step
 from gears.tracks import CameraTracks
 from models.analyzer import FaceAnalyzer
@@ -62,6 +63,9 @@ class Worker:
         self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
         self.losses = LossCounter(client, self.keys, settings.group)
+        self.scans: dict[str, CameraScan] = {}
+        self._inflight: list[tuple[tuple[str, str, Fields], Future[Prepared | Exception] | None]] = []
+        self._scan_plan = scan_plan(settings)
         self._pool = self._start_pool(settings.detect_threads, analyzer)
 
     @staticmethod
@@ -74,6 +78,15 @@ class Worker:
         for f in [pool.submit(ready.wait) for _ in range(n)]:
             f.result()
         return pool
+
+    def scan_of(self, stream: str) -> CameraScan | None:
+        """The camera's scan state (balanced profile), made on its first frame; None: search whole frames."""
+        if self._scan_plan is None:
+            return None
+        scan = self.scans.get(stream)
+        if scan is None:
+            scan = self.scans.setdefault(stream, CameraScan(self._scan_plan))
+        return scan
 
     @property
     def reading(self) -> list[str]:
@@ -105,6 +118,10 @@ class Worker:
                 last_work = now
             elif max_idle_s is not None and now - last_work > max_idle_s:
                 break
+        try:
+            self.flush()  # the frames in hand (Ctrl-C/SIGTERM: finished, not left for a takeover)
+        except redis.ConnectionError as e:
+            log.warning("Redis unreachable (%s); frames in hand stay pending for another worker", e)
         self._leave_group()
         if self._pool is not None:
             self._pool.shutdown()
@@ -134,24 +151,32 @@ class Worker:
             self.skip_lag()
         for stream in streams:
             self.count_lost(stream)
-        reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in streams},
-                                  count=self.s.read_count, block=self.s.block_ms)
+        # While the previous batch is finished here (track, embed, commit), the detection threads
+        # already decode and detect this one: the two halves of the work overlap.
+        reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in streams}, count=self.s.read_count,
+                                  block=None if self._inflight else self.s.block_ms)
         batch = [(text(stream), text(entry_id), fields) for stream, entries in reply or []
                  for entry_id, fields in entries]
         ahead = self._prepare_ahead(batch)
-        for (stream, entry_id, fields), prepared in zip(batch, ahead):
-            handled += self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
-        return handled
+        handled += self.flush()
+        self._inflight = list(zip(batch, ahead))
+        return handled + len(batch)
+
+    def flush(self) -> int:
+        """Finish the frames read last round, in the order read (their detection ran meanwhile)."""
+        inflight, self._inflight = self._inflight, []
+        return sum(self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
+                   for (stream, entry_id, fields), prepared in inflight)
 
     def _prepare_ahead(self, batch: list[tuple[str, str, Fields]]) -> list[Future[Prepared | Exception] | None]:
         """Start decoding and detecting every frame of the batch in the thread pool (None: no pool)."""
-        if self._pool is None or len(batch) < 2:
+        if self._pool is None:
             return [None] * len(batch)
         return [self._pool.submit(self._prepare, *item) for item in batch]
 
     def _prepare(self, stream: str, entry_id: str, fields: Fields) -> Prepared | Exception:
         try:
-            return self.step.prepare(stream, entry_id, fields or {})
+            return self.step.prepare(stream, entry_id, fields or {}, self.scan_of(stream))
         except Exception as e:  # handed to Step.handle, which dead-letters or re-raises it in order
             return e
 
@@ -268,7 +293,8 @@ class Worker:
         metrics.FRAMES_IN.labels(camera).inc()
         tracks = self.tracks.get(stream) if deliveries == 1 else None  # a redelivered frame is out of order
         try:
-            outcome = self.step.handle(stream, entry_id, fields or {}, self.s.group, deliveries, prepared, tracks)
+            outcome = self.step.handle(stream, entry_id, fields or {}, self.s.group, deliveries, prepared, tracks,
+                                       self.scan_of(stream))
         except redis.ConnectionError:
             raise
         except Exception as e:  # a bug or a model failure on this frame: leave it pending, it is retried
@@ -291,8 +317,9 @@ class Worker:
         beat(self.r, self.keys, self.name, self.counts, self.streams, self.s.group)
 
     def _leave_group(self) -> None:
-        """Remove this consumer where it holds no pending frames, and its heartbeat."""
+        """Finish the frames in hand, then remove this consumer where it holds no pending frames, and its heartbeat."""
         try:
+            self.flush()
             for stream in self.streams:
                 pending = self.r.xpending_range(stream, self.s.group, "-", "+", 1, consumername=self.name)
                 if not pending:

@@ -15,6 +15,7 @@ from models.image import resize_max_side
 if TYPE_CHECKING:
     from facestream.config import Settings
     from models.protocols import Detector, Embedder
+    from models.regions import Region
 
 
 def main_face(detections: list[Detection], shape: tuple[int, ...]) -> int | None:
@@ -36,13 +37,14 @@ class FaceAnalyzer:
     """
 
     def __init__(self, settings: Settings):
+        thorough = settings.detection == "thorough"
         self._detector_name = settings.detector
-        self._upsample = settings.upsample
-        self._small_px = settings.small_frame_px
+        self._upsample = 1 if thorough else settings.upsample
+        self._small_px = 0 if thorough else settings.small_frame_px
         self._local = threading.local()
         self.detector  # build it now: a bad backend fails at start-up, not on the first frame
         self.embedder: Embedder = make_embedder(settings.embedder)
-        self.max_side = settings.detect_max_side
+        self.max_side = 1 << 30 if thorough else settings.detect_max_side  # thorough: full resolution
         self.min_face_px = settings.min_face_px
         self.still_augment = settings.enroll_augment
         self._still_upsample = settings.enroll_upsample
@@ -71,6 +73,15 @@ class FaceAnalyzer:
         if scale != 1.0:
             dets = [d.scaled(1 / scale) for d in dets]
         return [d for d in dets if d.size >= self.min_face_px]
+
+    def detect_frame(self, rgb: np.ndarray, regions: list[Region] | None = None) -> list[Detection]:
+        """A live frame's faces: in the ``regions`` a camera's scan chose (balanced profile), else by
+        :meth:`detect` over the whole frame (fast and thorough profiles, and the in-server gear)."""
+        if regions is None:
+            return self.detect(rgb)
+        from models.regions import detect_regions  # the gear never plans regions (and has no supervision)
+
+        return detect_regions(self.detector, rgb, regions, self.min_face_px)
 
     def detect_still(self, rgb: np.ndarray) -> list[Detection]:
         """Detection for enrollment/calibration photos: ``enroll_upsample``, then the fallback detector."""

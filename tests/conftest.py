@@ -6,6 +6,7 @@ import os
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
@@ -55,3 +56,19 @@ def faces_dir() -> Path:
     if not (FACES / "gallery").is_dir():
         pytest.skip(f"shared face data not found at {FACES} (set FACESTREAM_FACES_DIR)")
     return FACES
+
+
+class NoFaces:
+    """An analyzer stand-in that finds no face: for tests about frames, streams and permissions, not models."""
+
+    detector = None
+
+    @property
+    def embedder(self) -> "NoFaces":
+        return self
+
+    def detect_frame(self, rgb, regions=None) -> list:
+        return []
+
+    def embed(self, rgb, detections) -> np.ndarray:
+        return np.zeros((0, 128), np.float32)

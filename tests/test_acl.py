@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import redis
 
+from conftest import NoFaces
 from corpus import jpeg
 from facestream.acl import ROLES, acl_file, apply, user_name
 from facestream.keys import Keys
@@ -58,7 +59,7 @@ def test_each_role_has_what_it_needs_and_no_more(r, settings, as_role):
     assert _denied(lambda: admin.flushall()) and _denied(lambda: admin.config_get("*"))
 
     worker_s, worker = as_role("worker")
-    w = Worker(worker, worker_s.replace(block_ms=50, tracking=False), _NoFaces(), name="acl-w")
+    w = Worker(worker, worker_s.replace(block_ms=50, tracking=False), NoFaces(), name="acl-w")
     assert w.run(max_idle_s=0.5).results == 1
     assert r.xlen(keys.results) == 1 and not r.xpending(keys.frames("door"), settings.group)["pending"]
     assert _denied(lambda: worker.flushall()) and _denied(lambda: worker.set("other:key", "1"))
@@ -76,19 +77,3 @@ def test_the_acl_file_disables_the_default_user_and_keeps_passwords_private(tmp_
     assert [line.split()[1] for line in lines[1:]] == [user_name(role, Keys("fs")) for role in ROLES]
     for p in [path, *(tmp_path / role for role in ROLES)]:
         assert p.stat().st_mode & 0o077 == 0
-
-
-class _NoFaces:
-    """Finds no face: this test is about permissions, not models."""
-
-    detector = None
-
-    @property
-    def embedder(self) -> "_NoFaces":
-        return self
-
-    def detect(self, rgb: np.ndarray) -> list:
-        return []
-
-    def embed(self, rgb: np.ndarray, detections: list) -> np.ndarray:
-        return np.zeros((0, 128), np.float32)

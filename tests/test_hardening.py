@@ -10,12 +10,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import redis
 from starlette.testclient import TestClient
 
-from conftest import free_port
+from conftest import NoFaces, free_port
 from corpus import BAD_KEY_TAILS, comment_first, jpeg, png_header, with_size
 from consumer.dashboard import Hub, create_app
 from consumer.follow import follow
@@ -32,30 +31,12 @@ from models.image import decode, decode_frame
 FACESTREAM = [sys.executable, "-m", "facestream"]
 
 
-class _NoFaces:
-    """A detector stand-in that finds nothing: this test is about counting frames, not faces."""
-
-    @property
-    def detector(self) -> None:
-        return None
-
-    @property
-    def embedder(self) -> "_NoFaces":
-        return self
-
-    def detect(self, rgb: np.ndarray) -> list:
-        return []
-
-    def embed(self, rgb: np.ndarray, detections: list) -> np.ndarray:
-        return np.zeros((0, 128), np.float32)
-
-
 def test_bad_stream_keys_are_skipped_and_counted(r, settings):
     keys = Keys(settings.key_prefix)
     for tail in BAD_KEY_TAILS:
         r.xadd(keys.frames_prefix.encode() + tail, {"x": "1"})
     r.xadd(keys.frames("good"), {"x": "1"})
-    w = Worker(r, settings, _NoFaces(), name="w")
+    w = Worker(r, settings, NoFaces(), name="w")
     w.discover()
     assert w.streams == [keys.frames("good")] and w.counts.bad_streams == len(BAD_KEY_TAILS)
     st = read_status(r, settings)
@@ -104,7 +85,7 @@ def test_a_backlog_beyond_frames_maxlen_is_answered_or_counted_as_lost(r, settin
     for i in range(sent):  # a producer far ahead of the (not yet started) workers
         r.xadd(stream, {"camera": "busy", "seq": str(i), "ts_ms": str(1_700_000_000_000 + i), "jpeg": frame},
                maxlen=s.frames_maxlen, approximate=False)
-    w = Worker(r, s, _NoFaces(), name="w")
+    w = Worker(r, s, NoFaces(), name="w")
     counts = w.run(max_idle_s=1.0)
     st = read_status(r, s)
     assert counts.results == s.frames_maxlen and counts.lost == sent - s.frames_maxlen
@@ -114,7 +95,7 @@ def test_a_backlog_beyond_frames_maxlen_is_answered_or_counted_as_lost(r, settin
     for i in range(sent, sent + 300):
         r.xadd(stream, {"camera": "busy", "seq": str(i), "ts_ms": str(1_700_000_000_000 + i), "jpeg": frame},
                maxlen=s.frames_maxlen, approximate=False)
-    Worker(r, s, _NoFaces(), name="w").run(max_idle_s=1.0)
+    Worker(r, s, NoFaces(), name="w").run(max_idle_s=1.0)
     st = read_status(r, s)
     assert st.results + st.deadletters + st.lost == sent + 300 and st.cameras[0].pending == 0
 

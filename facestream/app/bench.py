@@ -163,7 +163,8 @@ def _figures(s: Settings, workers: int, fps: float | None, got: Answers) -> Figu
     results = got.results
     fig = Figures(f"pipeline ({workers} worker{'s' if workers > 1 else ''}, "
                   f"{'tracking' if s.tracking else 'every face embedded'}, "
-                  f"{s.detector} upsample {s.upsample}, {s.detect_threads} detect thread"
+                  f"{s.detection} {s.detector}" + (f" upsample {s.upsample}" if s.detection == "fast" else "")
+                  + f", {s.detect_threads} detect thread"
                   f"{'s' if s.detect_threads > 1 else ''}, "
                   + (f"paced at {fps:g} fps" if fps is not None else "frames pushed at full speed") + ")")
     fig.frames = len(got)
@@ -213,10 +214,11 @@ def enroll_rate(settings: Settings, folder: Path, still: bool, workers: int) -> 
 
 #: ``--ablation``: the levers one at a time, from the plain per-frame pipeline to the defaults.
 ABLATION = [
-    {"tracking": False, "upsample": 1, "detect_threads": 1},
-    {"tracking": False, "upsample": 0, "detect_threads": 1},
-    {"tracking": True, "upsample": 0, "detect_threads": 1},
-    {"tracking": True, "upsample": 0, "detect_threads": 2},
+    {"detection": "fast", "tracking": False, "upsample": 1, "detect_threads": 1},
+    {"detection": "fast", "tracking": False, "upsample": 0, "detect_threads": 1},
+    {"detection": "fast", "tracking": True, "upsample": 0, "detect_threads": 1},
+    {"detection": "fast", "tracking": True, "upsample": 0, "detect_threads": 2},
+    {"detection": "balanced", "tracking": True, "upsample": 0, "detect_threads": 2},
 ]
 
 

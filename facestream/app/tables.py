@@ -6,7 +6,10 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
+
 from facestream.app.bench import EnrollFigures, Figures
+from facestream.app.detbench import ProfileFigures
 from facestream.app.knnbench import KnnFigures
 from facestream.config import Settings
 from facestream.errors import FacestreamError
@@ -77,4 +80,21 @@ def knn_table(figs: list[KnnFigures], settings: Settings, command: str) -> list[
             "|---|---|---|---|---|---|---|---|"]
     rows += [f"| {f.size:,} | {f.ef} | {f.insert_per_s:,.0f} | {f.p50_ms:.2f} | {f.p99_ms:.2f} | "
              f"{f.recall_at_1:.4f} | {f.person_recall_at_1:.4f} | {f.memory_mb:.0f} |" for f in figs]
+    return rows
+
+
+def detection_table(figs: list[ProfileFigures], live: dict[str, list[Figures]], command: str) -> list[str]:
+    """``bench --detection``: per profile, what it finds (synthetic 1080p, real frames) and what it costs."""
+    sizes = sorted({size for f in figs for size in f.found})
+    rows = [f"`{command}` on {machine_line()}, {time.strftime('%Y-%m-%d')}:", "",
+            "| profile | detect ms/frame 1080p (1 core) p50 / p95 | found within 0.5 s, faces ≥ 48 px | "
+            + " | ".join(f"{s} px" for s in sizes) + " | real frames vs CNN | live 1080p 15 fps: fps, p50 / p99 ms | "
+            "640×360 clip, full push: fps |", "|---" * (6 + len(sizes)) + "|"]
+    for f in figs:
+        cam, clip = live.get(f.profile) or [None, None]
+        cam_s = f"{cam.fps:.1f}, {cam.pct(50):.0f} / {cam.pct(99):.0f}" if cam else "not real time"
+        clip_s = f"{clip.fps:.1f}" if clip else "–"
+        recall = " | ".join(f"{f.found[s][0] / f.found[s][1]:.2f}" if f.found.get(s, [0, 0])[1] else "–" for s in sizes)
+        rows.append(f"| {f.profile} | {np.median(f.ms):.0f} / {np.percentile(f.ms, 95):.0f} | {f.within(48):.3f} | "
+                    f"{recall} | {f.real[0]}/{f.real[1]} = {f.real[0] / max(1, f.real[1]):.2f} | {cam_s} | {clip_s} |")
     return rows

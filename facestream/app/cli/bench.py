@@ -35,6 +35,7 @@ def bench(
     knn: Annotated[Optional[str], typer.Option(help="Instead: the gallery KNN at these sizes, e.g. 10000,100000,1000000.")] = None,
     ef: Annotated[Optional[str], typer.Option(help="With --knn: EF_RUNTIME values to sweep, e.g. 200,400,800.")] = None,
     enrollment: Annotated[Optional[Path], typer.Option(help="Instead: time enrolling this folder of <Person>/ images.")] = None,
+    detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
@@ -48,6 +49,8 @@ def bench(
         block, rows = "knn", _knn(s, _numbers("--knn", knn), _numbers("--ef", ef) if ef else [], command)
     elif enrollment:
         block, rows = "enrollment", _enrollment(s, enrollment)
+    elif detection:
+        block, rows = "detection", _detection(s, frames or 150, command)
     else:
         sample = find_sample(s.faces_dir) if video is None else None
         clip = video or sample.video
@@ -89,3 +92,25 @@ def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[st
         for f in figs[-max(1, len(efs)):]:
             typer.echo(f.line())  # as each size finishes: a 1M build takes minutes
     return knn_table(figs, s, command)
+
+
+def _detection(s: Settings, frames: int, command: str) -> list[str]:
+    from facestream.app.bench import pipeline_run
+    from facestream.app.demo import find_sample
+    from facestream.app.detbench import detection_bench, synthetic, write_video
+    from facestream.app.tables import detection_table
+
+    profiles = ["fast", "balanced", "thorough"]
+    figs = detection_bench(s, s.faces_dir, profiles, frames, say)
+    video = write_video(synthetic(s.faces_dir, frames)[0], s.data_dir / "cache" / "synthetic-1080p.mp4")
+    sample = find_sample(s.faces_dir)
+    live = {}
+    for profile in profiles[:2]:  # thorough is not real time at 1080p on a CPU
+        p = s.replace(detection=profile)
+        say(f"{profile}: live 1080p camera at 15 fps, then the clip at full push...")
+        live[profile] = [pipeline_run(p, video, [], fps=15.0, max_frames=225, say=say),
+                         pipeline_run(p, sample.video, sample.people, say=say)]
+        for f in live[profile]:
+            for line in f.lines():
+                typer.echo(line)
+    return detection_table(figs, live, command)

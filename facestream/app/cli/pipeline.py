@@ -10,6 +10,7 @@ import typer
 from facestream.app.cli.app import app, say, settings_of
 from facestream.redaction import configure_logging, redact
 from facestream.server import EmbeddedRedis, connect, redis_cli, resolve_url
+from producer.capture import MAX_SIDE
 
 
 @app.command("redis")
@@ -121,7 +122,7 @@ def produce(
     as_fast_as_possible: Annotated[bool, typer.Option("--as-fast-as-possible", help="Files: ignore their timing.")] = False,
     loop: Annotated[bool, typer.Option("--loop", help="Files: start again at the end.")] = False,
     quality: Annotated[int, typer.Option(min=10, max=100, help="JPEG quality.")] = 80,
-    max_side: Annotated[int, typer.Option(min=64, help="Downscale frames whose longest side is larger.")] = 1280,
+    max_side: Annotated[int, typer.Option(min=64, help="Downscale frames whose longest side is larger.")] = MAX_SIDE,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
 ) -> None:
     """Capture a camera or video (or every camera of --cameras) into its frame stream (bounded, MAXLEN ~)."""

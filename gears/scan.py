@@ -1,0 +1,134 @@
+"""Where to look for faces in one camera's next frame, so the detection budget goes where faces can be.
+
+Searching a whole 1080p frame for 48 px faces costs ~300 ms of HOG; a camera sends 15 frames a
+second. So each frame gets (see :class:`ScanPlan`):
+
+1. a **coarse pass** over the whole frame at a scale that finds large faces cheaply;
+2. **tracked faces**: the boxes of the camera's live tracks, grown, at a scale that keeps them found;
+3. **motion**: boxes where OpenCV's background subtractor (MOG2) sees change, searched for small
+   faces, most-recently-skipped first: a face that walks in is moving;
+4. **the sweep**: with what is left of the per-frame budget, the next tiles of a grid over the
+   frame, round robin, searched for small faces: faces that sit still are found too.
+
+Steps 3 and 4 share a budget of ``sweep_share`` of the frame's area per frame (at the small-face
+scale), which bounds the cost of every frame and so the latency. One instance per camera; its
+methods may be called from the worker's detection threads (a lock orders them).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from facestream.config import Settings
+from models.regions import HOG_MIN_FACE, Box, Region, grid, grow, scale_for
+
+MOTION_WIDTH = 320  # the background model runs on a copy this wide: ~1 ms a frame
+LATE_MS = 150  # frames waiting longer than this get no sweep: the budget yields to keeping up
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """A detection profile's scan parameters (see facestream.config.PROFILES)."""
+
+    coarse_px: int  # the coarse pass sees the frame downscaled to this longest side (never enlarged)
+    min_face_px: int  # motion, sweep and tracks are searched for faces down to this size
+    sweep_share: float  # motion + sweep budget per frame, as a share of the frame's area; 0: no sweep
+    cell_px: int = 480  # sweep tiles
+
+
+def scan_plan(s: Settings) -> ScanPlan | None:
+    """The scan of the ``detection`` profile: balanced scans; fast and thorough search whole frames."""
+    if s.detection != "balanced":
+        return None
+    return ScanPlan(s.scan_coarse_px, s.scan_min_face_px, s.scan_share)
+
+
+class CameraScan:
+    """One camera's background model, sweep position and latest face boxes."""
+
+    def __init__(self, plan: ScanPlan):
+        self.plan = plan
+        self.scale = scale_for(plan.min_face_px)
+        self._mog = cv2.createBackgroundSubtractorMOG2(history=150, varThreshold=32, detectShadows=False)
+        self._kernel = np.ones((5, 5), np.uint8)
+        self._tiles: list[Box] = []
+        self._next_tile = 0
+        self._faces: list[tuple[Box, float]] = []  # (box, camera time last seen)
+        self._lock = threading.Lock()
+
+    def follow(self, boxes: list[Box], ts_s: float, keep_s: float = 1.0) -> None:
+        """The faces of the latest finished frame: searched close up on the next frames. A face missed
+        on a frame (turned, blurred) is still searched where it was for ``keep_s``."""
+        with self._lock:
+            older = [(b, t) for b, t in self._faces if ts_s - t <= keep_s and not any(_iou(b, n) > 0.3 for n in boxes)]
+            self._faces = [(b, ts_s) for b in boxes] + older[:16]
+
+    def regions(self, rgb: np.ndarray, late_ms: float = 0.0) -> list[Region]:
+        """Where to search ``rgb`` (the camera's next frame) and at which scale. A frame already
+        ``late_ms`` behind by more than :data:`LATE_MS` skips motion and sweep: the worker catches up."""
+        h, w = rgb.shape[:2]
+        coarse = min(1.0, self.plan.coarse_px / max(h, w))
+        out = [Region((0, 0, w, h), coarse)]
+        moving = self._motion(rgb)
+        with self._lock:
+            faces = [b for b, _ in self._faces]
+            if self.plan.sweep_share > 0 and (not self._tiles or self._tiles[-1][2:] != (w, h)):
+                # Faces too small for the coarse pass, up to 2 x overlap, lie whole inside some tile.
+                overlap = int(HOG_MIN_FACE / coarse / 2)
+                self._tiles, self._next_tile = grid(w, h, self.plan.cell_px, overlap), 0
+        for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
+            size = min(box[2] - box[0], box[3] - box[1])
+            out.append(Region(grow(box, 0.6, 8, w, h), min(self.scale, 1.6 * scale_for(size))))
+        if self.plan.sweep_share > 0 and late_ms <= LATE_MS:
+            out += self._budgeted(moving, w, h)
+        return out
+
+    def _motion(self, rgb: np.ndarray) -> list[Box]:
+        """Boxes (frame pixels) of what moved since the background model's last frames."""
+        h, w = rgb.shape[:2]
+        f = MOTION_WIDTH / w
+        small = cv2.resize(rgb, (MOTION_WIDTH, max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        with self._lock:
+            mask = self._mog.apply(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
+        if w <= MOTION_WIDTH or self.plan.sweep_share <= 0:
+            return []
+        mask = cv2.dilate(cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel), self._kernel, iterations=2)
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        boxes = []
+        for x, y, bw, bh, area in stats[1:n]:
+            if area >= 12:
+                boxes.append(grow((int(x / f), int(y / f), int((x + bw) / f), int((y + bh) / f)), 0.2, 16, w, h))
+        return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))[:8]
+
+    def _budgeted(self, moving: list[Box], w: int, h: int) -> list[Region]:
+        """Moving areas first, then the next sweep tiles, within the per-frame budget."""
+        budget = self.plan.sweep_share * w * h * self.scale**2
+        out = []
+        for box in moving:
+            region = Region(box, self.scale)
+            if region.cost <= budget:
+                out.append(region)
+                budget -= region.cost
+        with self._lock:
+            for _ in range(len(self._tiles)):
+                region = Region(self._tiles[self._next_tile], self.scale)
+                if region.cost > budget and out:
+                    break
+                out.append(region)
+                budget -= region.cost
+                self._next_tile = (self._next_tile + 1) % len(self._tiles)
+                if budget <= 0:
+                    break
+        return out
+
+
+def _iou(a: Box, b: Box) -> float:
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
