@@ -64,10 +64,13 @@ class Settings(BaseSettings):
         "a per-frame budget; thorough: upsample 1 at full resolution on every frame (accuracy first, not real time "
         "at 1080p on a CPU).",
     )
-    scan_min_face_px: int = Field(48, ge=20, le=200, description="balanced: smallest face the scan looks for.")
+    scan_min_face_px: int = Field(
+        48, ge=20, le=200, description="balanced: the scan enlarges regions so faces of this size reach HOG's 64 px.",
+    )
     scan_share: float = Field(
-        1 / 6, ge=0, le=1, description="balanced: moving areas + sweep searched per frame, as a share of its area "
-        "(at the small-face scale); bounds each frame's cost. 1/6: a 1080p frame swept every ~0.5 s at 15 fps.",
+        1 / 8, ge=0, le=1, description="balanced: the share of a frame swept for small faces per frame (its next "
+        "tile), and the budget for moving areas besides; 1/8: every part of the frame every 8 frames (0.53 s at "
+        "15 fps). 0: no sweep.",
     )
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the coarse pass sees frames downscaled to this.")
     detector: Literal["hog", "cnn", "mtcnn"] = Field("hog", description="Face detector backend.")

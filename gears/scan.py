@@ -4,15 +4,15 @@ Searching a whole 1080p frame for 48 px faces costs ~300 ms of HOG; a camera sen
 second. So each frame gets (see :class:`ScanPlan`):
 
 1. a **coarse pass** over the whole frame at a scale that finds large faces cheaply;
-2. **tracked faces**: the boxes of the camera's live tracks, grown, at a scale that keeps them found;
-3. **motion**: boxes where OpenCV's background subtractor (MOG2) sees change, searched for small
-   faces, most-recently-skipped first: a face that walks in is moving;
-4. **the sweep**: with what is left of the per-frame budget, the next tiles of a grid over the
-   frame, round robin, searched for small faces: faces that sit still are found too.
+2. **tracked faces**: the faces of the last second, grown, at a scale that keeps them found;
+3. **the sweep**: the next tile of a grid of ``1 / sweep_share`` tiles over the frame, round robin,
+   searched for small faces: every part of the frame is searched every ``1 / sweep_share`` frames;
+4. **motion**: boxes where OpenCV's background subtractor (MOG2) sees change, smallest first,
+   searched for small faces within a budget of half a tile's area: a face that walks in is moving.
 
-Steps 3 and 4 share a budget of ``sweep_share`` of the frame's area per frame (at the small-face
-scale), which bounds the cost of every frame and so the latency. One instance per camera; its
-methods may be called from the worker's detection threads (a lock orders them).
+So every frame's cost is bounded (coarse pass, tracked faces, about one and a half tiles at the
+small-face scale), and so is its latency. One instance per camera; its methods may be called from the worker's
+detection threads (a lock orders them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from facestream.config import Settings
 from models.regions import HOG_MIN_FACE, Box, Region, grid, grow, scale_for
 
-MOTION_WIDTH = 320  # the background model runs on a copy this wide: ~1 ms a frame
+MOTION_WIDTH = 480  # the background model runs on a copy this wide: ~1.5 ms a frame
 LATE_MS = 150  # frames waiting longer than this get no sweep: the budget yields to keeping up
 
 
@@ -36,8 +36,7 @@ class ScanPlan:
 
     coarse_px: int  # the coarse pass sees the frame downscaled to this longest side (never enlarged)
     min_face_px: int  # motion, sweep and tracks are searched for faces down to this size
-    sweep_share: float  # motion + sweep budget per frame, as a share of the frame's area; 0: no sweep
-    cell_px: int = 480  # sweep tiles
+    sweep_share: float  # the sweep's tile per frame, as a share of the frame (1/8: 8 tiles); 0: no sweep
 
 
 def scan_plan(s: Settings) -> ScanPlan | None:
@@ -79,7 +78,7 @@ class CameraScan:
             if self.plan.sweep_share > 0 and (not self._tiles or self._tiles[-1][2:] != (w, h)):
                 # Faces too small for the coarse pass, up to 2 x overlap, lie whole inside some tile.
                 overlap = int(HOG_MIN_FACE / coarse / 2)
-                self._tiles, self._next_tile = grid(w, h, self.plan.cell_px, overlap), 0
+                self._tiles, self._next_tile = grid(w, h, round(1 / self.plan.sweep_share), overlap), 0
         for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
             size = min(box[2] - box[0], box[3] - box[1])
             out.append(Region(grow(box, 0.6, 8, w, h), min(self.scale, 1.6 * scale_for(size))))
@@ -102,29 +101,21 @@ class CameraScan:
         for x, y, bw, bh, area in stats[1:n]:
             if area >= 12:
                 boxes.append(grow((int(x / f), int(y / f), int((x + bw) / f), int((y + bh) / f)), 0.2, 16, w, h))
-        return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))[:8]
+        return boxes
 
     def _budgeted(self, moving: list[Box], w: int, h: int) -> list[Region]:
-        """Moving areas first, then the next sweep tiles, within the per-frame budget."""
-        budget = self.plan.sweep_share * w * h * self.scale**2
-        out = []
-        for box in moving:
-            region = Region(box, self.scale)
-            if region.cost <= budget:
-                out.append(region)
-                budget -= region.cost
+        """The next sweep tile, then moving areas (smallest first) within half a tile's worth."""
         with self._lock:
-            for _ in range(len(self._tiles)):
-                region = Region(self._tiles[self._next_tile], self.scale)
-                if region.cost > budget and out:
-                    break
-                out.append(region)
-                budget -= region.cost
-                self._next_tile = (self._next_tile + 1) % len(self._tiles)
-                if budget <= 0:
-                    break
+            tile = Region(self._tiles[self._next_tile], self.scale)
+            self._next_tile = (self._next_tile + 1) % len(self._tiles)
+        out, budget = [tile], self.plan.sweep_share / 2 * w * h * self.scale**2
+        for box in sorted(moving, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])):
+            region = Region(box, self.scale)
+            if region.cost > budget:
+                break
+            out.append(region)
+            budget -= region.cost
         return out
-
 
 def _iou(a: Box, b: Box) -> float:
     left, top = max(a[0], b[0]), max(a[1], b[1])

@@ -8,6 +8,7 @@ duplicates that overlapping regions produce (supervision's non-max suppression).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,18 +46,19 @@ def scale_for(min_face_px: float) -> float:
     return HOG_MIN_FACE / max(1.0, min_face_px)
 
 
-def grid(width: int, height: int, cell_px: int, overlap_px: int) -> list[Box]:
-    """Tiles covering a frame: cells of about ``cell_px``, each grown by ``overlap_px`` per side so a
-    face up to ``2 * overlap_px`` on a cell border lies whole inside one tile."""
-    cols, rows = max(1, round(width / cell_px)), max(1, round(height / cell_px))
-    tiles = []
+def grid(width: int, height: int, tiles: int, overlap_px: int) -> list[Box]:
+    """About ``tiles`` tiles covering a frame, in cells of its aspect, each grown by ``overlap_px`` per
+    side so that a face up to ``2 * overlap_px`` on a cell border lies whole inside one tile."""
+    cols = max(1, round(math.sqrt(tiles * width / height)))
+    rows = max(1, math.ceil(tiles / cols))
+    out = []
     for r in range(rows):
         for c in range(cols):
             left, right = c * width // cols, (c + 1) * width // cols
             top, bottom = r * height // rows, (r + 1) * height // rows
-            tiles.append((max(0, left - overlap_px), max(0, top - overlap_px),
-                          min(width, right + overlap_px), min(height, bottom + overlap_px)))
-    return tiles
+            out.append((max(0, left - overlap_px), max(0, top - overlap_px),
+                        min(width, right + overlap_px), min(height, bottom + overlap_px)))
+    return out
 
 
 def grow(box: Box, by: float, pad: int, width: int, height: int) -> Box:

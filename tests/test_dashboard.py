@@ -6,7 +6,9 @@ import os
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import uvicorn
@@ -48,27 +50,49 @@ class _Server(uvicorn.Server):
         pass
 
 
-def test_dashboard_shows_a_named_face_in_chromium(r, settings, faces_dir):
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+@contextmanager
+def serving(settings) -> Iterator[int]:
+    """The dashboard on a free port in a thread, for the length of the block; yields the port."""
+    port = free_port()
+    server = _Server(uvicorn.Config(create_app(settings.redis_url, settings), host="127.0.0.1", port=port,
+                                    log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "the dashboard did not start within 20 s"
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
+def chromium() -> str:
+    """Debian's Chromium for Playwright, or a skip saying how to get it."""
+    pytest.importorskip("playwright.sync_api")
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
         pytest.skip("Debian chromium not installed (scripts/setup.sh --test installs it as root)")
+    return path
+
+
+def test_dashboard_shows_a_named_face_in_chromium(r, settings, faces_dir):
+    from playwright.sync_api import sync_playwright
+
+    browser_path = chromium()
     items, _ = plan([faces_dir / "gallery" / "Lin-Manuel_Miranda"])
     enroll(Gallery(r, settings), items, settings)
     s = settings.model_copy(update={"block_ms": 200})
     worker = Worker(r, s, FaceAnalyzer(s), name="dash-w")
     producer = Producer(r, s, "stage", str(faces_dir / "videos" / "hamilton_white_house_2009.mp4"), fps=5, loop=True)
-    port = free_port()
-    server = _Server(uvicorn.Config(create_app(s.redis_url, s), host="127.0.0.1", port=port, log_level="warning"))
-    threads = [threading.Thread(target=worker.run, daemon=True), threading.Thread(target=producer.run, daemon=True),
-               threading.Thread(target=server.run, daemon=True)]
+    threads = [threading.Thread(target=worker.run, daemon=True), threading.Thread(target=producer.run, daemon=True)]
     for t in threads:
         t.start()
     try:
-        while not server.started:
-            time.sleep(0.05)
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        with serving(s) as port, sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1100, "height": 700})
             # The page runs under its Content-Security-Policy: no page.evaluate (it would need 'unsafe-eval').
             with page.expect_response(lambda resp: "/frame/" in resp.url and resp.status == 200, timeout=60_000):
@@ -84,7 +108,6 @@ def test_dashboard_shows_a_named_face_in_chromium(r, settings, faces_dir):
     finally:
         producer.stop()
         worker.stop()
-        server.should_exit = True
         for t in threads:
             t.join(20)
 
@@ -94,42 +117,30 @@ HOSTILE = '<img src=x onerror="window.pwned=1">'
 
 def test_hostile_names_and_stream_keys_render_as_text_in_chromium(r, settings):
     """Display names come from whoever enrolls people; stream keys from whoever can XADD: text only."""
+    from playwright.sync_api import sync_playwright
+
     from corpus import jpeg
     from facestream.keys import Keys
     from facestream.records import Face, Frame, FrameResult, IdentityEvent
 
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian chromium not installed (scripts/setup.sh --test installs it as root)")
+    browser_path = chromium()
     keys = Keys(settings.key_prefix)
     r.xadd(keys.frames_prefix.encode() + HOSTILE.encode(), {"x": "1"})
-    port = free_port()
-    server = _Server(uvicorn.Config(create_app(settings.redis_url, settings), host="127.0.0.1", port=port,
-                                    log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.05)
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-            # CSP bypassed here: the escaping alone must stop the markup (CSP is the second line of defence),
-            # and page.evaluate needs it to look for the injected code's effect.
-            page = browser.new_page(bypass_csp=True)
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_selector("#health:has-text('ignored streams 1')", timeout=20_000)
-            fid = r.xadd(keys.frames("lobby"), Frame("lobby", 1, 1, 96, 72, jpeg()).to_fields()).decode()
-            face = Face((10, 10, 50, 50), person_id="p1", name=HOSTILE, confidence=0.5)
-            r.xadd(keys.results, FrameResult(fid, "lobby", 1, int(time.time() * 1000), [face]).to_fields())
-            r.xadd(keys.events, IdentityEvent("appear", "lobby", "p1", HOSTILE, int(time.time() * 1000), fid).to_fields())
-            page.wait_for_selector("#events div", timeout=20_000)
-            page.wait_for_selector(".cam .names", timeout=20_000)
-            page.wait_for_timeout(500)
-            assert HOSTILE in page.inner_text(".cam .names") and HOSTILE in page.inner_text("#events")
-            assert page.evaluate("window.pwned === undefined")
-            assert page.locator("img[src='x']").count() == 0
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with serving(settings) as port, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        # CSP bypassed here: the escaping alone must stop the markup (CSP is the second line of defence),
+        # and page.evaluate needs it to look for the injected code's effect.
+        page = browser.new_page(bypass_csp=True)
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#health:has-text('ignored streams 1')", timeout=20_000)
+        fid = r.xadd(keys.frames("lobby"), Frame("lobby", 1, 1, 96, 72, jpeg()).to_fields()).decode()
+        face = Face((10, 10, 50, 50), person_id="p1", name=HOSTILE, confidence=0.5)
+        r.xadd(keys.results, FrameResult(fid, "lobby", 1, int(time.time() * 1000), [face]).to_fields())
+        r.xadd(keys.events, IdentityEvent("appear", "lobby", "p1", HOSTILE, int(time.time() * 1000), fid).to_fields())
+        page.wait_for_selector("#events div", timeout=20_000)
+        page.wait_for_selector(".cam .names", timeout=20_000)
+        page.wait_for_timeout(500)
+        assert HOSTILE in page.inner_text(".cam .names") and HOSTILE in page.inner_text("#events")
+        assert page.evaluate("window.pwned === undefined")
+        assert page.locator("img[src='x']").count() == 0
+        browser.close()

@@ -136,21 +136,19 @@ def synthetic(faces_dir: Path, frames: int = 150, seed: int = 0) -> tuple[list[n
     for i in range(frames):
         img = scenes[(i // 50) % len(scenes)].copy()
         for face in faces:
-            if face.start <= i < face.start + face.frames:
+            if visible(face, i):
                 left, top = face.box(i)[0] - face.box0[0], face.box(i)[1] - face.box0[1]
                 ch, cw = face.crop.shape[:2]
-                if left < 0 or top < 0 or left + cw > W or top + ch > H:
-                    continue
                 img[top : top + ch, left : left + cw] = face.crop
         video.append(img)
     return video, faces
 
 
 def visible(face: Face, i: int) -> bool:
-    left, top, right, bottom = face.box(i)
-    pad = face.box0[0]
-    return face.start <= i < face.start + face.frames and left - pad >= 0 and top - pad >= 0 and \
-        right + pad <= W and bottom + pad <= H
+    """Whether ``face`` is on frame ``i`` (pasted whole: a face that would cross the border is not drawn)."""
+    left, top = face.box(i)[0] - face.box0[0], face.box(i)[1] - face.box0[1]
+    ch, cw = face.crop.shape[:2]
+    return face.start <= i < face.start + face.frames and left >= 0 and top >= 0 and left + cw <= W and top + ch <= H
 
 
 def run_profile(settings: Settings, frames: list[np.ndarray]) -> tuple[list[list[Detection]], list[float]]:
