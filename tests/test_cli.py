@@ -1,0 +1,86 @@
+"""Every subcommand through the real entry point (`python -m facestream`): its happy path, with the output
+a user reads, and its exit status."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from facestream.keys import Keys
+
+FACESTREAM = [sys.executable, "-m", "facestream"]
+
+
+@pytest.fixture
+def run(settings, tmp_path):
+    env = {**os.environ, "FACESTREAM_REDIS_URL": settings.redis_url, "FACESTREAM_KEY_PREFIX": settings.key_prefix,
+           "FACESTREAM_DATA_DIR": str(tmp_path / "data")}
+
+    def run(*args: str, ok: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
+        out = subprocess.run([*FACESTREAM, *args], env=env, capture_output=True, text=True, timeout=timeout)
+        assert (out.returncode == 0) == ok and "Traceback" not in out.stderr, out.stdout + out.stderr
+        return out
+
+    return run
+
+
+def test_gallery_commands(run, faces_dir, tmp_path):
+    gallery = tmp_path / "gallery"
+    for person in ("Barack_Obama", "Lin-Manuel_Miranda"):
+        shutil.copytree(faces_dir / "gallery" / person, gallery / person)
+    out = run("enroll", str(gallery), "--workers", "1")
+    assert "of 2 people" in out.stdout
+    assert "Barack_Obama" in run("people", "list").stdout
+    assert json.loads(run("people", "show", "Barack_Obama").stdout)["faces"] >= 1
+    assert "is now 'President Obama'" in run("people", "rename", "Barack_Obama", "President Obama").stdout
+    assert "President Obama" in run("people", "list").stdout
+    assert "deleted Barack_Obama" in run("people", "delete", "Barack_Obama").stdout
+    assert "no person with id 'Barack_Obama'" in run("people", "show", "Barack_Obama", ok=False).stderr
+
+
+def test_calibrate_and_eval_on_a_small_set(run, faces_dir, tmp_path):
+    root = tmp_path / "faces"
+    people = ["Barack_Obama", "Angela_Merkel", "Alex_Lacamoire"]
+    for person in people:
+        shutil.copytree(faces_dir / "gallery" / person, root / "gallery" / person)
+        shutil.copytree(faces_dir / "probes" / person, root / "probes" / person)
+    with (root / "pairs.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["img_a", "img_b", "same", "fold"])
+        for i, person in enumerate(people):
+            a = sorted((root / "gallery" / person).iterdir())[0].relative_to(root)
+            b = sorted((root / "probes" / person).iterdir())[0].relative_to(root)
+            other = sorted((root / "probes" / people[(i + 1) % 3]).iterdir())[0].relative_to(root)
+            w.writerow([a, b, 1, 1 + i % 2])
+            w.writerow([a, other, 0, 1 + i % 2])
+    out = run("calibrate", str(root / "pairs.csv"), "--workers", "1")
+    assert "verification on 6 pairs" in out.stdout and "threshold" in out.stdout
+    out = run("eval", str(root), "--no-pairs", "--workers", "1")
+    assert "top-1" in out.stdout
+
+
+def test_pipeline_commands(run, r, settings, faces_dir, tmp_path):
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    out = run("produce", str(clip), "--camera", "cli", "--as-fast-as-possible", "--max-frames", "5")
+    assert "camera cli: sent 5 frames" in out.stderr
+    config = tmp_path / "facestream.yaml"
+    config.write_text("facestream:\n  block_ms: 100\n  detection: fast\n")
+    out = run("--config", str(config), "work", "--name", "cli-w", "--exit-when-idle", "2")
+    assert "worker cli-w stopped: 5 results" in out.stderr
+    assert "cli" in run("status").stdout
+    lines = run("consume", "--from", "beginning", "--json", "--exit-when-idle", "1").stdout.splitlines()
+    assert len(lines) == 5 and all(json.loads(x)["camera"] == "cli" for x in lines)
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text(f"cameras:\n  - camera: a\n    source: {clip}\n    as_fast_as_possible: true\n"
+                       f"  - camera: b\n    source: {clip}\n    as_fast_as_possible: true\n")
+    out = run("produce", "--cameras", str(cameras), "--max-frames", "3")
+    assert "camera a: sent 3" in out.stderr and "camera b: sent 3" in out.stderr
+    assert r.xlen(Keys(settings.key_prefix).frames("b")) == 3
+    assert "RG.PYEXECUTE is unknown" in run("gears", "load", ok=False).stderr
+    assert "set --token" in run("dashboard", "--host", "0.0.0.0", ok=False).stderr
