@@ -34,9 +34,9 @@ def redis_server(tmp_path_factory) -> EmbeddedRedis:
 
 @pytest.fixture
 def settings(redis_server: EmbeddedRedis, request) -> Settings:
-    """Settings pointing at the session server, with a key prefix of this test's own."""
+    """Settings pointing at the session server, with a key prefix of this test's own; everything else at the defaults."""
     prefix = "t" + str(abs(hash(request.node.nodeid)) % 10**8)
-    return load_settings(redis_url=redis_server.url, key_prefix=prefix, match_margin=0.0)
+    return load_settings(redis_url=redis_server.url, key_prefix=prefix)
 
 
 @pytest.fixture
