@@ -44,6 +44,8 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
     keys = Keys(settings.key_prefix)
     streams = {getattr(keys, k): k for k in kinds}
     last = {s: start for s in streams}
+    mine = {s: "0-0" for s in streams}  # group mode: where this consumer's pending entries are read from
+    caught_up: set[str] = set()
     backoff = Backoff()
     idle_since = time.monotonic()
     while True:
@@ -51,7 +53,14 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
             if group:
                 for s in streams:
                     ensure_group(client, s, group, start)
-                reply = client.xreadgroup(group, name, {s: ">" for s in streams}, count=count, block=block_ms)
+                # First this consumer's own entries read but not yet handed out (a stop mid-batch, a
+                # crash): by history id until there are none; then new ones ('>'). No gap either way.
+                ids = {s: (">" if s in caught_up else mine[s]) for s in streams}
+                reply = client.xreadgroup(group, name, ids, count=count, block=None if len(caught_up) < len(streams)
+                                          else block_ms)
+                for stream, entries in reply or []:
+                    if ids[text(stream)] != ">" and not entries:
+                        caught_up.add(text(stream))
             else:
                 if "$" in last.values():  # resolve '$' once so a reconnect resumes where we were
                     for s, i in last.items():
@@ -61,6 +70,7 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
                 reply = client.xread(last, count=count, block=block_ms)
             backoff.reset()
         except redis.ConnectionError as e:
+            caught_up.clear()  # entries read just before the outage may not have been handed out
             backoff.wait(log, f"Redis unreachable ({e})")
             continue
         if not reply:
@@ -72,7 +82,7 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
             stream = text(stream)
             for entry_id, fields in entries:
                 entry_id = text(entry_id)
-                last[stream] = entry_id
+                last[stream] = mine[stream] = entry_id
                 if group:
                     client.xack(stream, group, entry_id)
                 try:
