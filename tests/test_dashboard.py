@@ -43,6 +43,8 @@ def test_token_is_enforced(settings):
         page = client.get("/?token=s3cret")
         assert page.status_code == 200 and "EventSource" in page.text
         assert client.get("/frame/nocam.jpg?token=s3cret").status_code == 404
+        assert client.get("/stream").status_code == 401 and client.get("/frame/x.jpg").status_code == 401
+        assert client.get("/stream", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 class _Server(uvicorn.Server):
@@ -51,10 +53,10 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def serving(settings) -> Iterator[int]:
+def serving(settings, token: str | None = None) -> Iterator[int]:
     """The dashboard on a free port in a thread, for the length of the block; yields the port."""
     port = free_port()
-    server = _Server(uvicorn.Config(create_app(settings.redis_url, settings), host="127.0.0.1", port=port,
+    server = _Server(uvicorn.Config(create_app(settings.redis_url, settings, token), host="127.0.0.1", port=port,
                                     log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -126,12 +128,12 @@ def test_hostile_names_and_stream_keys_render_as_text_in_chromium(r, settings):
     browser_path = chromium()
     keys = Keys(settings.key_prefix)
     r.xadd(keys.frames_prefix.encode() + HOSTILE.encode(), {"x": "1"})
-    with serving(settings) as port, sync_playwright() as pw:
+    with serving(settings, token="t0ken") as port, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
         # CSP bypassed here: the escaping alone must stop the markup (CSP is the second line of defence),
         # and page.evaluate needs it to look for the injected code's effect.
         page = browser.new_page(bypass_csp=True)
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(f"http://127.0.0.1:{port}/?token=t0ken")  # the page passes it on to /stream and /frame
         page.wait_for_selector("#health:has-text('ignored streams 1')", timeout=20_000)
         fid = r.xadd(keys.frames("lobby"), Frame("lobby", 1, 1, 96, 72, jpeg()).to_fields()).decode()
         face = Face((10, 10, 50, 50), person_id="p1", name=HOSTILE, confidence=0.5)
