@@ -32,6 +32,38 @@ def parse(kind: str, fields: dict) -> Record:
     return FrameResult.from_fields(fields) if kind == "results" else IdentityEvent.from_fields(fields)
 
 
+class _Cursor:
+    """Where one follower is in its streams: alone, the last id seen (a reconnect resumes after it); in a
+    group, first its own entries read but not yet handed out (a stop mid-batch, a crash), by history id
+    until there are none, then new ones ('>'). No gap, no repeat, either way."""
+
+    def __init__(self, streams: list[str], start: str, group: str | None, name: str):
+        self.group, self.name, self.start = group, name, start
+        self.last = {s: start for s in streams}
+        self.mine = {s: "0-0" for s in streams}
+        self.caught_up: set[str] = set()
+
+    def read(self, client: redis.Redis, count: int, block_ms: int) -> list:
+        if not self.group:
+            for s, i in self.last.items():
+                if i == "$":  # resolved once, so a reconnect resumes where we were
+                    top = client.xrevrange(s, count=1)
+                    self.last[s] = text(top[0][0]) if top else "0-0"
+            return client.xread(self.last, count=count, block=block_ms) or []
+        for s in self.last:
+            ensure_group(client, s, self.group, self.start)
+        ids = {s: (">" if s in self.caught_up else self.mine[s]) for s in self.last}
+        history = len(self.caught_up) < len(ids)
+        reply = client.xreadgroup(self.group, self.name, ids, count=count, block=None if history else block_ms) or []
+        self.caught_up |= {text(s) for s, entries in reply if ids[text(s)] != ">" and not entries}
+        return [(s, entries) for s, entries in reply if entries]
+
+    def seen(self, client: redis.Redis, stream: str, entry_id: str) -> None:
+        self.last[stream] = self.mine[stream] = entry_id
+        if self.group:
+            client.xack(stream, self.group, entry_id)
+
+
 def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("results",), start: str = "$",
            camera: str | None = None, group: str | None = None, name: str = "consumer",
            block_ms: int = 1000, idle_exit_s: float | None = None, count: int = 100) -> Iterator[tuple[str, str, Record]]:
@@ -43,38 +75,20 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
         raise ConfigError(f"start {start!r} must be 'now', 'beginning' or a stream entry id like 1712345678901-0")
     keys = Keys(settings.key_prefix)
     streams = {getattr(keys, k): k for k in kinds}
-    last = {s: start for s in streams}
-    mine = {s: "0-0" for s in streams}  # group mode: where this consumer's pending entries are read from
-    caught_up: set[str] = set()
+    cursor = _Cursor(list(streams), start, group, name)
     backoff = Backoff()
     idle_since = time.monotonic()
     while True:
         try:
-            if group:
-                for s in streams:
-                    ensure_group(client, s, group, start)
-                # First this consumer's own entries read but not yet handed out (a stop mid-batch, a
-                # crash): by history id until there are none; then new ones ('>'). No gap either way.
-                ids = {s: (">" if s in caught_up else mine[s]) for s in streams}
-                reply = client.xreadgroup(group, name, ids, count=count, block=None if len(caught_up) < len(streams)
-                                          else block_ms)
-                for stream, entries in reply or []:
-                    if ids[text(stream)] != ">" and not entries:
-                        caught_up.add(text(stream))
-            else:
-                if "$" in last.values():  # resolve '$' once so a reconnect resumes where we were
-                    for s, i in last.items():
-                        if i == "$":
-                            top = client.xrevrange(s, count=1)
-                            last[s] = text(top[0][0]) if top else "0-0"
-                reply = client.xread(last, count=count, block=block_ms)
+            reply = cursor.read(client, count, block_ms)
             backoff.reset()
         except redis.ConnectionError as e:
-            caught_up.clear()  # entries read just before the outage may not have been handed out
+            cursor.caught_up.clear()  # entries read just before the outage may not have been handed out
             backoff.wait(log, f"Redis unreachable ({e})")
             continue
         if not reply:
-            if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s:
+            if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s and \
+                    len(cursor.caught_up) >= (len(streams) if group else 0):
                 return
             continue
         idle_since = time.monotonic()
@@ -82,9 +96,7 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
             stream = text(stream)
             for entry_id, fields in entries:
                 entry_id = text(entry_id)
-                last[stream] = mine[stream] = entry_id
-                if group:
-                    client.xack(stream, group, entry_id)
+                cursor.seen(client, stream, entry_id)
                 try:
                     rec = parse(streams[stream], fields)
                 except BadRecord as e:  # written by someone else: say so, go on with the next
