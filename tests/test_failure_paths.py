@@ -121,3 +121,38 @@ def test_kill_9_of_the_lease_holder_with_frames_pending_loses_nothing(r, setting
     assert held > 0 and survivor != holder
     assert sorted(answered) == sorted([first, *ids]), "every frame answered, each exactly once"
     assert r.xlen(keys.deadletter) == 0 and pending == 0
+
+
+def test_kill_9_of_a_worker_blocked_inside_its_commit_loses_nothing(r, settings):
+    """The lease holder is killed while its commit (the Lua script) waits on the server: CLIENT PAUSE WRITE
+    holds every write, so the kill lands between sending the commit and its reply. Each frame is answered once."""
+    s = settings.replace(camera_lease_ms=1500, claim_idle_ms=1500, block_ms=100)
+    keys = Keys(s.key_prefix)
+    stream = keys.frames("cam2")
+    frames = [Frame("cam2", i, int(time.time() * 1000), 64, 48, jpeg(64, 48, seed=i)).to_fields() for i in range(400)]
+    with LocalPipeline(s, s.redis_url, "commit", workers=2) as local:
+        ids = [r.xadd(stream, frames[0]).decode()]
+        local.wait_ready(r, "cam2")
+        holder = r.get(keys.lease("cam2")).decode()
+        victim = local.worker_pids[int(holder.rsplit("-", 1)[1])]
+        ids += [r.xadd(stream, f).decode() for f in frames[1:]]  # a backlog: the holder commits frame after frame
+        deadline = time.monotonic() + 60
+        while True:
+            r.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+            time.sleep(0.2)
+            if any(c.get("cmd") == "eval" for c in r.client_list()):  # a commit is held on the server
+                break
+            r.execute_command("CLIENT", "UNPAUSE")  # it was between commits: let it go on, try again
+            assert time.monotonic() < deadline, "the holder was never caught inside a commit"
+            time.sleep(0.05)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(0.2)
+        r.execute_command("CLIENT", "UNPAUSE")
+        deadline = time.monotonic() + 120
+        while r.xlen(keys.results) + r.xlen(keys.deadletter) < len(frames):
+            assert time.monotonic() < deadline, f"only {r.xlen(keys.results)} of {len(frames)} frames answered"
+            time.sleep(0.2)
+        pending = r.xpending(stream, s.group)["pending"]
+    answered = [FrameResult.from_fields(f).frame_id for _, f in r.xrange(keys.results)]
+    assert sorted(answered) == sorted(ids), "every frame answered, each exactly once"
+    assert r.xlen(keys.deadletter) == 0 and pending == 0
