@@ -38,7 +38,7 @@ from facestream.errors import BadRecord, ConfigError
 from facestream.keys import Keys
 from facestream.records import UNKNOWN, Face, Fields, FrameResult, IdentityEvent
 from facestream.replies import text
-from facestream.server import client_options, client_url
+from facestream.server import client_for
 from facestream.status import read_status
 from models.image import decode, encode_jpeg
 
@@ -75,7 +75,7 @@ class Hub:
                 q.put_nowait((kind, data))
 
     async def follow(self) -> None:
-        r = aioredis.from_url(client_url(self.s, self.url), **client_options(self.s))
+        r = client_for(self.s, self.url, aioredis.Redis)
         while True:  # a page opened now still lists who appeared and left recently
             try:
                 recent = await r.xrevrange(self.keys.events, count=self.events.maxlen)
@@ -118,7 +118,7 @@ class Hub:
             self.publish(kind, data)
 
     async def health_loop(self) -> None:
-        client = redis.Redis.from_url(client_url(self.s, self.url), **client_options(self.s))
+        client = client_for(self.s, self.url)
         while True:
             try:
                 self.publish("health", await asyncio.to_thread(self.health, client))
@@ -234,7 +234,7 @@ async def _updates(hub: Hub) -> AsyncIterator[dict[str, str]]:
 
 def create_app(url: str, settings: Settings, token: str | None = None) -> Starlette:
     hub = Hub(url, settings)
-    client = redis.Redis.from_url(client_url(settings, url), **client_options(settings))
+    client = client_for(settings, url)
     guard = token_guard(token)
 
     page = PAGE.read_text()

@@ -215,8 +215,7 @@ def connect(s: Settings, url: str | None = None) -> redis.Redis:
     url = url or resolve_url(s)
     try:
         tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}  # a socket has no keepalive
-        client = redis.Redis.from_url(client_url(s, url), **client_options(s), decode_responses=False,
-                                      health_check_interval=30, **tcp)
+        client = client_for(s, url, decode_responses=False, health_check_interval=30, **tcp)
         client.ping()
     except (redis.RedisError, ValueError) as e:
         hint = ""
@@ -239,6 +238,12 @@ def client_options(s: Settings) -> dict[str, object]:
         except OSError as e:
             raise ServerError(f"cannot read redis_password_file {s.redis_password_file}: {e.strerror}") from None
     return opts
+
+
+def client_for(s: Settings, url: str, cls: type = redis.Redis, **options: object):
+    """A client of ``cls`` (redis-py's Redis, or its asyncio Redis) for ``url``, with the settings' ACL user
+    and password file and RESP2; no round trip (:func:`connect` also checks that Redis answers)."""
+    return cls.from_url(client_url(s, url), **client_options(s), **options)
 
 
 def client_url(s: Settings, url: str) -> str:

@@ -11,8 +11,8 @@ second. So each frame gets (see :class:`ScanPlan`):
    searched for small faces within a budget of half a tile's area: a face that walks in is moving.
 
 So every frame's cost is bounded (coarse pass, tracked faces, about one and a half tiles at the
-small-face scale), and so is its latency. One instance per camera; its methods may be called from the worker's
-detection threads (a lock orders them).
+small-face scale), and so is its latency. One instance per camera; its methods may be called from
+the worker's detection threads (a lock orders them).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import supervision as sv
 
 from facestream.config import Settings
 from models.regions import HOG_MIN_FACE, Box, Region, grid, grow, scale_for
@@ -32,7 +33,7 @@ LATE_MS = 150  # frames waiting longer than this get no sweep: the budget yields
 
 @dataclass(frozen=True)
 class ScanPlan:
-    """A detection profile's scan parameters (see facestream.config.PROFILES)."""
+    """The balanced profile's scan parameters (settings scan_coarse_px, scan_min_face_px, scan_share)."""
 
     coarse_px: int  # the coarse pass sees the frame downscaled to this longest side (never enlarged)
     min_face_px: int  # motion, sweep and tracks are searched for faces down to this size
@@ -63,7 +64,10 @@ class CameraScan:
         """The faces of the latest finished frame: searched close up on the next frames. A face missed
         on a frame (turned, blurred) is still searched where it was for ``keep_s``."""
         with self._lock:
-            older = [(b, t) for b, t in self._faces if ts_s - t <= keep_s and not any(_iou(b, n) > 0.3 for n in boxes)]
+            older = [(b, t) for b, t in self._faces if ts_s - t <= keep_s]
+            if older and boxes:  # a face found again is followed at its new box, not twice
+                iou = sv.box_iou_batch(np.array([b for b, _ in older], np.float32), np.array(boxes, np.float32))
+                older = [o for o, row in zip(older, iou) if row.max() <= 0.3]
             self._faces = [(b, ts_s) for b in boxes] + older[:16]
 
     def regions(self, rgb: np.ndarray, late_ms: float = 0.0) -> list[Region]:
@@ -89,11 +93,13 @@ class CameraScan:
     def _motion(self, rgb: np.ndarray) -> list[Box]:
         """Boxes (frame pixels) of what moved since the background model's last frames."""
         h, w = rgb.shape[:2]
+        if self.plan.sweep_share <= 0:
+            return []
         f = MOTION_WIDTH / w
         small = cv2.resize(rgb, (MOTION_WIDTH, max(1, round(h * f))), interpolation=cv2.INTER_AREA)
         with self._lock:
             mask = self._mog.apply(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-        if w <= MOTION_WIDTH or self.plan.sweep_share <= 0:
+        if w <= MOTION_WIDTH:
             return []
         mask = cv2.dilate(cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel), self._kernel, iterations=2)
         n, _, stats, _ = cv2.connectedComponentsWithStats(mask)
@@ -116,10 +122,3 @@ class CameraScan:
             out.append(region)
             budget -= region.cost
         return out
-
-def _iou(a: Box, b: Box) -> float:
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0

@@ -23,9 +23,10 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import supervision as sv
 
 from facestream.config import Settings
-from gears.scan import CameraScan, _iou, scan_plan
+from gears.scan import CameraScan, scan_plan
 from models.analyzer import FaceAnalyzer
 from models.detect import Detection, make_detector
 from models.regions import Box
@@ -168,7 +169,8 @@ def run_profile(settings: Settings, frames: list[np.ndarray]) -> tuple[list[list
 
 
 def _hit(box: Box, dets: list[Detection]) -> bool:
-    return any(_iou(box, d.box) >= 0.3 for d in dets)
+    return bool(dets) and bool(sv.box_iou_batch(np.array([box], np.float32),
+                                                np.array([d.box for d in dets], np.float32)).max() >= 0.3)
 
 
 def score_synthetic(fig: ProfileFigures, faces: list[Face], dets: list[list[Detection]]) -> None:
