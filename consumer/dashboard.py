@@ -159,12 +159,13 @@ _LABELS = sv.LabelAnnotator(sv.ColorPalette([UNNAMED, NAMED]), text_color=sv.Col
 
 
 def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of ``rgb`` with each face's box and its name (and confidence when named) drawn."""
+    """A copy of ``rgb`` with each face's box and its name and confidence, or why it stayed unknown."""
     if not faces:
         return rgb
     dets = sv.Detections(xyxy=np.array([f.box for f in faces], np.float32),
                          class_id=np.array([f.person_id != UNKNOWN for f in faces], int))
-    labels = [f.name if f.person_id == UNKNOWN else f"{f.name} {f.confidence:.2f}" for f in faces]
+    labels = [f"{f.name} {f.confidence:.2f}" if f.person_id != UNKNOWN else
+              f"unknown: {f.reason.replace('_', ' ')}" if f.reason else UNKNOWN for f in faces]
     return _LABELS.annotate(_BOXES.annotate(rgb.copy(), dets), dets, labels)
 
 

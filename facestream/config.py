@@ -87,8 +87,13 @@ class Settings(BaseSettings):
     detect_max_side: int = Field(
         1280, ge=160, description="Frames larger than this (longest side) are downscaled for detection only."
     )
-    enroll_augment: bool = Field(
-        True, description="Enrollment/calibration stills: average 3 views of each face (3x the cost; live: 1 view)."
+    enroll_views: int = Field(
+        2, description="Enrollment/calibration stills: views averaged per face (1: dlib's chip; 2: two paddings; "
+        "4: those and their mirrors). Each view is one network pass (~16 ms).",
+    )
+    probe_views: int = Field(
+        4, description="Live: views averaged for a face's first look (a new track, or every face without tracking); "
+        "later looks at a tracked face use 1. Measured: 4 views name 4-5 points more known faces at 1% false accepts.",
     )
     enroll_fallback_detector: Literal["none", "cnn"] = Field(
         "cnn", description="Stills where the detector finds no face are tried again with this one (live: never)."
@@ -101,6 +106,20 @@ class Settings(BaseSettings):
     )
     match_margin: float = Field(
         0.03, ge=0, description="Best person must beat the next different person by this much (squared L2)."
+    )
+    cohort_margin: float = Field(
+        0.0, ge=-4, le=4, description="The best enrolled face must beat the nearest cohort face (people never "
+        "enrolled, feedback's 'not X' faces) by this much; -4: the cohort is not consulted. "
+        "`facestream calibrate --identify` sets it.",
+    )
+    name_min_face_px: int = Field(32, ge=0, description="Faces smaller than this are not named (reason too_small).")
+    name_min_sharpness: float = Field(
+        5.0, ge=0, description="Faces whose aligned chip is blurrier than this (variance of the Laplacian; the "
+        "blurriest of 486 LFW probes: 6.4) are not named (reason blurry).",
+    )
+    name_max_yaw: float = Field(
+        0.45, gt=0, description="Faces turned further than this (nose offset in eye distances; 0 frontal) are not "
+        "named (reason turned). On the LFW probes, the nearest person is right for 98% of faces under 0.3, 50% over 0.4.",
     )
     knn_k: int = Field(10, ge=1, le=1000, description="Neighbours fetched per face before the open-set decision.")
     hnsw_m: int = Field(16, ge=2, le=512, description="HNSW graph degree of the gallery index.")
@@ -137,6 +156,13 @@ class Settings(BaseSettings):
     def default(cls, name: str) -> Any:
         """The built-in default of setting ``name`` (what a user gets without configuring it)."""
         return cls.model_fields[name].default
+
+    @field_validator("enroll_views", "probe_views")
+    @classmethod
+    def _view_count(cls, v: int) -> int:
+        if v not in (1, 2, 4):
+            raise ValueError("must be 1, 2 or 4 views")
+        return v
 
     @field_validator("redis_url")
     @classmethod

@@ -89,6 +89,27 @@ class Keys:
     def index(self) -> str:
         return f"{self.prefix}:idx:faces"
 
+    @property
+    def cohort_prefix(self) -> str:
+        """Faces of people who are never enrolled (the impostor bank the decision compares with)."""
+        return f"{self.prefix}:cohort:"
+
+    def cohort_face(self, n: int) -> str:
+        return f"{self.cohort_prefix}{n}"
+
+    @property
+    def cohort_counter(self) -> str:
+        return f"{self.prefix}:cohortcount"
+
+    @property
+    def cohort_index(self) -> str:
+        return f"{self.prefix}:idx:cohort"
+
+    @property
+    def policy(self) -> str:
+        """The decision policy ``facestream calibrate --identify`` wrote (JSON), read by every worker."""
+        return f"{self.prefix}:policy"
+
     def presence(self, camera: str) -> str:
         return f"{self.prefix}:present:{camera}"
 

@@ -103,6 +103,8 @@ class Face:
     distance: float | None = None  # squared L2 to the best gallery face (None: gallery empty)
     confidence: float = 0.0  # 0..1, how far inside the threshold the match is
     track_id: int | None = None
+    reason: str = ""  # why it got its name or stayed unknown (docs/streams.md; "" in results written before)
+    quality: dict[str, float] | None = None  # size px, sharpness, yaw of the face's last embedded look
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -14,18 +14,17 @@ import numpy as np
 
 from models.detect import Detection
 from models.matcher import Match
-from models.protocols import Embedder
+from models.protocols import Embedder, PolicySettings
 from models.regions import Region
 
 
-class StepSettings(Protocol):
+class StepSettings(PolicySettings, Protocol):
     key_prefix: str
     max_frame_bytes: int
     max_frame_pixels: int
     knn_k: int
     hnsw_ef_runtime: int
-    match_threshold: float
-    match_margin: float
+    probe_views: int
     results_maxlen: int
     deadletter_maxlen: int
     events_maxlen: int
@@ -51,6 +50,8 @@ class Tracks(Protocol):
     def update(self, detections: Sequence[Detection], ts_s: float) -> list[int | None]: ...
 
     def due(self, track_id: int | None, detection: Detection, ts_s: float) -> bool: ...
+
+    def first_look(self, track_id: int | None) -> bool: ...
 
     def record(self, track_id: int | None, detection: Detection, ts_s: float, vector: np.ndarray,
                match: Match, name: str) -> None: ...

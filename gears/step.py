@@ -26,13 +26,14 @@ from facestream.errors import BadFrame
 from facestream.keys import Keys
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.replies import text
-from models.knn import search_with
+from models.knn import nearest_stranger, search_with
 from models.image import decode_frame
-from models.matcher import decide
+from models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, StoredPolicy, decide, unnamed
 
 if TYPE_CHECKING:
     from gears.protocols import Analyzer, Scan, StepSettings, Tracks
     from models.detect import Detection
+    from models.embed import Quality
 
 Call = Callable[..., Any]
 
@@ -112,6 +113,7 @@ class Step:
         self.call = call
         self.worker = worker
         self.names = Names(call, self.keys)
+        self.policy = StoredPolicy(call, self.keys.policy, self.keys.index, Policy.of(settings))
         self.last_timings: dict[str, float] = {}
 
     def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Scan | None = None) -> Prepared:
@@ -138,32 +140,34 @@ class Step:
         """Embed, search and decide the faces of a prepared frame.
 
         With ``tracks`` (a camera's :class:`gears.tracks.CameraTracks`), only faces that are new or due for a
-        fresh look are embedded; the others take their track's voted name.
+        fresh look are embedded; the others take their track's voted name. A face's first look is embedded
+        from ``probe_views`` views, later looks from one.
         """
         t0 = time.perf_counter()
         ts_s = p.frame.ts_ms / 1000
         if tracks is not None and ts_s < tracks.last_ts:
             tracks = None  # older than a frame already tracked (a retry): answer it on its own
         track_ids = tracks.update(p.detections, ts_s) if tracks is not None else [None] * len(p.detections)
-        todo = [i for i, d in enumerate(p.detections) if tracks is None or tracks.due(track_ids[i], d, ts_s)]
-        vectors = self.analyzer.embedder.embed(p.rgb, [p.detections[i] for i in todo])
+        policy = self.policy.get()
+        decided = {}  # face index -> (Match, quality)
+        todo = []
+        for i, d in enumerate(p.detections):
+            if tracks is not None and not tracks.due(track_ids[i], d, ts_s):
+                continue
+            if d.size < policy.min_face_px:  # too small to name: not worth a network pass
+                decided[i] = (unnamed(TOO_SMALL), None)
+            else:
+                todo.append(i)
+        first = [i for i in todo if tracks is None or tracks.first_look(track_ids[i])]
+        embedded = self._embed(p.rgb, p.detections, first, self.s.probe_views)
+        embedded.update(self._embed(p.rgb, p.detections, [i for i in todo if i not in embedded], 1))
         t1 = time.perf_counter()
-        matches = {}
-        for i, vec in zip(todo, vectors):
-            nn = search_with(self.call, self.keys.index, vec, self.s.knn_k, self.s.hnsw_ef_runtime)
-            m = decide(nn, self.s.match_threshold, self.s.match_margin)
-            name = self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
-            matches[i] = (m, name)
+        for i, (vec, quality) in embedded.items():
+            m = self._decide(vec, quality, policy)
+            decided[i] = (m, quality)
             if tracks is not None:
-                tracks.record(track_ids[i], p.detections[i], ts_s, vec, m, name)
-        faces = []
-        for i, det in enumerate(p.detections):
-            m, name = matches.get(i, (None, UNKNOWN))
-            if tracks is not None and track_ids[i] is not None:
-                _, name, m = tracks.label(track_ids[i])  # the track's vote, this frame's decision included
-            faces.append(Face(det.box, round(det.score, 3), m.person_id if m else UNKNOWN, name,
-                              None if m is None or m.distance is None else round(m.distance, 4),
-                              round(m.confidence, 3) if m else 0.0, track_ids[i]))
+                tracks.record(track_ids[i], p.detections[i], ts_s, vec, m, self._name(m))
+        faces = [self._face(det, track_ids[i], decided.get(i), tracks) for i, det in enumerate(p.detections)]
         if scan is not None:
             scan.follow([d.box for d in p.detections], ts_s)
         t2 = time.perf_counter()
@@ -171,7 +175,37 @@ class Step:
                    "total": (t2 - t0) * 1e3 + p.timings["decode"] + p.timings["detect"]}
         h, w = p.rgb.shape[:2]
         return FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker, w, h,
-                           embedded=len(todo))
+                           embedded=len(embedded))
+
+    def _embed(self, rgb: np.ndarray, detections: list[Detection], which: list[int], views: int) -> dict:
+        """face index -> (vector, Quality) for the faces ``which``, in one batch."""
+        if not which:
+            return {}
+        out = self.analyzer.embedder.embed(rgb, [detections[i] for i in which], views)
+        return {i: (out.vectors[k], out.quality[k]) for k, i in enumerate(which)}
+
+    def _decide(self, vec: np.ndarray, quality: Quality, policy: Policy) -> Match:
+        """The open-set decision for one embedded face: gallery KNN, nearest cohort face, quality gates."""
+        nn = search_with(self.call, self.keys.index, vec, self.s.knn_k, self.s.hnsw_ef_runtime)
+        stranger = None
+        if nn and policy.cohort_margin > -4:
+            stranger = nearest_stranger(self.call, self.keys.cohort_index, vec, self.s.hnsw_ef_runtime)
+        return decide(nn, policy, stranger, policy.gate(quality.size, quality.sharpness, quality.yaw))
+
+    def _name(self, m: Match) -> str:
+        return self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
+
+    def _face(self, det: Detection, track_id: Optional[int], decided: Optional[tuple], tracks: Tracks | None) -> Face:
+        """The face record: this frame's decision, or the track's vote (this frame's decision included)."""
+        m, quality = decided if decided is not None else (None, None)
+        if tracks is not None and track_id is not None:
+            _, _, voted = tracks.label(track_id)
+            m = voted if voted is not None else m
+        if m is None:
+            m = unnamed(NOT_EMBEDDED)
+        return Face(det.box, round(det.score, 3), m.person_id, self._name(m),
+                    None if m.distance is None else round(m.distance, 4), round(m.confidence, 3), track_id,
+                    m.reason, quality.to_json() if quality is not None else None)
 
     def run(self, stream: str, entry_id: str, fields: Fields) -> FrameResult:
         """Analyse one frame entry on its own (every face embedded); raise BadFrame for bad input."""

@@ -23,7 +23,7 @@ from trackers import ByteTrackTracker
 
 from facestream.records import UNKNOWN
 from models.detect import Detection
-from models.matcher import Match
+from models.matcher import QUALITY_REASONS, Match
 
 
 @dataclass
@@ -112,6 +112,10 @@ class CameraTracks:
         return (ts_s - t.embedded_at >= every or t.frames_since >= every * 30
                 or detection.size >= 1.5 * t.embedded_size)
 
+    def first_look(self, track_id: int | None) -> bool:
+        """Whether this face has not been embedded yet (its embedding is then worth more views)."""
+        return track_id is None or track_id not in self._tracks or self._tracks[track_id].vector is None
+
     def record(self, track_id: int | None, detection: Detection, ts_s: float, vector: np.ndarray,
                match: Match, name: str) -> None:
         """Add one embedding's decision to the track's vote (an untracked face's seeds its coming track)."""
@@ -122,7 +126,8 @@ class CameraTracks:
             t = self._tracks.setdefault(track_id, Track())
         if t.vector is not None and float(np.sum((t.vector - vector) ** 2)) > self.split_distance:
             t = self._tracks[track_id] = Track()  # a different face took over this track
-        t.votes[match.person_id] += 1
+        if match.reason not in QUALITY_REASONS:  # a poor view is no evidence against a name
+            t.votes[match.person_id] += 1
         t.names[match.person_id] = name
         prev = t.best.get(match.person_id)
         if prev is None or (match.distance or 9.0) < (prev.distance or 9.0):

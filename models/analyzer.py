@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models.detect import Detection, make_detector
-from models.embed import make_embedder
+from models.embed import Embeddings, make_embedder
 from models.image import resize_max_side
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ class FaceAnalyzer:
 
     def __init__(self, settings: Settings):
         thorough = settings.detection == "thorough"
+        self.settings = settings
         self._detector_name = settings.detector
         self._upsample = 1 if thorough else settings.upsample
         self._small_px = 0 if thorough else settings.small_frame_px
@@ -46,7 +47,8 @@ class FaceAnalyzer:
         self.embedder: Embedder = make_embedder(settings.embedder)
         self.max_side = 1 << 30 if thorough else settings.detect_max_side  # thorough: full resolution
         self.min_face_px = settings.min_face_px
-        self.still_augment = settings.enroll_augment
+        self.still_views = settings.enroll_views
+        self.probe_views = settings.probe_views
         self._still_upsample = settings.enroll_upsample
         self._fallback_name = settings.enroll_fallback_detector
         self._fallback: Detector | None = None  # built on first use: most photos do not need it
@@ -84,7 +86,12 @@ class FaceAnalyzer:
         return detect_regions(self.detector, rgb, regions, self.min_face_px)
 
     def detect_still(self, rgb: np.ndarray) -> list[Detection]:
-        """Detection for enrollment/calibration photos: ``enroll_upsample``, then the fallback detector."""
+        """Detection for enrollment/calibration photos, cheapest first: the detector at upsample 0 (most photos
+        show a face of 80 px and more: 7 ms for a 250 px photo), then at ``enroll_upsample`` (4x the cost),
+        then the fallback detector."""
+        dets = self.detect(rgb, upsample=0)
+        if dets or self._still_upsample == 0:
+            return dets
         dets = self.detect(rgb, upsample=self._still_upsample)
         if dets or self._fallback_name == "none":
             return dets
@@ -92,6 +99,6 @@ class FaceAnalyzer:
             self._fallback = make_detector(self._fallback_name, self._still_upsample)
         return self.detect(rgb, self._fallback, self._still_upsample)
 
-    def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> np.ndarray:
-        """Enrollment-quality vectors (several views of each face when ``enroll_augment`` is on)."""
-        return self.embedder.embed(rgb, detections, self.still_augment)
+    def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> Embeddings:
+        """Enrollment-quality vectors (``enroll_views`` views of each face)."""
+        return self.embedder.embed(rgb, detections, self.still_views)

@@ -1,12 +1,17 @@
-"""Face embedders: RGB image + boxes → L2-normalised vectors (one row per box).
+"""Face embedders: RGB image + boxes → L2-normalised vectors (one row per box) and a quality estimate.
 
 The default is dlib's ResNet (the face_recognition model, 128-d, 99.38% on LFW), fed faces
 aligned with dlib's 5-point shape predictor. Vectors are unit length, so the squared L2
 distance RediSearch returns is ``2 - 2·cos``.
+
+A face can be embedded from several *views* (the aligned chip cut with other paddings, and mirrored),
+averaged into one vector: steadier, at the cost of one network pass per view (~16 ms on this CPU).
+Measured on ../shared (README, "Naming"): views of the probe are the largest single gain in naming.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -17,10 +22,31 @@ from models.detect import Detection
 if TYPE_CHECKING:
     from models.protocols import Embedder
 
+#: View sets by size: 1 is dlib's own chip (padding 0.25); 2 the chip cut with paddings 0.2 and 0.3 (LFW
+#: pairs of ../shared: 1 view 0.983, 2 views 0.991); 4 those two and their mirror images.
+VIEWS = {1: ((0.25, False),), 2: ((0.2, False), (0.3, False)),
+         4: ((0.2, False), (0.3, False), (0.2, True), (0.3, True))}
+CHIP_PX = 150
 
-#: Paddings around the aligned face for the enrollment views (dlib's own default is 0.25). Measured on
-#: the LFW pairs of ../shared: 1 view 0.983, these 3 views 0.991 (README, "Models and accuracy").
-AUGMENT_PADDINGS = (0.2, 0.25, 0.3)
+
+@dataclass(frozen=True)
+class Quality:
+    """How fit a face is for naming: measured on the aligned chip and the 5 landmarks."""
+
+    size: int  # the detection box's shorter side, frame pixels
+    sharpness: float  # variance of the Laplacian of the grey 150 px chip (blur and upscaled tiny faces: low)
+    yaw: float  # nose offset from the eyes' midpoint along the eye line, in eye distances: 0 frontal, ±0.5 profile
+
+    def to_json(self) -> dict[str, float]:
+        return {"size": self.size, "sharpness": round(self.sharpness, 1), "yaw": round(self.yaw, 3)}
+
+
+@dataclass
+class Embeddings:
+    """The vectors of a batch of faces, one row each, and each face's quality."""
+
+    vectors: np.ndarray  # (n, dim) float32, unit rows
+    quality: list[Quality]
 
 
 class DlibEmbedder:
@@ -30,28 +56,43 @@ class DlibEmbedder:
     dim = 128
 
     def __init__(self) -> None:
+        import cv2
         import dlib
         import face_recognition_models as frm
 
-        self._dlib = dlib
+        self._cv2, self._dlib = cv2, dlib
         self._shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
         self._net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
 
-    def embed(self, rgb: np.ndarray, detections: Sequence[Detection], augment: bool = False) -> np.ndarray:
+    def embed(self, rgb: np.ndarray, detections: Sequence[Detection], views: int = 1) -> Embeddings:
+        """One vector per detection, the mean of ``views`` (1, 2 or 4) network passes, one batch for all."""
+        if views not in VIEWS:
+            raise ValueError(f"views must be one of {sorted(VIEWS)}, not {views}")
         if not detections:
-            return np.zeros((0, self.dim), np.float32)
-        shapes = self._dlib.full_object_detections()
+            return Embeddings(np.zeros((0, self.dim), np.float32), [])
+        chips, quality = [], []
         for d in detections:
-            shapes.append(self._shape(rgb, self._dlib.rectangle(*d.box)))
-        if not augment:  # the live path: one pass per face, batched
-            return normalize(np.asarray(self._net.compute_face_descriptor(rgb, shapes), dtype=np.float32))
-        # Enrollment quality: the mean over the aligned face chip cut with three paddings. Deterministic
-        # (dlib's num_jitters draws from a generator shared by the model, so results depend on call order).
-        out = []
-        for shape in shapes:
-            chips = [self._dlib.get_face_chip(rgb, shape, 150, pad) for pad in AUGMENT_PADDINGS]
-            out.append(np.asarray(self._net.compute_face_descriptor(chips), dtype=np.float32).sum(axis=0))
-        return normalize(np.asarray(out))
+            shape = self._shape(rgb, self._dlib.rectangle(*d.box))
+            cut = {pad: self._dlib.get_face_chip(rgb, shape, CHIP_PX, pad) for pad, _ in VIEWS[views]}
+            chips += [np.ascontiguousarray(cut[pad][:, ::-1]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
+            quality.append(Quality(d.size, self._sharpness(next(iter(cut.values()))), _yaw(shape)))
+        out = np.asarray(self._net.compute_face_descriptor(chips), dtype=np.float32)
+        return Embeddings(normalize(out.reshape(len(detections), views, self.dim).sum(axis=1)), quality)
+
+    def _sharpness(self, chip: np.ndarray) -> float:
+        grey = self._cv2.cvtColor(chip, self._cv2.COLOR_RGB2GRAY)
+        return float(self._cv2.Laplacian(grey, self._cv2.CV_64F).var())
+
+
+def _yaw(shape) -> float:  # dlib.full_object_detection (no stubs)
+    """Signed head turn from dlib's 5 points (0-1 and 2-3: the corners of each eye, 4: below the nose)."""
+    p = np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)], np.float64)
+    e1, e2 = p[0:2].mean(axis=0), p[2:4].mean(axis=0)
+    axis = e2 - e1
+    dist = float(np.linalg.norm(axis))
+    if dist < 1e-6:
+        return 1.0
+    return float(np.dot(p[4] - (e1 + e2) / 2, axis / dist) / dist)
 
 
 def normalize(vecs: np.ndarray) -> np.ndarray:

@@ -23,8 +23,10 @@ from facestream.config import Settings
 from facestream.errors import BadFrame, ConfigError
 from facestream.keys import check_id
 from models.analyzer import FaceAnalyzer, main_face
+from models.embed import Quality
 from models.gallery import FaceEntry, Gallery, display_name
 from models.image import IMAGE_SUFFIXES, decode
+from models.matcher import BLURRY, TOO_SMALL, TURNED
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -58,7 +60,8 @@ class Options:
     max_per_video: int = 15  # keep at most this many faces from one video
     dedupe: float = 0.02  # faces closer than this (squared L2) to one already kept are near-duplicates
     allow_several: bool = False  # several faces in an image: take the one nearest the centre
-    still: bool = True  # enrollment quality (fallback detector, 3 views); False: exactly what live frames get
+    still: bool = True  # enrollment quality (fallback detector, enroll_views); False: exactly what live frames get
+    gate: bool = True  # refuse faces too small, blurred or turned to name (live's gates); False: keep every face
 
 
 @dataclass
@@ -147,8 +150,23 @@ def _analyze_image(item: Item) -> Outcome:
     if len(dets) > 1 and not _options.allow_several:
         return Outcome(item, skipped=f"several faces ({len(dets)}); crop it or use --main-face")
     det = dets[main_face(dets, rgb.shape)]
-    vec = (_analyzer.embed_still(rgb, [det]) if _options.still else _analyzer.embedder.embed(rgb, [det]))[0]
-    return Outcome(item, [FaceEntry(vec, item.path.name, det.score)])
+    out = (_analyzer.embed_still(rgb, [det]) if _options.still
+           else _analyzer.embedder.embed(rgb, [det], _analyzer.probe_views))  # a probe photo: a face's first look
+    poor = _options.gate and poor_face(out.quality[0], _analyzer.settings)
+    if poor:
+        return Outcome(item, skipped=poor)
+    return Outcome(item, [FaceEntry(out.vectors[0], item.path.name, det.score, out.quality[0])])
+
+
+def poor_face(q: Quality, s: Settings) -> str | None:
+    """Why a photo's face is too poor to enroll ("too_small: ..."), or None: the live naming gates."""
+    if q.size < s.name_min_face_px:
+        return f"{TOO_SMALL}: face of {q.size} px, under name_min_face_px={s.name_min_face_px}"
+    if q.sharpness < s.name_min_sharpness:
+        return f"{BLURRY}: sharpness {q.sharpness:.1f}, under name_min_sharpness={s.name_min_sharpness}"
+    if abs(q.yaw) > s.name_max_yaw:
+        return f"{TURNED}: yaw {q.yaw:+.2f}, beyond name_max_yaw={s.name_max_yaw}"
+    return None
 
 
 def _analyze_video(item: Item) -> Outcome:
@@ -171,8 +189,11 @@ def _analyze_video(item: Item) -> Outcome:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                     dets = _analyzer.detect(rgb)
                     if len(dets) == 1:  # a frame with several people cannot say which one is the person
-                        vec = _analyzer.embed_still(rgb, dets)[0]
-                        if kept and min(float(((k - vec) ** 2).sum()) for k in kept) < _options.dedupe:
+                        emb = _analyzer.embed_still(rgb, dets)
+                        vec = emb.vectors[0]
+                        if poor_face(emb.quality[0], _analyzer.settings):
+                            pass  # the next sampled frame may show the face better
+                        elif kept and min(float(((k - vec) ** 2).sum()) for k in kept) < _options.dedupe:
                             out.duplicates += 1
                         else:
                             kept.append(vec)

@@ -3,8 +3,9 @@
 - :func:`verify_pairs`: LFW-style verification on a ``pairs.csv`` (img_a, img_b, same, fold) with the
   k-fold protocol: for each fold, the threshold that is best on the other folds is tested on it.
   Its overall best threshold is what ``match_threshold`` should be set to.
-- :func:`identify`: open-set identification: enroll ``gallery/<Person>/``, then name every image of
-  ``probes/<Person>/`` and ``probes/_unknown/`` (people not enrolled) through the real Redis index.
+- :func:`segment_scores`: how often each labelled person of a clip is named in their segments.
+
+Open-set identification and its calibration are in :mod:`models.identify`.
 """
 
 from __future__ import annotations
@@ -15,25 +16,23 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import redis
 
 from facestream.config import Settings
-from facestream.records import UNKNOWN
-from models.enroll import Item, Options, Outcome, Summary, analyze_all, enroll, plan
-from models.gallery import Gallery
-from models.matcher import decide
+from models.enroll import Item, Options, Outcome, analyze_all
+from models.gallery import FaceEntry
 
 
 def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool,
-                progress: Callable[[Outcome], None] | None = None) -> dict[Path, np.ndarray | str]:
-    """The main face's vector of each image, or the reason there is none.
+                progress: Callable[[Outcome], None] | None = None) -> dict[Path, FaceEntry | str]:
+    """The main face of each image (vector and quality, ungated), or the reason there is none.
 
-    ``still``: the enrollment path (fallback detector, 3 views); otherwise exactly the live-frame path.
+    ``still``: the enrollment path (fallback detector, ``enroll_views``); otherwise the live path of a
+    face's first look (``probe_views``).
     """
     items = [Item("eval", "eval", p) for p in paths]
-    out: dict[Path, np.ndarray | str] = {}
-    for o in analyze_all(items, settings, Options(allow_several=True, still=still), workers, progress):
-        out[o.item.path] = o.faces[0].vector if o.faces else (o.skipped or "no face")
+    out: dict[Path, FaceEntry | str] = {}
+    for o in analyze_all(items, settings, Options(allow_several=True, still=still, gate=False), workers, progress):
+        out[o.item.path] = o.faces[0] if o.faces else (o.skipped or "no face")
     return out
 
 
@@ -84,10 +83,11 @@ def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2, still: b
     rows = list(csv.DictReader(pairs_csv.open()))
     root = pairs_csv.parent
     paths = pair_images(pairs_csv)
-    vecs = embed_files(paths, settings, workers, still, progress)
+    faces = embed_files(paths, settings, workers, still, progress)
+    vecs = {p: f.vector for p, f in faces.items() if isinstance(f, FaceEntry)}
     d = np.array([
-        float(((va - vb) ** 2).sum()) if isinstance(va := vecs[root / r["img_a"]], np.ndarray)
-        and isinstance(vb := vecs[root / r["img_b"]], np.ndarray) else np.inf
+        float(((vecs[root / r["img_a"]] - vecs[root / r["img_b"]]) ** 2).sum())
+        if root / r["img_a"] in vecs and root / r["img_b"] in vecs else np.inf
         for r in rows
     ])
     same = np.array([r["same"] == "1" for r in rows])
@@ -112,80 +112,9 @@ def verify_pairs(pairs_csv: Path, settings: Settings, workers: int = 2, still: b
         far=float(accept[~same].mean()) if (~same).any() else 0.0,
         frr=float((~accept[same]).mean()) if same.any() else 0.0,
         path=(f"enrollment path: {settings.detector} + {settings.enroll_fallback_detector} fallback, "
-              f"{'3 views' if settings.enroll_augment else '1 view'}" if still else f"live path: {settings.detector}, 1 view"),
-        no_face=sorted(str(p.relative_to(root)) for p, v in vecs.items() if not isinstance(v, np.ndarray)),
+              f"{settings.enroll_views} views" if still else f"live path: {settings.detector}, {settings.probe_views} views"),
+        no_face=sorted(str(p.relative_to(root)) for p in faces if p not in vecs),
     )
-
-
-@dataclass
-class Identification:
-    enrolled: Summary
-    known: int = 0
-    correct: int = 0
-    closed_set_correct: int = 0  # nearest person right, ignoring the threshold
-    unknown: int = 0
-    false_accepts: int = 0
-    no_face: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def top1(self) -> float:
-        return self.correct / self.known if self.known else 0.0
-
-    @property
-    def far(self) -> float:
-        return self.false_accepts / self.unknown if self.unknown else 0.0
-
-    def lines(self, threshold: float, margin: float) -> list[str]:
-        e = self.enrolled
-        return [
-            f"gallery: {sum(e.enrolled.values())} faces of {len(e.enrolled)} people ({len(e.skipped)} images skipped)",
-            f"open-set identification at threshold {threshold:.4f}, margin {margin:.4f}:",
-            f"  known probes: top-1 {self.top1:.4f} ({self.correct}/{self.known}); "
-            f"closed-set rank-1 {self.closed_set_correct / max(self.known, 1):.4f}",
-            f"  unknown probes accepted as someone: {self.far:.4f} ({self.false_accepts}/{self.unknown})",
-            f"  probes with no face found (counted as wrong if known): {len(self.no_face)}",
-            *(f"    {p}" for p in self.no_face),
-            *(f"  wrong: {x}" for x in self.errors[:30]),
-        ]
-
-
-def identify(client: redis.Redis, gallery_dir: Path, probes_dir: Path, settings: Settings, workers: int = 2,
-             progress: Callable[[Outcome], None] | None = None) -> Identification:
-    """Enroll ``gallery_dir`` under a scratch key prefix, name every probe, then remove the scratch keys."""
-    eval_settings = settings.model_copy(update={"key_prefix": settings.key_prefix + "_eval"})
-    gallery = Gallery(client, eval_settings)
-    gallery.clear()
-    try:
-        items, skipped = plan([gallery_dir])
-        summary = enroll(gallery, items, eval_settings, Options(allow_several=True), workers, progress)
-        summary.skipped += skipped
-        res = Identification(summary)
-        probe_items, _ = plan([probes_dir])
-        vecs = embed_files([i.path for i in probe_items], settings, workers, False, progress)  # probes: live path
-        for it in probe_items:
-            expected = it.person_id  # probes/_unknown/ → "unknown"
-            is_known = expected != UNKNOWN
-            res.known += is_known
-            res.unknown += not is_known
-            v = vecs[it.path]
-            rel = str(it.path.relative_to(probes_dir))
-            if not isinstance(v, np.ndarray):
-                res.no_face.append(f"{rel}: {v}")
-                continue
-            nn = gallery.search(v)
-            m = decide(nn, settings.match_threshold, settings.match_margin)
-            if is_known:
-                res.correct += m.person_id == expected
-                res.closed_set_correct += bool(nn) and nn[0][0] == expected
-                if m.person_id != expected:
-                    res.errors.append(f"{rel} -> {m.person_id} (d={m.distance})")
-            elif m.person_id != UNKNOWN:
-                res.false_accepts += 1
-                res.errors.append(f"{rel} (unknown) -> {m.person_id} (d={m.distance:.4f})")
-        return res
-    finally:
-        gallery.clear()
 
 
 @dataclass

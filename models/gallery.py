@@ -27,6 +27,7 @@ from models.knn import METRIC, VECTOR_FIELD, search_with
 
 if TYPE_CHECKING:
     from facestream.config import Settings
+    from models.embed import Quality
 
 
 @dataclass
@@ -45,6 +46,7 @@ class FaceEntry:
     vector: np.ndarray
     source: str
     score: float = 0.0
+    quality: Quality | None = None  # not stored: what the gates saw
 
 
 class Gallery:
@@ -59,26 +61,7 @@ class Gallery:
     # --- index -------------------------------------------------------------------------------------
     def ensure_index(self) -> None:
         """Create the vector index if absent; refuse an existing one of another dimension or metric."""
-        info = self._index_info()
-        if info is None:
-            try:
-                self.r.execute_command(
-                    "FT.CREATE", self.keys.index, "ON", "HASH", "PREFIX", "1", self.keys.face_prefix(),
-                    "SCHEMA", "person_id", "TAG", "CASESENSITIVE",
-                    VECTOR_FIELD, "VECTOR", "HNSW", "12", "TYPE", "FLOAT32", "DIM", str(self.dim),
-                    "DISTANCE_METRIC", METRIC, "M", str(self.s.hnsw_m),
-                    "EF_CONSTRUCTION", str(self.s.hnsw_ef_construction), "EF_RUNTIME", str(self.s.hnsw_ef_runtime),
-                )  # fmt: skip
-            except redis.ResponseError as e:
-                if "already exists" not in str(e).lower():
-                    raise GalleryError(f"cannot create index {self.keys.index}: {e}") from None
-            return
-        dim, metric = info
-        if dim != self.dim or metric.upper() != METRIC:
-            raise GalleryError(
-                f"index {self.keys.index} holds {dim}-d {metric} vectors but the embedder makes {self.dim}-d "
-                f"{METRIC} vectors; use another key_prefix or drop it (FT.DROPINDEX {self.keys.index} DD)"
-            )
+        ensure_vector_index(self.r, self.s, self.keys.index, self.keys.face_prefix(), self.dim)
 
     def clear(self) -> None:
         """Drop the index and every person and face under this key prefix (scratch galleries)."""
@@ -88,21 +71,6 @@ class Gallery:
             pass
         for pattern in (self.keys.face_prefix() + "*", self.keys.person_prefix + "*", self.keys.face_counter("*")):
             delete_matching(self.r, pattern)
-
-    def _index_info(self) -> tuple[int, str] | None:
-        try:
-            info = ft_info(self.r, self.keys.index)
-        except redis.ResponseError as e:
-            if "unknown command" in str(e).lower():
-                raise GalleryError("this Redis has no search module (FT.*); use Redis 8 or Redis Stack") from None
-            raise
-        if info is None:
-            return None
-        for attr in info.get("attributes", []):
-            a = as_dict(attr[: len(attr) - len(attr) % 2], lower=True)
-            if text(a.get("type", "")).upper() == "VECTOR":
-                return int(text(a["dim"])), text(a["distance_metric"])
-        raise GalleryError(f"index {self.keys.index} exists but has no vector field")
 
     # --- people ------------------------------------------------------------------------------------
     def add_person(self, person_id: str, name: str | None, faces: Sequence[FaceEntry],
@@ -179,6 +147,47 @@ class Gallery:
         """Number of indexed face vectors."""
         info = ft_info(self.r, self.keys.index)
         return int(text(info["num_docs"])) if info else 0
+
+
+def ensure_vector_index(r: redis.Redis, s: Settings, index: str, prefix: str, dim: int) -> None:
+    """Create the HNSW index ``index`` over hashes under ``prefix`` (a ``person_id`` TAG and the vector) if
+    absent; refuse an existing one of another dimension or metric."""
+    info = _vector_field(r, index)
+    if info is None:
+        try:
+            r.execute_command(
+                "FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix,
+                "SCHEMA", "person_id", "TAG", "CASESENSITIVE",
+                VECTOR_FIELD, "VECTOR", "HNSW", "12", "TYPE", "FLOAT32", "DIM", str(dim), "DISTANCE_METRIC", METRIC,
+                "M", str(s.hnsw_m), "EF_CONSTRUCTION", str(s.hnsw_ef_construction), "EF_RUNTIME", str(s.hnsw_ef_runtime),
+            )  # fmt: skip
+        except redis.ResponseError as e:
+            if "already exists" not in str(e).lower():
+                raise GalleryError(f"cannot create index {index}: {e}") from None
+        return
+    have_dim, metric = info
+    if have_dim != dim or metric.upper() != METRIC:
+        raise GalleryError(
+            f"index {index} holds {have_dim}-d {metric} vectors but the embedder makes {dim}-d "
+            f"{METRIC} vectors; use another key_prefix or drop it (FT.DROPINDEX {index} DD)"
+        )
+
+
+def _vector_field(r: redis.Redis, index: str) -> tuple[int, str] | None:
+    """(dimension, metric) of ``index``'s vector field; None if there is no such index."""
+    try:
+        info = ft_info(r, index)
+    except redis.ResponseError as e:
+        if "unknown command" in str(e).lower():
+            raise GalleryError("this Redis has no search module (FT.*); use Redis 8 or Redis Stack") from None
+        raise
+    if info is None:
+        return None
+    for attr in info.get("attributes", []):
+        a = as_dict(attr[: len(attr) - len(attr) % 2], lower=True)
+        if text(a.get("type", "")).upper() == "VECTOR":
+            return int(text(a["dim"])), text(a["distance_metric"])
+    raise GalleryError(f"index {index} exists but has no vector field")
 
 
 def display_name(name: str) -> str:

@@ -17,8 +17,6 @@ from facestream.replies import as_dict, text
 METRIC = "L2"
 VECTOR_FIELD = "vector"
 
-Neighbours = list  # [(person_id, squared L2), ...] nearest first
-
 def knn_command(index: str, vector: np.ndarray, k: int, ef: int) -> list[Any]:
     """FT.SEARCH arguments for the ``k`` nearest faces of one unit vector."""
     return [
@@ -50,3 +48,9 @@ def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int
             return []
         raise
     return parse_knn(reply)
+
+
+def nearest_stranger(call: Callable[..., Any], cohort_index: str, vector: np.ndarray, ef: int) -> float | None:
+    """Squared L2 to the nearest cohort face through any command caller (None: no cohort)."""
+    nn = search_with(call, cohort_index, vector, 1, ef)
+    return nn[0][1] if nn else None

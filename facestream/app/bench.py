@@ -207,8 +207,8 @@ def enroll_rate(settings: Settings, folder: Path, still: bool, workers: int) -> 
         wall = time.perf_counter() - t0
     finally:
         gallery.clear()
-    label = ("enrollment quality: CNN second look, 3 views" if still and s.enroll_augment else
-             "enrollment path" if still else "live path: 1 view") + f", {workers} processes"
+    label = (f"enrollment path: upsample 0, then {s.enroll_upsample}, then {s.enroll_fallback_detector}; "
+             f"{s.enroll_views} views" if still else f"live path: {s.probe_views} views") + f", {workers} processes"
     return EnrollFigures(label, len(items), sum(summary.enrolled.values()), wall)
 
 

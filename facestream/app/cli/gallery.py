@@ -84,26 +84,52 @@ def people_delete(ctx: typer.Context, person_id: str) -> None:
 @app.command()
 def calibrate(
     ctx: typer.Context,
-    pairs: Annotated[Optional[Path], typer.Argument(help="pairs.csv: img_a,img_b,same,fold (default: faces_dir's).")] = None,
+    path: Annotated[Optional[Path], typer.Argument(help="pairs.csv (img_a,img_b,same,fold); with --identify a folder "
+                                                   "of gallery/, probes/ and strangers (default: faces_dir).")] = None,
+    identify: Annotated[bool, typer.Option("--identify", help="Fit the identification policy for --far and store it "
+                                           "(with its cohort) where the workers read it.")] = False,
+    far: Annotated[float, typer.Option(min=0.0001, max=0.5, help="With --identify: share of strangers that may be named.")] = 0.01,
     workers: Annotated[int, typer.Option(help="Processes embedding images.")] = DEFAULT_PROCESSES,
-    live: Annotated[bool, typer.Option("--live", help="Embed like live frames (no fallback detector, 1 view).")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Pairs: embed like live frames (no fallback detector, probe views).")] = False,
 ) -> None:
-    """Compute match_threshold from labelled pairs (k-fold): prints accuracy, threshold, FAR/FRR."""
+    """Pairs: the one-to-one threshold (k-fold accuracy, FAR/FRR). --identify: the open-set policy workers use."""
+    s = settings_of(ctx)
+    if identify:
+        _calibrate_identify(s, path or s.faces_dir, far, workers)
+        return
     from models.evaluate import pair_images, verify_pairs
 
-    s = settings_of(ctx)
-    pairs = pairs or s.faces_dir / "pairs.csv"
+    pairs = path or s.faces_dir / "pairs.csv"
     if not pairs.is_file():
-        raise typer.BadParameter(f"{pairs} not found", param_hint="PAIRS")
+        raise typer.BadParameter(f"{pairs} not found", param_hint="PATH")
     bar, tick = progress(len(pair_images(pairs)), "embed")
     with bar:
         v = verify_pairs(pairs, s, workers, not live, tick)
     for line in v.lines():
         typer.echo(line)
-    typer.echo("this is the best threshold for one-to-one checks; identification against many enrolled people "
-               f"needs a lower one plus a margin (defaults {Settings.default('match_threshold')} / "
-               f"{Settings.default('match_margin')}): measure yours with `facestream eval`, "
-               "then set FACESTREAM_MATCH_THRESHOLD / FACESTREAM_MATCH_MARGIN")
+    typer.echo("this is the best threshold for one-to-one checks; for naming among many enrolled people run "
+               "`facestream calibrate --identify`, which stores the policy the workers use")
+
+
+def _faces_root(root: Path) -> Path:
+    if not (root / "gallery").is_dir() or not (root / "probes").is_dir():
+        raise typer.BadParameter(f"{root} needs gallery/ and probes/ folders", param_hint="FACES")
+    return root
+
+
+def _images(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def _calibrate_identify(s: Settings, root: Path, far: float, workers: int) -> None:
+    from models.identify import calibrate as fit_policy
+
+    bar, tick = progress(_images(_faces_root(root)), "calibrate")
+    with bar:
+        c = fit_policy(connect(s), root, s, far, workers, tick)
+    for line in c.lines(far):
+        typer.echo(line)
+    typer.echo(f"stored: {c.policy.to_json()} and {c.result.cohort} cohort faces; workers use it within 5 s")
 
 
 @app.command("eval")
@@ -111,20 +137,21 @@ def eval_cmd(
     ctx: typer.Context,
     faces: Annotated[Optional[Path], typer.Argument(help="Folder with gallery/, probes/ (and pairs.csv); default: faces_dir.")] = None,
     pairs: Annotated[bool, typer.Option(help="Also run pair verification on pairs.csv.")] = True,
+    distractors: Annotated[bool, typer.Option("--distractors", help="Also enroll the strangers' third part as extra "
+                                              "people (a larger gallery, same policy).")] = False,
     workers: Annotated[int, typer.Option(help="Processes embedding images.")] = DEFAULT_PROCESSES,
 ) -> None:
-    """Accuracy of the pipeline's own detect/embed/match path: verification + open-set identification."""
-    from models.evaluate import identify
+    """Accuracy of the pipeline's own path: verification + open-set identification with the policy in force."""
+    from models.identify import collect, policy_in_force
 
     s = settings_of(ctx)
-    root = faces or s.faces_dir
-    if not (root / "gallery").is_dir() or not (root / "probes").is_dir():
-        raise typer.BadParameter(f"{root} needs gallery/ and probes/ folders", param_hint="FACES")
+    root = _faces_root(faces or s.faces_dir)
     if pairs and (root / "pairs.csv").is_file():
-        ctx.invoke(calibrate, ctx=ctx, pairs=root / "pairs.csv", workers=workers, live=False)
-    n = sum(1 for d in ("gallery", "probes") for p in (root / d).rglob("*") if p.is_file())
-    bar, tick = progress(n, "identify")
+        ctx.invoke(calibrate, ctx=ctx, path=root / "pairs.csv", workers=workers, live=False)
+    client = connect(s)
+    bar, tick = progress(_images(root), "identify")
     with bar:
-        res = identify(connect(s), root / "gallery", root / "probes", s, workers, tick)
-    for line in res.lines(s.match_threshold, s.match_margin):
+        probes = collect(client, root, s, workers, distractors, tick)
+    policy = policy_in_force(client, s, probes.gallery_faces)
+    for line in probes.score(policy).lines(policy):
         typer.echo(line)
