@@ -5,13 +5,15 @@ Used by ``facestream status`` (and anything else that wants the same picture wit
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import redis
 
-from facestream.commands import group_info, scan_ids
+from facestream.commands import ft_info, group_info, scan_ids
 from facestream.config import Settings
 from facestream.keys import Keys
+from facestream.replies import text
 
 
 @dataclass
@@ -33,6 +35,9 @@ class Status:
     events: int = 0
     deadletters: int = 0
     bad_streams: list[bytes] = field(default_factory=list)  # keys under the frames prefix that are no camera id
+    gallery_faces: int = 0
+    cohort_faces: int = 0
+    policy: str = "the settings' (no calibration stored)"  # what the workers decide with
 
     @property
     def lost(self) -> int:
@@ -48,6 +53,7 @@ class Status:
         if self.bad_streams:
             out.append(f"ignored {len(self.bad_streams)} stream key(s) that are not valid camera ids: "
                        + ", ".join(repr(k) for k in self.bad_streams[:5]))
+        out.append(f"gallery {self.gallery_faces} faces   cohort {self.cohort_faces} faces   decision policy: {self.policy}")
         out.append(f"workers alive: {len(self.workers)}")
         for name, w in sorted(self.workers.items()):
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
@@ -58,6 +64,16 @@ class Status:
 def _shown(v: bytes | str) -> str:
     """A key or value for display: never raises on bytes that are not UTF-8."""
     return v if isinstance(v, str) else bytes(v).decode("utf-8", "replace")
+
+
+def _policy_line(raw: bytes) -> str:
+    """The stored policy in one line (a malformed one is shown as such: the workers then use the settings)."""
+    try:
+        p = json.loads(raw)
+        return (f"threshold {float(p['threshold']):.4f}, margin {float(p['margin']):.4f}, cohort margin "
+                f"{float(p['cohort_margin']):.4f} for {int(p.get('gallery_faces', 0))} gallery faces ({p.get('source', '?')})")
+    except (ValueError, KeyError, TypeError) as e:
+        return f"malformed ({type(e).__name__}), so the settings' is used"
 
 
 def read_status(client: redis.Redis, settings: Settings) -> Status:
@@ -78,6 +94,11 @@ def read_status(client: redis.Redis, settings: Settings) -> Status:
             None if reader is None else _shown(reader),
             lost.get(camera, 0),
         ))
+    st.gallery_faces, st.cohort_faces = (int(text((ft_info(client, i) or {}).get("num_docs", 0)))
+                                         for i in (keys.index, keys.cohort_index))
+    raw = client.get(keys.policy)
+    if raw is not None:
+        st.policy = _policy_line(raw)
     for wkey in client.scan_iter(match=keys.worker_pattern, count=1000):
         st.workers[_shown(wkey).rsplit(":", 1)[-1]] = {_shown(k): _shown(v) for k, v in client.hgetall(wkey).items()}
     return st

@@ -163,7 +163,8 @@ class Step:
         embedded.update(self._embed(p.rgb, p.detections, [i for i in todo if i not in embedded], 1))
         t1 = time.perf_counter()
         for i, (vec, quality) in embedded.items():
-            m = self._decide(vec, quality, policy)
+            probe = tracks.template(track_ids[i], vec) if tracks is not None else vec
+            m = self._decide(probe, quality, policy)
             decided[i] = (m, quality)
             if tracks is not None:
                 tracks.record(track_ids[i], p.detections[i], ts_s, vec, m, self._name(m))

@@ -33,7 +33,8 @@ class Track:
     votes: Counter = field(default_factory=Counter)  # person_id (or UNKNOWN) -> embeddings that said so
     names: dict[str, str] = field(default_factory=dict)
     best: dict[str, Match] = field(default_factory=dict)  # person_id -> closest match seen
-    vector: np.ndarray | None = None
+    vector: np.ndarray | None = None  # the latest embedding
+    total: np.ndarray | None = None  # the sum of the track's embeddings (its template, unnormalised)
     embedded_at: float = -1e9
     embedded_size: int = 0
     frames_since: int = 0  # frames seen since the last embedding
@@ -112,6 +113,16 @@ class CameraTracks:
         return (ts_s - t.embedded_at >= every or t.frames_since >= every * 30
                 or detection.size >= 1.5 * t.embedded_size)
 
+    def template(self, track_id: int | None, vector: np.ndarray) -> np.ndarray:
+        """What to search with: the mean of this face's embeddings on its track so far and ``vector``
+        (several looks at one face average out what a single frame gets wrong), or ``vector`` alone for a
+        new face or one unlike its track's (the tracker joined two people)."""
+        t = self._tracks.get(track_id) if track_id is not None else None
+        if t is None or t.vector is None or float(np.sum((t.vector - vector) ** 2)) > self.split_distance:
+            return vector
+        total = t.total + vector
+        return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
     def first_look(self, track_id: int | None) -> bool:
         """Whether this face has not been embedded yet (its embedding is then worth more views)."""
         return track_id is None or track_id not in self._tracks or self._tracks[track_id].vector is None
@@ -132,6 +143,7 @@ class CameraTracks:
         prev = t.best.get(match.person_id)
         if prev is None or (match.distance or 9.0) < (prev.distance or 9.0):
             t.best[match.person_id] = match
+        t.total = vector.copy() if t.total is None else t.total + vector
         t.vector, t.embedded_at, t.embedded_size, t.frames_since = vector, ts_s, detection.size, 0
 
     def label(self, track_id: int) -> tuple[str, str, Match | None]:

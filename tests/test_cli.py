@@ -84,3 +84,19 @@ def test_pipeline_commands(run, r, settings, faces_dir, tmp_path):
     assert r.xlen(Keys(settings.key_prefix).frames("b")) == 3
     assert "RG.PYEXECUTE is unknown" in run("gears", "load", ok=False).stderr
     assert "set --token" in run("dashboard", "--host", "0.0.0.0", ok=False).stderr
+
+
+def test_cohort_and_feedback_commands(run, faces_dir, settings, r):
+    strangers = sorted((faces_dir / "probes" / "_unknown").iterdir())[:2]
+    out = run("cohort", "add", *map(str, strangers), "--workers", "1")
+    assert "added 2 faces to the cohort from 2 files" in out.stdout
+    assert run("cohort", "show").stdout.split() == ["cohort", "2", "faces"]
+    status = run("status").stdout
+    assert "cohort 2 faces" in status and "decision policy: the settings'" in status
+    assert "removed 2 cohort faces" in run("cohort", "remove", "cohort:").stdout
+    bad = run("feedback", "garbage", "--not", "x", ok=False)
+    assert "is not a face" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert "no result 1-0" in run("feedback", "1-0#0", "--is", "x", ok=False).stderr
+    assert "exactly one of" in run("feedback", "1-0", ok=False).stderr
+    r.set(Keys(settings.key_prefix).policy, "{broken")
+    assert "malformed (JSONDecodeError), so the settings' is used" in run("status").stdout
