@@ -88,8 +88,8 @@ class Settings(BaseSettings):
         1280, ge=160, description="Frames larger than this (longest side) are downscaled for detection only."
     )
     enroll_views: int = Field(
-        2, description="Enrollment/calibration stills: views averaged per face (1: dlib's chip; 2: two paddings; "
-        "4: those and their mirrors). Each view is one network pass (~16 ms).",
+        2, description="Enrollment/calibration stills: views averaged per face (1: dlib's chip; 2: it and its "
+        "mirror image; 4: two paddings and their mirrors). Each view is one network pass (~16 ms).",
     )
     probe_views: int = Field(
         4, description="Live: views averaged for a face's first look (a new track, or every face without tracking); "
