@@ -9,13 +9,20 @@ with ``MAXLEN ~`` so Redis memory stays bounded whatever the workers do.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
+# FFmpeg and OpenCV write their own lines to stderr (a failed RTSP connect, a missing file) that can
+# hold a source URL with its password; the producer reports errors itself, redacted.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+import cv2  # noqa: E402 - after the log levels above
 import numpy as np
 import redis
 
@@ -193,6 +200,20 @@ class Producer:
             self.sleep(0.5)
 
 
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def expand_source(source: str) -> str:
+    """``source`` with each ``${VAR}`` taken from the environment (credentials stay out of camera files);
+    FacestreamError naming a variable that is not set."""
+    def value(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise FacestreamError(f"source {redact(source)!r} uses ${{{m.group(1)}}}, which is not set")
+        return os.environ[m.group(1)]
+
+    return _VAR.sub(value, str(source))
+
+
 def load_cameras(path: Path) -> list[dict]:
     """Camera entries (camera, source, and optional fps/loop/quality/max_side) from a YAML file."""
     import yaml
@@ -216,7 +237,7 @@ def load_cameras(path: Path) -> list[dict]:
 
 def producers_from(client: redis.Redis, settings: Settings, cams: list[dict]) -> list[Producer]:
     return [
-        Producer(client, settings, str(c["camera"]), str(c["source"]), c.get("fps"),
+        Producer(client, settings, str(c["camera"]), expand_source(c["source"]), c.get("fps"),
                  not c.get("as_fast_as_possible", False), bool(c.get("loop", False)),
                  int(c.get("quality", 80)), int(c.get("max_side", MAX_SIDE)))
         for c in cams

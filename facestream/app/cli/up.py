@@ -1,0 +1,34 @@
+"""``facestream up``: run and supervise the whole local stack from one stack file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facestream.app.cli.app import app, say, settings_of
+from facestream.redaction import configure_logging
+
+
+@app.command()
+def up(
+    ctx: typer.Context,
+    stack: Annotated[Path, typer.Argument(help="Stack file: cameras, workers, dashboard, gallery, settings "
+                                          "(see docker/cameras.example.yaml).")],
+    check: Annotated[bool, typer.Option("--check", help="Only validate the file and open every source; start nothing.")] = False,
+) -> None:
+    """Start Redis (embedded by default), workers, one producer per camera and the dashboard; restart any that exits."""
+    from facestream.app import up as stack_up
+
+    configure_logging()
+    s = settings_of(ctx)
+    if check:
+        problems = stack_up.check(stack, s)
+        for line in problems:
+            typer.echo(line, err=True)
+        if problems:
+            raise typer.Exit(1)
+        typer.echo(f"{stack}: ok")
+        return
+    stack_up.up(stack, s, say)

@@ -1,0 +1,82 @@
+"""``facestream up``: the whole local stack from one stack file, supervised.
+
+Redis (the embedded server unless ``redis_url`` is set), then the gallery folders enrolled, then the
+children: ``workers`` × ``facestream work``, one ``facestream produce`` per camera (so one bad source
+does not stop the others, and its retries show in its own log) and the dashboard.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from facestream.app.local import enroll_people, settings_env
+from facestream.app.stack import Stack, parse_stack, read_stack, source_problem
+from facestream.app.supervisor import Child, Supervisor
+from facestream.config import Settings
+from facestream.errors import ConfigError, FacestreamError
+from facestream.redaction import redact
+from facestream.server import connect, port_in_use, resolve_url
+from models.gallery import Gallery
+from producer.capture import expand_source
+
+
+def check(path: Path, settings: Settings) -> list[str]:
+    """Every problem of the stack file at ``path``, one line each (empty: it would start)."""
+    stack, problems = parse_stack(path)
+    try:
+        settings.replace(**stack.settings)
+    except ConfigError as e:
+        problems += [f"settings: {ln.strip()}" for ln in str(e).splitlines()[1:]]
+    problems += [p for cam in stack.cameras if (p := source_problem(cam))]
+    return problems
+
+
+def children(stack: Stack, s: Settings) -> list[Child]:
+    """The processes of ``stack``; each camera's entry goes to its producer in an owner-only file (a
+    source on a command line would show its credentials to anyone running ``ps``)."""
+    logs = s.data_dir.resolve() / "up"
+    logs.mkdir(parents=True, exist_ok=True)
+    out = [Child(f"worker-{i}", ["work", "--name", f"up-{i}"], logs / f"worker-{i}.log", "worker")
+           for i in range(stack.worker_count)]
+    for cam in stack.cameras:
+        entry = {**cam, "source": expand_source(cam["source"])}
+        spec = logs / f"camera-{cam['camera']}.yaml"
+        fd = os.open(spec, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump({"cameras": [entry]}, f)
+        out.append(Child(f"camera-{cam['camera']}", ["produce", "--cameras", str(spec)], logs / f"camera-{cam['camera']}.log",
+                         f"producer of {cam['camera']}: {redact(str(cam['source']))}"))
+    if stack.dashboard is not None:
+        d = stack.dashboard
+        out.append(Child("dashboard", ["dashboard", "--host", d.host, "--port", str(d.port)], logs / "dashboard.log",
+                         f"dashboard on http://{d.host}:{d.port}/"))
+    return out
+
+
+def up(path: Path, settings: Settings, say: Callable[[str], None]) -> None:
+    """Run the stack at ``path`` until SIGINT/SIGTERM, restarting children that exit."""
+    stack = read_stack(path)
+    s = settings.replace(**stack.settings)
+    if stack.dashboard is not None and port_in_use(stack.dashboard.port):
+        raise FacestreamError(f"port {stack.dashboard.port} is in use: set dashboard.port in {path} (or dashboard: false)")
+    url = resolve_url(s)  # starts the embedded server if it is the default and not running
+    client = connect(s, url)
+    if stack.gallery:
+        enroll_people(Gallery(client, s), stack.gallery, s, say)
+    supervisor = Supervisor(children(stack, s), settings_env(s, url), say)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    say(f"facestream up: {len(stack.cameras)} camera(s), {stack.worker_count} worker(s), Redis {redact(url)}; "
+        "Ctrl-C stops everything")
+    supervisor.start_all()
+    try:
+        supervisor.run(stop.is_set)
+    finally:
+        supervisor.stop()

@@ -1,0 +1,135 @@
+"""``facestream up``: the whole stack from one file, supervised; ``up --check``."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from facestream.keys import Keys
+from facestream.records import FrameResult
+
+CLIP = "hamilton_white_house_2009.mp4"
+FACESTREAM = [sys.executable, "-m", "facestream"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(settings, tmp_path) -> dict[str, str]:
+    return {**os.environ, "FACESTREAM_REDIS_URL": settings.redis_url, "FACESTREAM_KEY_PREFIX": settings.key_prefix,
+            "FACESTREAM_DATA_DIR": str(tmp_path / "data")}
+
+
+class Output:
+    """The lines a process prints, collected by a thread."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def pids(self, name: str) -> list[int]:
+        return [int(m.group(1)) for m in re.finditer(rf"^{re.escape(name)}\s+pid (\d+)", self.text(), re.M)]
+
+
+def _until(what: str, ok, timeout_s: float = 120, out: Output | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ok():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not within {timeout_s:.0f} s: {what}\n" + (out.text() if out else ""))
+
+
+def _results(r, keys: Keys, camera: str) -> int:
+    return sum(1 for _, f in r.xrange(keys.results) if FrameResult.from_fields(f).camera == camera)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_runs_restarts_and_stops_the_stack(r, settings, faces_dir, tmp_path):
+    port = _free_port()
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump({
+        "workers": 2, "dashboard": {"port": port},
+        "settings": {"claim_idle_ms": 2000, "camera_lease_ms": 2000},  # a killed worker's frames move on quickly
+        "cameras": [{"camera": "good", "source": str(faces_dir / "videos" / CLIP), "loop": True, "fps": 5},
+                    {"camera": "bad", "source": str(tmp_path / "missing.mp4")}],
+    }))
+    keys = Keys(settings.key_prefix)
+    proc = subprocess.Popen([*FACESTREAM, "up", str(stack)], env=_env(settings, tmp_path), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = Output(proc)
+    try:
+        _until("both workers beat", lambda: len(list(r.scan_iter(match=keys.worker_pattern))) >= 2, out=out)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.status == 200 and b"<html" in page.read().lower()
+        _until("results for the good camera", lambda: _results(r, keys, "good") >= 5, out=out)
+        _until("the bad camera's producer retried", lambda: re.search(r"camera-bad\s+exited with 1: .*missing\.mp4.*"
+                                                                       r"restart 2 in 2 s", out.text()), 60, out)
+        victim = out.pids("worker-0")[-1]
+        os.kill(victim, signal.SIGKILL)
+        _until("worker-0 restarted", lambda: len(out.pids("worker-0")) == 2, 30, out)
+        assert "worker-0         exited with -9" in out.text()
+        before = _results(r, keys, "good")
+        _until("frames still answered", lambda: _results(r, keys, "good") >= before + 10, 90, out)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(90)
+    print(out.text())
+    assert rc == 0, out.text()
+    assert "stopped" in out.lines[-1]
+    children = [pid for name in ("worker-0", "worker-1", "camera-good", "camera-bad", "dashboard") for pid in out.pids(name)]
+    assert len(children) >= 6 and not [pid for pid in children if _alive(pid)], "every child is gone"
+    assert r.xpending(keys.frames("good"), settings.group)["pending"] == 0, "nothing left pending"
+    spec = tmp_path / "data" / "up" / "camera-good.yaml"
+    assert oct(spec.stat().st_mode & 0o777) == "0o600"  # the source (maybe with credentials) is owner-only
+
+
+def test_up_check_says_what_is_wrong_one_line_each(settings, tmp_path):
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump({
+        "settings": {"detecton": "fast"},
+        "cameras": [{"camera": "bad id!", "source": "never opened"}, {"camera": "gone", "source": str(tmp_path / "nope.mp4")},
+                    {"camera": "door", "source": "rtsp://admin:s3cret@127.0.0.1:1/stream"}],
+    }))
+    out = subprocess.run([*FACESTREAM, "up", "--check", str(stack)], env=_env(settings, tmp_path),
+                         capture_output=True, text=True, timeout=120)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert any("detecton: not a setting (did you mean detection?)" in ln for ln in lines), lines
+    assert any("camera #1" in ln and "must be 1-64 characters" in ln for ln in lines), lines
+    assert any("camera 'gone'" in ln and "not a file" in ln for ln in lines), lines
+    assert any("camera 'door'" in ln and "cannot open" in ln for ln in lines), lines
+    assert len(lines) == 4, lines  # one line each
+    assert "s3cret" not in out.stderr + out.stdout, "no credential is printed"
+
+def test_up_check_passes_a_good_file(settings, faces_dir, tmp_path):
+    if not (faces_dir / "videos" / CLIP).is_file():
+        pytest.skip("the shared clip is absent")
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump({"cameras": [{"camera": "c", "source": str(faces_dir / "videos" / CLIP)}]}))
+    out = subprocess.run([*FACESTREAM, "up", "--check", str(stack)], env=_env(settings, tmp_path),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
