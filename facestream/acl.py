@@ -33,7 +33,7 @@ def rules(role: str, keys: Keys) -> list[str]:
         "worker": [mine, "-@all", "+@read", "+@write", "+@stream", "+@scripting", "+ft.search", "+ft.info", _CONNECTION,
                    "-@dangerous"],
         "producer": [f"~{keys.frames_prefix}*", "-@all", "+xadd", _CONNECTION],
-        "reader": [mine, "-@all", "+@read", _CONNECTION, "-@dangerous"],
+        "reader": [mine, "-@all", "+@read", "+ft.info", _CONNECTION, "-@dangerous"],
     }
     if role not in by_role:
         raise ConfigError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")

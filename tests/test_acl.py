@@ -14,6 +14,7 @@ from facestream.acl import ROLES, acl_file, apply, user_name
 from facestream.keys import Keys
 from facestream.records import Frame
 from facestream.server import connect
+from facestream.status import read_status
 from gears.worker import Worker
 from models.gallery import FaceEntry, Gallery
 
@@ -68,6 +69,7 @@ def test_each_role_has_what_it_needs_and_no_more(r, settings, as_role):
     assert reader.xrange(keys.results) and reader.xrange(keys.frames("door"), entry, entry)
     assert _denied(lambda: reader.xadd(keys.results, {"a": "1"}))
     assert _denied(lambda: reader.delete(keys.person("ann")))
+    assert read_status(reader, reader_s).gallery_faces == 1  # what the dashboard's health shows, FT.INFO included
 
 
 def test_the_acl_file_disables_the_default_user_and_keeps_passwords_private(tmp_path):
