@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
 import redis
 
+from facestream.app.supervisor import Child, Supervisor
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
@@ -63,49 +63,45 @@ def answers(client: redis.Redis, keys: Keys, camera: str, since: str = "-") -> A
 
 class LocalPipeline:
     """``workers`` ``facestream work`` processes (and a dashboard on ``dashboard_port``, 0: none) as
-    children of this process, logging to ``<data_dir>/<label>-*.log``; a context manager that stops them."""
+    children of this process, logging to ``<data_dir>/<label>-*.log``; a context manager that stops them.
+    The children are :class:`~facestream.app.supervisor.Child` processes: ``facestream up`` starts and
+    stops its own the same way (and restarts them; here a child that exits is an error)."""
 
     def __init__(self, settings: Settings, url: str, label: str, workers: int = 1, dashboard_port: int = 0):
         self.s, self.url, self.label = settings, url, label
         self.logs = settings.data_dir.resolve()
-        self.commands = [(f"worker-{i}", ["work", "--name", f"{label}-{i}"]) for i in range(workers)]
+        commands = [(f"worker-{i}", ["work", "--name", f"{label}-{i}"]) for i in range(workers)]
         if dashboard_port:
-            self.commands.append(("dashboard", ["dashboard", "--port", str(dashboard_port)]))
-        self.procs: list[subprocess.Popen] = []
-        self._logs: list[IO[str]] = []
+            commands.append(("dashboard", ["dashboard", "--port", str(dashboard_port)]))
+        self.children = [Child(name, args, self.log_of(name), name) for name, args in commands]
+        self._supervisor = Supervisor(self.children, {}, lambda _line: None)
 
     def log_of(self, name: str) -> Path:
         return self.logs / f"{self.label}-{name}.log"
 
     @property
+    def procs(self) -> list[subprocess.Popen]:
+        return [c.proc for c in self.children if c.proc is not None]
+
+    @property
     def worker_pids(self) -> list[int]:
-        return [p.pid for (name, _), p in zip(self.commands, self.procs) if name.startswith("worker")]
+        return [c.proc.pid for c in self.children if c.name.startswith("worker") and c.proc is not None]
 
     def __enter__(self) -> LocalPipeline:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        env = settings_env(self.s, self.url)
-        for name, args in self.commands:
-            self._logs.append(self.log_of(name).open("w"))
-            self.procs.append(subprocess.Popen([sys.executable, "-m", "facestream", *args], env=env,
-                                               stdout=subprocess.DEVNULL, stderr=self._logs[-1]))
+        for c in self.children:
+            c.log.unlink(missing_ok=True)  # this run's log only
+        self._supervisor.env = settings_env(self.s, self.url)
+        self._supervisor.start_all()
         return self
 
     def __exit__(self, *_: object) -> None:
-        for p in self.procs:
-            p.terminate()  # workers finish the frames in hand
-        for p in self.procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for f in self._logs:
-            f.close()
+        self._supervisor.stop()  # workers finish the frames in hand
 
     def check_alive(self) -> None:
         """Raise, naming the log, if a child has exited."""
-        for (name, _), p in zip(self.commands, self.procs):
-            if p.poll() is not None:
-                raise FacestreamError(f"{self.label} {name} exited with {p.returncode}; see {self.log_of(name)}")
+        for c in self.children:
+            if c.proc is not None and c.proc.poll() is not None:
+                raise FacestreamError(f"{self.label} {c.name} exited with {c.proc.returncode}; see {c.log}")
 
     def wait_ready(self, client: redis.Redis, camera: str, timeout_s: float = 120) -> None:
         """Until every worker beats (models loaded) and, with tracking, ``camera`` is leased."""
