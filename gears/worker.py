@@ -59,6 +59,7 @@ class Worker:
         self._next_discover = 0.0
         self._next_claim = 0.0
         self._next_beat = 0.0
+        self._policy_said = ""  # the decision policy last logged
         self._next_lease = 0.0
         self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
@@ -313,8 +314,16 @@ class Worker:
         return 1
 
     def heartbeat(self) -> None:
-        """Publish this worker's counters (read by `facestream status`); expires if the worker dies."""
+        """Publish this worker's counters (read by `facestream status`); expires if the worker dies. Also
+        log the decision policy when it changes (a new calibration, or a stored one that is malformed)."""
         beat(self.r, self.keys, self.name, self.counts, self.streams, self.s.group)
+        current = self.step.policy.get()
+        problem = self.step.policy.problem
+        said = (f"{problem}; deciding with the settings' policy" if problem
+                else f"{current.source} (threshold {current.threshold:.4f})")
+        if said != self._policy_said:
+            (log.warning if problem else log.info)("decision policy: %s", said)
+            self._policy_said = said
 
     def _leave_group(self) -> None:
         """Finish the frames in hand, then remove this consumer where it holds no pending frames, and its heartbeat."""

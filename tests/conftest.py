@@ -12,6 +12,7 @@ import redis
 
 from facestream.config import SHARED_FACES, Settings, load_settings
 from facestream.server import EmbeddedRedis
+from models.embed import Embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("FACESTREAM_FACES_DIR", SHARED_FACES))
@@ -70,5 +71,5 @@ class NoFaces:
     def detect_frame(self, rgb, regions=None) -> list:
         return []
 
-    def embed(self, rgb, detections) -> np.ndarray:
-        return np.zeros((0, 128), np.float32)
+    def embed(self, rgb, detections, views: int = 1) -> Embeddings:
+        return Embeddings(np.zeros((0, 128), np.float32), [])

@@ -138,3 +138,18 @@ def test_a_stored_calibration_reaches_the_step_and_a_bad_one_is_ignored(r, setti
     assert (p.threshold, p.margin, p.cohort_margin, p.source) == (0.09, 0.01, 0.02, "calibrated now")
     r.set(keys.policy, "not json")
     assert policy_in_force(r, settings).threshold == settings.match_threshold
+
+
+def test_a_malformed_stored_policy_is_logged_once_and_frames_are_still_answered(r, settings, caplog):
+    from conftest import NoFaces
+    from gears.worker import Worker
+
+    keys = Keys(settings.key_prefix)
+    r.set(keys.policy, '{"threshold": "high"}')
+    r.xadd(keys.frames("cam"), Frame("cam", 1, 1, 64, 64, encode_jpeg(np.zeros((64, 64, 3), np.uint8))).to_fields())
+    with caplog.at_level("INFO", logger="facestream.worker"):
+        w = Worker(r, settings.replace(block_ms=50, tracking=False), NoFaces(), name="w")
+        assert w.run(max_idle_s=0.5).results == 1
+        w.heartbeat()
+    said = [rec for rec in caplog.records if "decision policy" in rec.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING" and "not a decision policy" in said[0].getMessage()
