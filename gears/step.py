@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from models.embed import Quality
 
 Call = Callable[..., Any]
+#: At most this many first looks per frame get ``probe_views`` views (the largest faces); the others one:
+#: a crowd of new faces at 1080p must not add hundreds of ms to one frame.
+MAX_VIEWED = 2
 
 # KEYS: marker, output stream, events stream, presence hash, frame stream
 # ARGV: marker_ttl_ms, out_maxlen, group, entry_id, events_maxlen, ts_ms, absent_ms, camera, frame_id,
@@ -141,7 +144,7 @@ class Step:
 
         With ``tracks`` (a camera's :class:`gears.tracks.CameraTracks`), only faces that are new or due for a
         fresh look are embedded; the others take their track's voted name. A face's first look is embedded
-        from ``probe_views`` views, later looks from one.
+        from ``probe_views`` views (the :data:`MAX_VIEWED` largest of a frame), later looks from one.
         """
         t0 = time.perf_counter()
         ts_s = p.frame.ts_ms / 1000
@@ -158,7 +161,8 @@ class Step:
                 decided[i] = (unnamed(TOO_SMALL), None)
             else:
                 todo.append(i)
-        first = [i for i in todo if tracks is None or tracks.first_look(track_ids[i])]
+        first = sorted((i for i in todo if tracks is None or tracks.first_look(track_ids[i])),
+                       key=lambda i: -p.detections[i].size)[:MAX_VIEWED]  # the largest new faces: most nameable
         embedded = self._embed(p.rgb, p.detections, first, self.s.probe_views)
         embedded.update(self._embed(p.rgb, p.detections, [i for i in todo if i not in embedded], 1))
         t1 = time.perf_counter()
