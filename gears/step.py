@@ -152,7 +152,7 @@ class Step:
             tracks = None  # older than a frame already tracked (a retry): answer it on its own
         track_ids = tracks.update(p.detections, ts_s) if tracks is not None else [None] * len(p.detections)
         policy = self.policy.get()
-        decided = {}  # face index -> (Match, quality)
+        decided: dict[int, tuple[Match, Optional[Quality]]] = {}
         todo = []
         for i, d in enumerate(p.detections):
             if tracks is not None and not tracks.due(track_ids[i], d, ts_s):
@@ -182,7 +182,8 @@ class Step:
         return FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker, w, h,
                            embedded=len(embedded))
 
-    def _embed(self, rgb: np.ndarray, detections: list[Detection], which: list[int], views: int) -> dict:
+    def _embed(self, rgb: np.ndarray, detections: list[Detection], which: list[int],
+               views: int) -> dict[int, tuple[np.ndarray, Quality]]:
         """face index -> (vector, Quality) for the faces ``which``, in one batch."""
         if not which:
             return {}
@@ -200,7 +201,8 @@ class Step:
     def _name(self, m: Match) -> str:
         return self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
 
-    def _face(self, det: Detection, track_id: Optional[int], decided: Optional[tuple], tracks: Tracks | None) -> Face:
+    def _face(self, det: Detection, track_id: Optional[int], decided: Optional[tuple[Match, Optional[Quality]]],
+              tracks: Tracks | None) -> Face:
         """The face record: this frame's decision, or the track's vote (this frame's decision included)."""
         m, quality = decided if decided is not None else (None, None)
         if tracks is not None and track_id is not None:
