@@ -118,10 +118,14 @@ class CameraTracks:
         (several looks at one face average out what a single frame gets wrong), or ``vector`` alone for a
         new face or one unlike its track's (the tracker joined two people)."""
         t = self._tracks.get(track_id) if track_id is not None else None
-        if t is None or t.vector is None or float(np.sum((t.vector - vector) ** 2)) > self.split_distance:
+        if t is None or t.vector is None or self._other_face(t, vector):
             return vector
         total = t.total + vector
         return (total / max(float(np.linalg.norm(total)), 1e-12)).astype(np.float32)
+
+    def _other_face(self, t: Track, vector: np.ndarray) -> bool:
+        """Whether ``vector`` is too far from the track's latest embedding to be the same face."""
+        return float(np.sum((t.vector - vector) ** 2)) > self.split_distance
 
     def first_look(self, track_id: int | None) -> bool:
         """Whether this face has not been embedded yet (its embedding is then worth more views)."""
@@ -135,7 +139,7 @@ class CameraTracks:
             self._fresh.append((detection, t))
         else:
             t = self._tracks.setdefault(track_id, Track())
-        if t.vector is not None and float(np.sum((t.vector - vector) ** 2)) > self.split_distance:
+        if t.vector is not None and self._other_face(t, vector):
             t = self._tracks[track_id] = Track()  # a different face took over this track
         if match.reason not in QUALITY_REASONS:  # a poor view is no evidence against a name
             t.votes[match.person_id] += 1

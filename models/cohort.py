@@ -39,13 +39,14 @@ class Cohort:
         """Store ``faces`` (``not_of``: the person feedback said they are not). Returns faces written."""
         if not faces:
             return 0
+        for f in faces:  # before anything is written or numbered
+            if f.vector.shape != (self.dim,):
+                raise ValueError(f"vector of {f.source} has shape {f.vector.shape}, expected ({self.dim},)")
         ensure_vector_index(self.r, self.s, self.keys.cohort_index, self.keys.cohort_prefix, self.dim)
         first = self.r.incrby(self.keys.cohort_counter, len(faces)) - len(faces)
         now = int(time.time() * 1000)
         with self.r.pipeline(transaction=True) as p:
             for i, f in enumerate(faces):
-                if f.vector.shape != (self.dim,):
-                    raise ValueError(f"vector of {f.source} has shape {f.vector.shape}, expected ({self.dim},)")
                 p.hset(self.keys.cohort_face(first + i + 1), mapping={
                     "person_id": COHORT, VECTOR_FIELD: np.asarray(f.vector, dtype="<f4").tobytes(),
                     "source": f.source, "not_of": not_of, "created_ms": now,
@@ -63,8 +64,13 @@ class Cohort:
 
     def sources(self) -> Iterable[tuple[str, str]]:
         """(key, source) of every cohort face."""
-        for key in self.r.scan_iter(match=self.keys.cohort_prefix + "*", count=1000):
-            yield text(key), text(self.r.hget(key, "source") or b"")
+        keys = list(self.r.scan_iter(match=self.keys.cohort_prefix + "*", count=1000))
+        with self.r.pipeline(transaction=False) as p:  # one round trip, not one per face
+            for key in keys:
+                p.hget(key, "source")
+            sources = p.execute()
+        for key, source in zip(keys, sources):
+            yield text(key), text(source or b"")
 
     def remove(self, source_prefix: str) -> int:
         """Remove the faces whose source starts with ``source_prefix``; returns how many."""

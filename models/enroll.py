@@ -26,7 +26,7 @@ from models.analyzer import FaceAnalyzer, main_face
 from models.embed import Quality
 from models.gallery import FaceEntry, Gallery, display_name
 from models.image import IMAGE_SUFFIXES, decode
-from models.matcher import BLURRY, TOO_SMALL, TURNED
+from models.matcher import BLURRY, TOO_SMALL, TURNED, Policy
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -159,14 +159,13 @@ def _analyze_image(item: Item) -> Outcome:
 
 
 def poor_face(q: Quality, s: Settings) -> str | None:
-    """Why a photo's face is too poor to enroll ("too_small: ..."), or None: the live naming gates."""
-    if q.size < s.name_min_face_px:
-        return f"{TOO_SMALL}: face of {q.size} px, under name_min_face_px={s.name_min_face_px}"
-    if q.sharpness < s.name_min_sharpness:
-        return f"{BLURRY}: sharpness {q.sharpness:.1f}, under name_min_sharpness={s.name_min_sharpness}"
-    if abs(q.yaw) > s.name_max_yaw:
-        return f"{TURNED}: yaw {q.yaw:+.2f}, beyond name_max_yaw={s.name_max_yaw}"
-    return None
+    """Why a photo's face is too poor to enroll ("too_small: ..."), or None: the live naming gates
+    (:meth:`models.matcher.Policy.gate`), with the measured value and the setting it failed."""
+    reason = Policy.of(s).gate(q.size, q.sharpness, q.yaw)
+    detail = {TOO_SMALL: f"face of {q.size} px, under name_min_face_px={s.name_min_face_px}",
+              BLURRY: f"sharpness {q.sharpness:.1f}, under name_min_sharpness={s.name_min_sharpness}",
+              TURNED: f"yaw {q.yaw:+.2f}, beyond name_max_yaw={s.name_max_yaw}"}
+    return f"{reason}: {detail[reason]}" if reason else None
 
 
 def _analyze_video(item: Item) -> Outcome:

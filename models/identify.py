@@ -29,7 +29,7 @@ from models.cohort import Cohort
 from models.enroll import Item, Options, Outcome, Summary, enroll, plan
 from models.evaluate import embed_files
 from models.gallery import FaceEntry, Gallery
-from models.matcher import Policy, StoredPolicy, decide
+from models.matcher import Policy, StoredPolicy, by_person, decide
 
 #: Shares of the labelled strangers' identities: cohort, strangers, then (only with distractors) extra people.
 PARTS = ("cohort", "strangers", "distractors", "distractors")
@@ -271,10 +271,7 @@ def _features(items: list[Probe]) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     person is the right one (known probes). Probes that cannot be named get distance 9."""
     d1, d2, c, ok = [], [], [], []
     for p in items:
-        best: dict[str, float] = {}
-        for pid, d in p.neighbours:
-            best[pid] = min(d, best.get(pid, 9.0))
-        ranked = sorted(best.items(), key=lambda kv: kv[1])
+        ranked = by_person(p.neighbours)
         nameable = p.no_face is None and p.gate is None and ranked
         d1.append(ranked[0][1] if nameable else 9.0)
         d2.append(ranked[1][1] if nameable and len(ranked) > 1 else 9.0)

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
+import numpy as np
+
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
 
@@ -69,8 +71,8 @@ class Policy:
             return self
         rates = [r for r, _ in self.tail]
         dists = [d for _, d in self.tail]
-        target = _interp(self.threshold, dists, rates) * self.gallery_faces / faces
-        return replace(self, threshold=min(self.threshold, _interp(target, rates, dists)))
+        target = float(np.interp(self.threshold, dists, rates)) * self.gallery_faces / faces
+        return replace(self, threshold=min(self.threshold, float(np.interp(target, rates, dists))))
 
     def calibrated(self, raw: str) -> "Policy":
         """This policy with the distances of a stored calibration; ValueError (why) for text that is not one."""
@@ -95,16 +97,6 @@ class Policy:
         if yaw is not None and abs(yaw) > self.max_yaw:
             return TURNED
         return None
-
-
-def _interp(x: float, xs: list, ys: list) -> float:
-    """Piecewise-linear y(x) through the increasing points (xs, ys), clamped at both ends."""
-    if x <= xs[0]:
-        return ys[0]
-    for (x0, y0), (x1, y1) in zip(zip(xs, ys), zip(xs[1:], ys[1:])):
-        if x <= x1:
-            return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y1
-    return ys[-1]
 
 
 class StoredPolicy:
@@ -152,6 +144,15 @@ def unnamed(reason: str) -> Match:
     return Match(UNKNOWN, None, 0.0, reason=reason)
 
 
+def by_person(neighbours: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Each person's best distance among ``neighbours`` (several faces per person allowed), nearest first."""
+    best = {}  # type: dict[str, float]
+    for pid, d in neighbours:
+        if d < best.get(pid, float("inf")):
+            best[pid] = d
+    return sorted(best.items(), key=lambda kv: kv[1])
+
+
 def decide(neighbours: Sequence[tuple[str, float]], policy: Policy, stranger: Optional[float] = None,
            quality_reason: Optional[str] = None) -> Match:
     """Name the nearest person if the policy's three tests pass (see the module docstring).
@@ -159,11 +160,7 @@ def decide(neighbours: Sequence[tuple[str, float]], policy: Policy, stranger: Op
     ``neighbours``: (person_id, squared L2) pairs, any order, several per person allowed; ``stranger``:
     the nearest cohort face's distance; ``quality_reason``: what :meth:`Policy.gate` said of the face.
     """
-    best = {}  # type: dict[str, float]
-    for pid, d in neighbours:
-        if d < best.get(pid, float("inf")):
-            best[pid] = d
-    ranked = sorted(best.items(), key=lambda kv: kv[1])
+    ranked = by_person(neighbours)
     if not ranked:
         return Match(UNKNOWN, None, 0.0, reason=quality_reason or BELOW_THRESHOLD, stranger=stranger)
     pid, d = ranked[0]

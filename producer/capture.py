@@ -200,6 +200,8 @@ class Producer:
             self.sleep(0.5)
 
 
+#: What a camera entry of a cameras (stack) file may hold.
+CAMERA_KEYS = frozenset({"camera", "source", "fps", "loop", "quality", "max_side", "as_fast_as_possible"})
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -225,12 +227,11 @@ def load_cameras(path: Path) -> list[dict]:
     cams = data.get("cameras") if isinstance(data, dict) else None
     if not isinstance(cams, list) or not cams:
         raise FacestreamError(f"{path} must have a non-empty 'cameras:' list")
-    allowed = {"camera", "source", "fps", "loop", "quality", "max_side", "as_fast_as_possible"}
     for i, c in enumerate(cams):
         if not isinstance(c, dict) or not {"camera", "source"} <= set(c):
             raise FacestreamError(f"{path}: camera #{i + 1} needs 'camera' and 'source'")
-        if set(c) - allowed:
-            raise FacestreamError(f"{path}: camera {c['camera']!r} has unknown keys {sorted(set(c) - allowed)}")
+        if set(c) - CAMERA_KEYS:
+            raise FacestreamError(f"{path}: camera {c['camera']!r} has unknown keys {sorted(set(c) - CAMERA_KEYS)}")
         check_id("camera", str(c["camera"]))
     return cams
 

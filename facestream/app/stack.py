@@ -18,9 +18,9 @@ import yaml
 from facestream.config import Settings
 from facestream.errors import ConfigError, FacestreamError
 from facestream.keys import check_id
+from producer.capture import CAMERA_KEYS, Source, expand_source
 
 TOP_LEVEL = {"cameras", "workers", "dashboard", "gallery", "settings"}
-CAMERA_KEYS = {"camera", "source", "fps", "loop", "quality", "max_side", "as_fast_as_possible"}
 DASHBOARD_KEYS = {"port", "host"}
 
 
@@ -125,14 +125,10 @@ def _dashboard(raw: object) -> tuple[Dashboard | None, list[str]]:
     return Dashboard(port, str(raw.get("host", "127.0.0.1"))), problems
 
 
-def source_problem(cam: dict[str, Any], open_urls: bool = True) -> str | None:
+def source_problem(cam: dict[str, Any]) -> str | None:
     """Why a camera's source cannot give frames now (None: it opened), one line, credentials masked."""
-    from producer.capture import Source, expand_source
-
     try:
-        source = Source(expand_source(cam["source"]))
-        if source.kind == "file" or open_urls:
-            source.open().release()
+        Source(expand_source(cam["source"])).open().release()
     except FacestreamError as e:
         return f"camera {cam['camera']!r}: {e}"
     return None
