@@ -126,6 +126,29 @@ class Settings(BaseSettings):
     hnsw_ef_construction: int = Field(200, ge=10, description="HNSW build-time candidate list.")
     hnsw_ef_runtime: int = Field(200, ge=10, description="HNSW query-time candidate list.")
 
+    # --- Sightings and visitors -------------------------------------------------------------------
+    sightings: bool = Field(
+        True, description="Keep each track's best views (vector, thumbnail, who) as searchable sightings, and "
+        "group unknown faces into visitors (README, 'Sightings and visitors').",
+    )
+    sightings_retention_h: float = Field(
+        72.0, gt=0, description="Sightings and visitors expire this long after they were last written (key "
+        "expiry: no sweeper). ~4 KB of Redis memory per sighting.",
+    )
+    sightings_per_track: int = Field(
+        3, ge=1, le=50, description="Views kept per track (the best by size, sharpness and pose); an untracked "
+        "face is one sighting per look.",
+    )
+    thumb_px: int = Field(96, ge=32, le=320, description="Longest side of a sighting's JPEG thumbnail.")
+    visitor_distance: float = Field(
+        0.11, gt=0, lt=4, description="An unknown track joins the nearest visitor whose centroid and exemplars (on "
+        "average) are this close (squared L2), else starts a new one. `facestream eval --visitors` measures it.",
+    )
+    search_max_distance: float = Field(
+        0.17, gt=0, lt=4, description="`facestream search` lists sightings this close to the photo (squared L2; "
+        "the verification threshold).",
+    )
+
     # --- Worker ------------------------------------------------------------------------------------
     group: str = Field("facestream", pattern=r"^[A-Za-z0-9_.-]+$", description="Consumer group of the workers.")
     read_count: int = Field(4, ge=1, le=1000, description="Frames fetched per XREADGROUP call.")

@@ -14,6 +14,11 @@ Layout (with the default prefix ``fs``)::
     fs:present:<camera>    hash    person_id → "last_seen_ms|name" of people now on a camera (drives events)
     fs:answered:<stream>:<entry id> string  idempotency marker of an answered frame (expires)
     fs:worker:<name>       hash    heartbeat and counters of one worker (expires)
+    fs:sighting:<id>       hash    one kept view of a face: camera, time, person/visitor, vector, thumbnail (expires)
+    fs:idx:sightings       index   RediSearch HNSW + NUMERIC ts_ms + TAG camera/person_id/visitor over fs:sighting:*
+    fs:visitor:<v-NNNNNN>  hash    one stranger seen: centroid vector, looks, first/last time, cameras (expires)
+    fs:idx:visitors        index   RediSearch HNSW index over fs:visitor:*
+    fs:visitorcount        string  counter numbering visitors
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from facestream.errors import ConfigError
 #: Camera and person ids are used inside key names and RediSearch TAG queries; keeping them to this
 #: alphabet means no escaping anywhere (redis-cli, TAG filters, file names).
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+#: Visitor ids (strangers the pipeline keeps apart, :mod:`models.visitors`); no person id may look like one.
+VISITOR_RE = re.compile(r"^v-[0-9]{6,}$")
 
 
 def check_id(kind: str, value: str) -> str:
@@ -125,3 +134,30 @@ class Keys:
     @property
     def worker_pattern(self) -> str:
         return f"{self.prefix}:worker:*"
+
+    # --- sightings and visitors ----------------------------------------------------------------------
+    def sighting(self, sighting_id: str) -> str:
+        return f"{self.sighting_prefix}{sighting_id}"
+
+    @property
+    def sighting_prefix(self) -> str:
+        return f"{self.prefix}:sighting:"
+
+    @property
+    def sightings_index(self) -> str:
+        return f"{self.prefix}:idx:sightings"
+
+    def visitor(self, visitor_id: str) -> str:
+        return f"{self.visitor_prefix}{visitor_id}"
+
+    @property
+    def visitor_prefix(self) -> str:
+        return f"{self.prefix}:visitor:"
+
+    @property
+    def visitors_index(self) -> str:
+        return f"{self.prefix}:idx:visitors"
+
+    @property
+    def visitor_counter(self) -> str:
+        return f"{self.prefix}:visitorcount"

@@ -105,6 +105,7 @@ class Face:
     track_id: int | None = None
     reason: str = ""  # why it got its name or stayed unknown (docs/streams.md; "" in results written before)
     quality: dict[str, float] | None = None  # size px, sharpness, yaw of the face's last embedded look
+    visitor: str = ""  # an unknown face's visitor id (v-000123: the same stranger keeps it), else ""
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -178,6 +179,42 @@ class FrameResult:
             height=int(h or 0),
             embedded=int(f.get("embedded", len(faces))),
         )
+
+
+@dataclass
+class Sighting:
+    """One kept view of a face (``fs:sighting:<id>``): a track's best looks, searchable by face and time."""
+
+    sighting_id: str  # <camera>-<ts_ms>-<face index>: a replayed frame rewrites the same sighting
+    camera: str
+    ts_ms: int
+    person_id: str = UNKNOWN
+    visitor: str = ""
+    track_id: int | None = None
+    reason: str = ""
+    distance: float | None = None  # to the named person's best face (None: nobody enrolled)
+    quality: dict[str, float] = field(default_factory=dict)
+    vector: bytes = b""  # float32 little-endian, unit length
+    thumb: bytes = b""  # JPEG of the face
+
+    def to_fields(self) -> dict[str, str | bytes]:
+        return {
+            "camera": self.camera, "ts_ms": str(self.ts_ms), "person_id": self.person_id,
+            "visitor": self.visitor, "track_id": "" if self.track_id is None else str(self.track_id),
+            "reason": self.reason, "distance": "" if self.distance is None else f"{self.distance:.4f}",
+            "quality": json.dumps(self.quality, separators=(",", ":")), "vector": self.vector, "thumb": self.thumb,
+        }  # fmt: skip
+
+    @classmethod
+    def from_fields(cls, sighting_id: str, fields: Fields) -> "Sighting":
+        """Parse a sighting hash (any subset of its fields); BadRecord if it is not one of ours."""
+        with _parsing("sighting"):
+            raw = {text(k): v for k, v in fields.items()}
+            f = {k: text(v) for k, v in raw.items() if k not in ("vector", "thumb")}
+            return cls(sighting_id, f.get("camera", ""), int(f.get("ts_ms", 0)), f.get("person_id", UNKNOWN),
+                       f.get("visitor", ""), int(f["track_id"]) if f.get("track_id") else None,
+                       f.get("reason", ""), float(f["distance"]) if f.get("distance") else None,
+                       json.loads(f.get("quality") or "{}"), bytes(raw.get("vector", b"")), bytes(raw.get("thumb", b"")))
 
 
 @dataclass

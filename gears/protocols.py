@@ -16,6 +16,7 @@ from models.detect import Detection
 from models.matcher import Match
 from models.protocols import Embedder, PolicySettings
 from models.regions import Region
+from models.sightings import Kept
 
 
 class StepSettings(PolicySettings, Protocol):
@@ -30,6 +31,11 @@ class StepSettings(PolicySettings, Protocol):
     events_maxlen: int
     answered_ttl_s: float
     absent_after_s: float
+    sightings: bool
+    sightings_retention_h: float
+    sightings_per_track: int
+    thumb_px: int
+    visitor_distance: float
 
 
 class Analyzer(Protocol):
@@ -56,6 +62,8 @@ class Tracks(Protocol):
     def template(self, track_id: int | None, vector: np.ndarray) -> np.ndarray: ...
 
     def record(self, track_id: int | None, detection: Detection, ts_s: float, vector: np.ndarray,
-               match: Match, name: str) -> None: ...
+               match: Match, name: str) -> Kept: ...
+
+    def kept(self, track_id: int | None) -> Kept | None: ...
 
     def label(self, track_id: int) -> tuple[str, str, Match | None]: ...

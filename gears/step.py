@@ -26,9 +26,11 @@ from facestream.errors import BadFrame
 from facestream.keys import Keys
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.replies import text
+from gears.memory import Memory
 from models.knn import nearest_stranger, search_with
 from models.image import decode_frame
 from models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, StoredPolicy, decide, unnamed
+from models.sightings import Kept
 
 if TYPE_CHECKING:
     from gears.protocols import Analyzer, Scan, StepSettings, Tracks
@@ -117,6 +119,7 @@ class Step:
         self.worker = worker
         self.names = Names(call, self.keys)
         self.policy = StoredPolicy(call, self.keys.policy, self.keys.index, Policy.of(settings))
+        self.memory = Memory(settings, self.keys, call)
         self.last_timings: dict[str, float] = {}
 
     def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Scan | None = None) -> Prepared:
@@ -166,13 +169,19 @@ class Step:
         embedded = self._embed(p.rgb, p.detections, first, self.s.probe_views)
         embedded.update(self._embed(p.rgb, p.detections, [i for i in todo if i not in embedded], 1))
         t1 = time.perf_counter()
+        kept: dict[int, Kept] = {}
         for i, (vec, quality) in embedded.items():
-            probe = tracks.template(track_ids[i], vec) if tracks is not None else vec
+            tid = track_ids[i]
+            probe = tracks.template(tid, vec) if tracks is not None else vec
             m = self._decide(probe, quality, policy)
             decided[i] = (m, quality)
-            if tracks is not None:
-                tracks.record(track_ids[i], p.detections[i], ts_s, vec, m, self._name(m))
-        faces = [self._face(det, track_ids[i], decided.get(i), tracks) for i, det in enumerate(p.detections)]
+            kept[i] = tracks.record(tid, p.detections[i], ts_s, vec, m, self._name(m)) if tracks is not None else Kept()
+            called = tracks.label(tid)[0] if tracks is not None and tid is not None else m.person_id
+            self.memory.note(kept[i], called, m, probe, vec, p.frame.camera, p.frame.ts_ms)
+        faces = [self._face(det, track_ids[i], decided.get(i), tracks, kept.get(i))
+                 for i, det in enumerate(p.detections)]
+        for i, (vec, quality) in embedded.items():
+            self.memory.keep(kept[i], faces[i], i, vec, quality, p.rgb, p.frame.camera, p.frame.ts_ms)
         if scan is not None:
             scan.follow([d.box for d in p.detections], ts_s)
         t2 = time.perf_counter()
@@ -202,17 +211,20 @@ class Step:
         return self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
 
     def _face(self, det: Detection, track_id: Optional[int], decided: Optional[tuple[Match, Optional[Quality]]],
-              tracks: Tracks | None) -> Face:
-        """The face record: this frame's decision, or the track's vote (this frame's decision included)."""
+              tracks: Tracks | None, kept: Optional[Kept]) -> Face:
+        """The face record: this frame's decision, or the track's vote (this frame's decision included);
+        an unknown face carries its track's visitor id."""
         m, quality = decided if decided is not None else (None, None)
         if tracks is not None and track_id is not None:
             _, _, voted = tracks.label(track_id)
             m = voted if voted is not None else m
+            kept = kept or tracks.kept(track_id)
         if m is None:
             m = unnamed(NOT_EMBEDDED)
+        visitor = kept.visitor if kept is not None and m.person_id == UNKNOWN else ""
         return Face(det.box, round(det.score, 3), m.person_id, self._name(m),
                     None if m.distance is None else round(m.distance, 4), round(m.confidence, 3), track_id,
-                    m.reason, quality.to_json() if quality is not None else None)
+                    m.reason, quality.to_json() if quality is not None else None, visitor)
 
     def run(self, stream: str, entry_id: str, fields: Fields) -> FrameResult:
         """Analyse one frame entry on its own (every face embedded); raise BadFrame for bad input."""
@@ -220,7 +232,8 @@ class Step:
 
     def commit_result(self, stream: str, group: str, result: FrameResult) -> bool:
         """Write the result + presence events and ack the frame, atomically. False if already answered."""
-        people = [(f.person_id, f.name) for f in result.faces if f.person_id != UNKNOWN]
+        people = [(f.person_id, f.name) if f.person_id != UNKNOWN else (f.visitor, UNKNOWN)
+                  for f in result.faces if f.person_id != UNKNOWN or f.visitor]  # visitors appear and leave too
         return self._commit(stream, group, result.frame_id, self.keys.results, self.s.results_maxlen,
                             result.to_fields(), people, result.camera, result.ts_ms)
 

@@ -24,6 +24,7 @@ from trackers import ByteTrackTracker
 from facestream.records import UNKNOWN
 from models.detect import Detection
 from models.matcher import QUALITY_REASONS, Match
+from models.sightings import Kept
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Track:
     embedded_at: float = -1e9
     embedded_size: int = 0
     frames_since: int = 0  # frames seen since the last embedding
+    kept: Kept = field(default_factory=Kept)  # its visitor id and the sightings kept of it
 
     def label(self) -> tuple[str, str, Match | None]:
         """(person_id, name, best match): the person named most often on the track (ties: the closer
@@ -132,8 +134,9 @@ class CameraTracks:
         return track_id is None or track_id not in self._tracks or self._tracks[track_id].vector is None
 
     def record(self, track_id: int | None, detection: Detection, ts_s: float, vector: np.ndarray,
-               match: Match, name: str) -> None:
-        """Add one embedding's decision to the track's vote (an untracked face's seeds its coming track)."""
+               match: Match, name: str) -> Kept:
+        """Add one embedding's decision to the track's vote (an untracked face's seeds its coming track);
+        returns what the track remembers (its visitor, its kept sightings)."""
         if track_id is None:
             t = Track()
             self._fresh.append((detection, t))
@@ -149,6 +152,12 @@ class CameraTracks:
             t.best[match.person_id] = match
         t.total = vector.copy() if t.total is None else t.total + vector
         t.vector, t.embedded_at, t.embedded_size, t.frames_since = vector, ts_s, detection.size, 0
+        return t.kept
+
+    def kept(self, track_id: int | None) -> Kept | None:
+        """What a track remembers (None: not a track yet)."""
+        t = self._tracks.get(track_id) if track_id is not None else None
+        return t.kept if t is not None else None
 
     def label(self, track_id: int) -> tuple[str, str, Match | None]:
         return self._tracks[track_id].label()

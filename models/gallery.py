@@ -20,7 +20,7 @@ import redis
 
 from facestream.commands import delete_keys, delete_matching, ft_info, scan_ids
 from facestream.errors import GalleryError
-from facestream.keys import Keys, check_id
+from facestream.keys import VISITOR_RE, Keys, check_id
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
 from models.knn import METRIC, VECTOR_FIELD, search_with
@@ -79,6 +79,8 @@ class Gallery:
         check_id("person", person_id)
         if person_id == UNKNOWN:
             raise GalleryError(f"{UNKNOWN!r} is reserved for faces that match nobody; pick another person id")
+        if VISITOR_RE.match(person_id):
+            raise GalleryError(f"{person_id!r} looks like a visitor id (v-NNNNNN); pick another person id")
         self.ensure_index()
         for f in faces:
             if f.vector.shape != (self.dim,):

@@ -57,7 +57,7 @@ class Split:
         if not manifest.is_file():
             split.strangers = sorted((root / "probes" / UNKNOWN_DIR).glob("*"))
             return split
-        rows = [(root / r["path"], _identity(r), r["split"]) for r in csv.DictReader(manifest.open())
+        rows = [(root / r["path"], identity_of(r), r["split"]) for r in csv.DictReader(manifest.open())
                 if r["split"] in ("unknown", "pair_only")]
         unknown_probes = {who for _, who, kind in rows if kind == "unknown"}  # strangers, so never cohort
         kept: dict[str, int] = defaultdict(int)
@@ -76,7 +76,7 @@ class Split:
 UNKNOWN_DIR = "_unknown"
 
 
-def _identity(row: dict[str, str]) -> str:
+def identity_of(row: dict[str, str]) -> str:
     """Who a manifest row shows (an unknown probe's identity is its source folder)."""
     if row["identity"] != UNKNOWN_DIR:
         return row["identity"]

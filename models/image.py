@@ -84,6 +84,19 @@ def encode_bgr(bgr: np.ndarray, quality: int = 85) -> bytes:
     return buf.tobytes()
 
 
+def thumbnail(rgb: np.ndarray, box: tuple[int, int, int, int], max_side: int, pad: float = 0.3) -> bytes:
+    """A small JPEG of one face (its box grown by ``pad`` on each side): what a sighting shows (~2-4 KB)."""
+    h, w = rgb.shape[:2]
+    left, top, right, bottom = box
+    px, py = round((right - left) * pad), round((bottom - top) * pad)
+    crop = rgb[max(0, top - py):min(h, bottom + py), max(0, left - px):min(w, right + px)]
+    if crop.size == 0:
+        crop = rgb
+    if max(crop.shape[:2]) > max_side:
+        crop, _ = resize_max_side(crop, max_side)
+    return encode_jpeg(np.ascontiguousarray(crop), 80)
+
+
 def resize_max_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     """Downscale so the longest side is at most ``max_side``; return the image and the scale used
     (any channel order)."""

@@ -3,12 +3,13 @@
 - :mod:`.app`: the Typer app, the global options (``--config``, ``--redis-url``) and :func:`main`;
 - :mod:`.gallery`: enroll, people, calibrate, eval;
 - :mod:`.naming`: cohort, feedback;
+- :mod:`.sightings`: search, visitors, forget;
 - :mod:`.up`: up (the supervised local stack);
 - :mod:`.pipeline`: redis, work, status, gears, produce, consume, dashboard, demo;
 - :mod:`.bench`: bench.
 """
 
-from facestream.app.cli import gallery, naming, pipeline, up, bench  # noqa: F401, I001 - each registers its commands, in this order
+from facestream.app.cli import gallery, naming, sightings, pipeline, up, bench  # noqa: F401, I001 - each registers its commands, in this order
 from facestream.app.cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -76,9 +76,13 @@ def people_rename(ctx: typer.Context, person_id: str, name: str) -> None:
 
 @people_app.command("delete")
 def people_delete(ctx: typer.Context, person_id: str) -> None:
-    """Remove a person and every face vector of theirs."""
-    n = _gallery(settings_of(ctx)).delete(person_id)
-    typer.echo(f"deleted {person_id} and {n} face vectors")
+    """Remove a person: their face vectors, and every sighting of them (as `facestream forget` does)."""
+    from models.curation import forget
+
+    s = settings_of(ctx)
+    _gallery(s).person(person_id)  # a clear error for a person who is not enrolled
+    out = forget(connect(s), s, person_id)
+    typer.echo(f"deleted {person_id}: {out.faces} face vectors, {out.sightings} sightings")
 
 
 @app.command()
@@ -139,6 +143,10 @@ def eval_cmd(
     pairs: Annotated[bool, typer.Option(help="Also run pair verification on pairs.csv.")] = True,
     distractors: Annotated[bool, typer.Option("--distractors", help="Also enroll the strangers' third part as extra "
                                               "people (a larger gallery, same policy).")] = False,
+    visitors: Annotated[bool, typer.Option("--visitors", help="Instead: play every photo as a stranger (nobody "
+                                           "enrolled) and score the visitor grouping and search.")] = False,
+    visitor_distance: Annotated[Optional[list[float]], typer.Option(help="With --visitors: distances to try "
+                                                                    "(default: the setting).")] = None,
     workers: Annotated[int, typer.Option(help="Processes embedding images.")] = DEFAULT_PROCESSES,
 ) -> None:
     """Accuracy of the pipeline's own path: verification + open-set identification with the policy in force."""
@@ -146,6 +154,15 @@ def eval_cmd(
 
     s = settings_of(ctx)
     root = _faces_root(faces or s.faces_dir)
+    if visitors:
+        from models.visitor_eval import evaluate
+
+        bar, tick = progress(_images(root), "visitors")
+        with bar:
+            report = evaluate(connect(s), s, root, workers, visitor_distance or [s.visitor_distance], tick)
+        for line in report.lines():
+            typer.echo(line)
+        return
     if pairs and (root / "pairs.csv").is_file():
         ctx.invoke(calibrate, ctx=ctx, path=root / "pairs.csv", workers=workers, live=False)
     client = connect(s)

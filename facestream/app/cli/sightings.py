@@ -1,0 +1,163 @@
+"""What the cameras saw: search by face, visitors (strangers grouped), and forgetting someone."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from facestream.app.cli.app import app, say, settings_of
+from facestream.errors import FacestreamError
+from facestream.keys import Keys
+from facestream.server import connect
+
+visitors_app = typer.Typer(help="Strangers the cameras keep seeing, grouped into visitors (v-000123): list, "
+                           "show, name, merge.", no_args_is_help=True)
+app.add_typer(visitors_app, name="visitors")
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def since_ms(since: str | None) -> int | None:
+    """``24h`` / ``90m`` / ``7d`` before now, in ms since the epoch; FacestreamError for anything else."""
+    if since is None:
+        return None
+    m = DURATION.match(since.strip())
+    if not m:
+        raise FacestreamError(f"--since {since!r}: give a duration such as 30m, 24h or 7d")
+    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return int((time.time() - seconds) * 1000)
+
+
+def when(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command()
+def search(
+    ctx: typer.Context,
+    photo: Annotated[Optional[Path], typer.Argument(help="A photo of the face to look for.")] = None,
+    sighting: Annotated[Optional[str], typer.Option(help="Look for the face of this sighting instead.")] = None,
+    since: Annotated[Optional[str], typer.Option(help="Only sightings this recent: 30m, 24h, 7d.")] = None,
+    camera: Annotated[Optional[str], typer.Option(help="Only sightings on this camera.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Sightings to list at most.")] = 20,
+    max_distance: Annotated[Optional[float], typer.Option(help="Squared L2 cut (default search_max_distance).")] = None,
+    thumbs: Annotated[Path, typer.Option(help="Folder the listed sightings' thumbnails are written to.")] = Path(
+        "facestream-thumbs"),
+) -> None:
+    """Every time a face was seen: a timeline of the matching sightings (time, camera, who, distance, thumbnail)."""
+    from models.curation import find, photo_vector, sighting_vector
+    from models.sightings import load
+
+    s = settings_of(ctx)
+    if (photo is None) == (sighting is None):
+        raise FacestreamError("give a PHOTO or --sighting ID (one of them)")
+    r = connect(s)
+    vector = photo_vector(photo, s) if photo is not None else sighting_vector(r, s, sighting or "")
+    hits = find(r, s, vector, limit, since_ms(since), camera, max_distance)
+    thumbs.mkdir(parents=True, exist_ok=True)
+    keys = Keys(s.key_prefix)
+    for h in sorted(hits, key=lambda h: h.sighting.ts_ms):
+        x = h.sighting
+        full = load(r.execute_command, keys, x.sighting_id)
+        path = thumbs / f"{x.sighting_id}.jpg"
+        if full is not None and full.thumb:
+            path.write_bytes(full.thumb)
+        who = x.person_id if x.person_id != "unknown" else (x.visitor or "unknown")
+        typer.echo(f"{when(x.ts_ms)}  {x.camera:12} {who:24} d={h.distance:.3f}  {x.sighting_id}  {path}")
+    say(f"{len(hits)} sighting(s) within {max_distance or s.search_max_distance} of the face")
+
+
+@visitors_app.command("list")
+def visitors_list(
+    ctx: typer.Context,
+    since: Annotated[Optional[str], typer.Option(help="Only visitors seen this recently: 30m, 24h, 7d.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+) -> None:
+    """Visitors seen most recently: id, last seen, looks, cameras."""
+    from models.curation import visitors_of
+
+    s = settings_of(ctx)
+    found = visitors_of(connect(s), s).recent(limit, since_ms(since) or 0)
+    for v in found:
+        typer.echo(f"{v.visitor_id}  last {when(v.last_ms)}  first {when(v.first_ms)}  {v.looks:5d} looks  "
+                   f"{','.join(v.cameras)}")
+    say(f"{len(found)} visitor(s)")
+
+
+@visitors_app.command("show")
+def visitors_show(
+    ctx: typer.Context, visitor: str,
+    thumbs: Annotated[Path, typer.Option(help="Folder their thumbnails are written to.")] = Path("facestream-thumbs"),
+) -> None:
+    """One visitor and their sightings (thumbnails written to --thumbs)."""
+    from models.curation import visitors_of
+    from models.sightings import labelled, load
+
+    s = settings_of(ctx)
+    r = connect(s)
+    v = visitors_of(r, s).get(visitor)
+    if v is None:
+        raise FacestreamError(f"no visitor {visitor!r} (expired, named or forgotten? see: facestream visitors list)")
+    typer.echo(f"{v.visitor_id}: {v.looks} looks, first {when(v.first_ms)}, last {when(v.last_ms)}, "
+               f"cameras {','.join(v.cameras)}")
+    keys = Keys(s.key_prefix)
+    thumbs.mkdir(parents=True, exist_ok=True)
+    for sid in sorted(labelled(r.execute_command, keys, "visitor", visitor)):
+        x = load(r.execute_command, keys, sid)
+        if x is None:
+            continue
+        path = thumbs / f"{sid}.jpg"
+        path.write_bytes(x.thumb)
+        typer.echo(f"  {when(x.ts_ms)}  {x.camera:12} {x.reason:16} {x.quality}  {path}")
+
+
+@visitors_app.command("name")
+def visitors_name(
+    ctx: typer.Context, visitor: str,
+    new: Annotated[Optional[str], typer.Option("--new", help="Enroll them as a new person with this name.")] = None,
+    as_: Annotated[Optional[str], typer.Option("--as", help="Add them to this enrolled person.")] = None,
+    person_id: Annotated[Optional[str], typer.Option(help="With --new: the person id (default: from the name).")] = None,
+) -> None:
+    """Enroll a visitor's best diverse views as a person: their next appearance is named."""
+    from models.curation import name_visitor
+
+    if (new is None) == (as_ is None):
+        raise FacestreamError('give --new "Name" or --as PERSON (one of them)')
+    s = settings_of(ctx)
+    pid = as_ or person_id or re.sub(r"[^A-Za-z0-9_-]+", "_", (new or "").strip()).strip("_")[:64]
+    if not pid:
+        raise FacestreamError(f"cannot make a person id from {new!r}: give --person-id")
+    done = name_visitor(connect(s), s, visitor, pid, new)
+    typer.echo(f"{visitor} is now {done.person_id}: {done.enrolled} face(s) enrolled, "
+               f"{done.relabelled} sighting(s) relabelled")
+
+
+@visitors_app.command("merge")
+def visitors_merge(ctx: typer.Context, into: str, other: str) -> None:
+    """Fold visitor OTHER into INTO (one stranger seen as two)."""
+    from models.curation import visitors_of
+
+    if into == other:
+        raise FacestreamError("merge two different visitors")
+    s = settings_of(ctx)
+    try:
+        moved = visitors_of(connect(s), s).merge(into, other)
+    except ValueError as e:
+        raise FacestreamError(str(e)) from None
+    typer.echo(f"merged {other} into {into}: {moved} sighting(s) relabelled")
+
+
+@app.command()
+def forget(ctx: typer.Context, who: Annotated[str, typer.Argument(help="A person id or a visitor id (v-000123).")]) -> None:
+    """Erase a person or visitor: sightings (thumbnails, vectors), gallery faces, visitor record, presence."""
+    from models.curation import forget as erase
+
+    s = settings_of(ctx)
+    out = erase(connect(s), s, who)
+    typer.echo(f"forgot {who}: {out.sightings} sighting(s), {out.faces} gallery face(s)"
+               f"{', the visitor record' if out.visitor else ''}, present on {out.presence} camera(s)")

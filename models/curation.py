@@ -1,0 +1,141 @@
+"""What a user does with what the cameras saw: search it by face, name a visitor, forget someone.
+
+- :func:`find`: the sightings nearest a photo's face (or another sighting's), within a time window and
+  on one camera if asked, as a timeline.
+- :func:`name_visitor`: a visitor becomes a person (new, or an enrolled one): their best *diverse*
+  sightings that pass enrollment's quality gates are enrolled (so a gallery grows past one photo), their
+  sightings are relabelled, and the visitor is removed so that their next appearance is named.
+- :func:`forget`: a person's or a visitor's sightings (thumbnails and vectors), visitor record, gallery
+  faces and presence entries are deleted: a data-protection erasure. ``people delete`` does it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import redis
+
+from facestream.config import Settings
+from facestream.errors import FacestreamError, GalleryError
+from facestream.keys import VISITOR_RE, Keys
+from facestream.records import UNKNOWN, Sighting
+from models.gallery import FaceEntry, Gallery
+from models.matcher import Policy
+from models.sightings import Hit, labelled, load, search, vector_of, view_score
+from models.visitors import Visitors
+
+#: Sightings enrolled when a visitor is named, at most; two closer than DIVERSE (squared L2) count as one view.
+NAME_VIEWS = 5
+DIVERSE = 0.02
+
+
+def visitors_of(r: redis.Redis, s: Settings) -> Visitors:
+    return Visitors(r.execute_command, Keys(s.key_prefix), s.visitor_distance,
+                    int(s.sightings_retention_h * 3_600_000), s.hnsw_ef_runtime)
+
+
+def photo_vector(path: Path, s: Settings) -> np.ndarray:
+    """The main face of a photo, embedded as enrollment does; FacestreamError if it has none."""
+    from models.evaluate import embed_files
+
+    if not path.is_file():
+        raise FacestreamError(f"{path}: no such file")
+    got = embed_files([path], s, workers=1, still=True)[path]
+    if isinstance(got, str):
+        raise FacestreamError(f"{path}: {got}")
+    return got.vector
+
+
+def sighting_vector(r: redis.Redis, s: Settings, sighting_id: str) -> np.ndarray:
+    found = load(r.execute_command, Keys(s.key_prefix), sighting_id)
+    if found is None:
+        raise FacestreamError(f"no sighting {sighting_id!r} (expired or erased?)")
+    return vector_of(found)
+
+
+def find(r: redis.Redis, s: Settings, vector: np.ndarray, limit: int = 20, since_ms: int | None = None,
+         camera: str | None = None, max_distance: float | None = None) -> list[Hit]:
+    """Sightings within ``max_distance`` (default ``search_max_distance``) of ``vector``, nearest first."""
+    cut = s.search_max_distance if max_distance is None else max_distance
+    hits = search(r.execute_command, Keys(s.key_prefix), vector, limit, s.hnsw_ef_runtime, since_ms, camera)
+    return [h for h in hits if h.distance <= cut]
+
+
+@dataclass
+class Named:
+    person_id: str
+    enrolled: int  # faces added to the gallery
+    relabelled: int  # sightings now under the person's id
+
+
+def diverse_views(sightings: list[Sighting], policy: Policy, limit: int = NAME_VIEWS) -> list[Sighting]:
+    """The best views that pass the quality gates, skipping any nearly identical to one already chosen."""
+    def score(x: Sighting) -> float:
+        q = x.quality
+        return view_score(q.get("size", 0), q.get("sharpness", 0), q.get("yaw", 0))
+
+    fit = [x for x in sightings if x.quality and policy.gate(int(x.quality.get("size", 0)), x.quality.get("sharpness"),
+                                                             x.quality.get("yaw")) is None]
+    chosen: list[Sighting] = []
+    for x in sorted(fit, key=score, reverse=True):
+        v = vector_of(x)
+        if all(float(np.sum((v - vector_of(c)) ** 2)) > DIVERSE for c in chosen):
+            chosen.append(x)
+        if len(chosen) == limit:
+            break
+    return chosen
+
+
+def name_visitor(r: redis.Redis, s: Settings, vid: str, person_id: str, new_name: str | None) -> Named:
+    """Enroll visitor ``vid`` as ``person_id`` (created with ``new_name``, or an existing person if None)."""
+    keys, gallery = Keys(s.key_prefix), Gallery(r, s)
+    if new_name is None:
+        gallery.person(person_id)  # GalleryError naming the command to list people
+    elif r.exists(keys.person(person_id)):
+        raise GalleryError(f"person {person_id!r} exists already; use --as {person_id} to add to them")
+    ids = labelled(r.execute_command, keys, "visitor", vid)
+    sightings = [x for x in (load(r.execute_command, keys, i) for i in ids) if x is not None]
+    views = diverse_views(sightings, Policy.of(s))
+    if not views:
+        raise FacestreamError(f"visitor {vid} has no sighting fit to enroll ({len(sightings)} sighting(s), all too "
+                              "small, blurred or turned, or none left: see facestream visitors show)")
+    n = gallery.add_person(person_id, new_name, [FaceEntry(vector_of(x), f"visitor:{vid}/{x.sighting_id}")
+                                                 for x in views])
+    with r.pipeline(transaction=False) as p:
+        for x in sightings:
+            p.hset(keys.sighting(x.sighting_id), mapping={"person_id": person_id, "visitor": ""})
+        p.delete(keys.visitor(vid))
+        p.execute()
+    return Named(person_id, n, len(sightings))
+
+
+@dataclass
+class Forgotten:
+    sightings: int
+    faces: int  # gallery faces
+    visitor: bool
+    presence: int  # cameras they were listed as present on
+
+
+def forget(r: redis.Redis, s: Settings, who: str) -> Forgotten:
+    """Erase everything kept of a person or visitor (``v-NNNNNN``); FacestreamError if nothing was kept."""
+    keys = Keys(s.key_prefix)
+    label = "visitor" if VISITOR_RE.match(who) else "person_id"
+    if who == UNKNOWN:
+        raise FacestreamError("'unknown' is everyone not named; forget a person id or a visitor id (v-000123)")
+    ids = labelled(r.execute_command, keys, label, who)
+    faces = Gallery(r, s).delete(who) if label == "person_id" and r.exists(keys.person(who)) else 0
+    presence = [k for k in r.scan_iter(match=keys.presence("*"), count=1000) if r.hexists(k, who)]
+    with r.pipeline(transaction=False) as p:
+        for i in ids:
+            p.delete(keys.sighting(i))
+        for k in presence:
+            p.hdel(k, who)
+        p.delete(keys.visitor(who))
+        visitor = bool(p.execute()[-1])
+    out = Forgotten(len(ids), faces, visitor, len(presence))
+    if not (out.sightings or out.faces or out.visitor or out.presence):
+        raise FacestreamError(f"nothing is kept of {who!r} (no sighting, face, visitor or presence)")
+    return out

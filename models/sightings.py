@@ -1,0 +1,171 @@
+"""Sightings: the best views of every face the cameras saw, searchable by face, time, camera and label.
+
+A sighting (:class:`facestream.records.Sighting`) is one hash ``fs:sighting:<id>`` with the face's
+vector, a small JPEG thumbnail and who it was (person id, or ``unknown`` and a visitor id), indexed by
+``fs:idx:sightings`` (HNSW vector, NUMERIC ``ts_ms``, TAG ``camera`` / ``person_id`` / ``visitor``) for
+hybrid queries such as "this face, on camera door, in the last 24 h". Every sighting key is written
+with an expiry (``sightings_retention_h``): old sightings disappear, and leave the index, without a
+sweeper. A track keeps at most ``sightings_per_track`` of its views, the best by :func:`view_score`.
+
+Everything here goes through a ``call(*args)`` command function, like :mod:`models.knn`: the worker
+and the in-server gear write sightings with the same code (kept valid Python 3.7).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from facestream.keys import Keys
+from facestream.records import Sighting
+from facestream.replies import as_dict, text
+from models.knn import METRIC, VECTOR_FIELD
+
+Call = Callable[..., Any]
+#: Fields a search returns (not the vector or the thumbnail: fetch those for the sightings shown).
+LISTED = ("camera", "ts_ms", "person_id", "visitor", "track_id", "reason", "distance", "quality")
+
+# KEYS: the new sighting, the sighting it replaces (or the new one again). ARGV: ttl ms, then field/value pairs.
+WRITE_LUA = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if KEYS[2] ~= KEYS[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
+def tag(value: str) -> str:
+    """``value`` escaped for a RediSearch TAG query (ids may hold ``-``)."""
+    return re.sub(r"([^A-Za-z0-9_])", r"\\\1", value)
+
+
+def ensure_index(call: Call, index: str, prefix: str, schema: Sequence[str], dim: int, m: int, ef: int) -> None:
+    """Create an HNSW index over hashes under ``prefix`` (``schema``: the other fields) unless it exists."""
+    try:
+        call("FT.INFO", index)
+        return
+    except Exception as e:  # redis-py ResponseError or RedisGears' exception: only "no such index" is expected
+        if "unknown index" not in str(e).lower() and "no such index" not in str(e).lower():
+            raise
+    try:
+        call("FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix, "SCHEMA", *schema,
+             VECTOR_FIELD, "VECTOR", "HNSW", "10", "TYPE", "FLOAT32", "DIM", str(dim), "DISTANCE_METRIC", METRIC,
+             "M", str(m), "EF_CONSTRUCTION", str(ef))
+    except Exception as e:
+        if "already exists" not in str(e).lower():  # another worker made it first
+            raise
+
+
+def ensure_sightings_index(call: Call, keys: Keys, dim: int = 128, m: int = 16, ef: int = 200) -> None:
+    ensure_index(call, keys.sightings_index, keys.sighting_prefix,
+                 ["camera", "TAG", "CASESENSITIVE", "person_id", "TAG", "CASESENSITIVE",
+                  "visitor", "TAG", "CASESENSITIVE", "ts_ms", "NUMERIC", "SORTABLE"], dim, m, ef)
+
+
+def view_score(size: float, sharpness: float, yaw: float) -> float:
+    """How good a view is for finding and naming the face later, 0..1: big, sharp and frontal.
+
+    Size counts up to 112 px (dlib's chip is 150 px), sharpness up to 60 (variance of the Laplacian of
+    the chip; the blurriest LFW probes read 6), yaw down to zero at 0.6 (nearly profile).
+    """
+    return min(size / 112.0, 1.0) * min(sharpness / 60.0, 1.0) * max(0.0, 1.0 - abs(yaw) / 0.6)
+
+
+@dataclass
+class Kept:
+    """What one track (or untracked face) remembers: its visitor id and the sightings it kept."""
+
+    visitor: str = ""
+    views: List[Tuple[float, str]] = field(default_factory=list)  # (view score, sighting id), best first
+
+    def keep(self, score: float, sighting_id: str, limit: int) -> Tuple[bool, Optional[str]]:
+        """Whether a view of this score is kept, and the sighting it replaces (the worst kept) if any."""
+        if len(self.views) < limit:
+            self.views.append((score, sighting_id))
+            self.views.sort(reverse=True)
+            return True, None
+        if score <= self.views[-1][0]:
+            return False, None
+        replaced = self.views[-1][1]
+        self.views[-1] = (score, sighting_id)
+        self.views.sort(reverse=True)
+        return True, replaced
+
+
+def write(call: Call, keys: Keys, sighting: Sighting, ttl_ms: int, replaces: Optional[str] = None) -> None:
+    """Store one sighting with its expiry, and drop the one it replaces, atomically."""
+    store(call, keys.sighting(sighting.sighting_id), ttl_ms, sighting.to_fields(),
+          keys.sighting(replaces) if replaces else None)
+
+
+def store(call: Call, key: str, ttl_ms: int, fields: dict, replaces: Optional[str] = None) -> None:
+    """HSET ``fields`` and set the key's expiry in one step (never a key without its expiry); DEL ``replaces``."""
+    flat = [x for kv in fields.items() for x in kv]
+    call("EVAL", WRITE_LUA, 2, key, replaces or key, int(ttl_ms), *flat)
+
+
+@dataclass
+class Hit:
+    """One sighting a search found, and how far it is from the query face."""
+
+    sighting: Sighting
+    distance: float
+
+
+def search(call: Call, keys: Keys, vector: np.ndarray, k: int, ef: int, since_ms: Optional[int] = None,
+           camera: Optional[str] = None, until_ms: Optional[int] = None) -> List[Hit]:
+    """The ``k`` sightings nearest ``vector`` (squared L2), optionally since a time and on one camera."""
+    filters = []
+    if since_ms is not None or until_ms is not None:
+        lo = "-inf" if since_ms is None else str(int(since_ms))
+        hi = "+inf" if until_ms is None else str(int(until_ms))
+        filters.append(f"@ts_ms:[{lo} {hi}]")
+    if camera:
+        filters.append(f"@camera:{{{tag(camera)}}}")
+    where = "(" + " ".join(filters) + ")" if filters else "*"
+    try:
+        reply = call("FT.SEARCH", keys.sightings_index, f"{where}=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {max(ef, k)} AS dist]",
+                     "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(), "SORTBY", "dist",
+                     "RETURN", str(len(LISTED) + 1), *LISTED, "dist", "LIMIT", "0", str(k), "DIALECT", "2",
+                     "TIMEOUT", "0")
+    except Exception as e:
+        if "unknown index" in str(e).lower() or "no such index" in str(e).lower():
+            return []  # no sighting was ever written
+        raise
+    hits = []
+    for i in range(1, len(reply), 2):
+        fields = as_dict(reply[i + 1])
+        sid = text(reply[i])[len(keys.sighting_prefix):]
+        hits.append(Hit(Sighting.from_fields(sid, fields), float(text(fields["dist"]))))
+    return hits
+
+
+def labelled(call: Call, keys: Keys, label: str, value: str, page: int = 10_000) -> List[str]:
+    """Ids of every sighting whose ``label`` (``person_id`` / ``visitor`` / ``camera``) is ``value``."""
+    ids: List[str] = []
+    while True:
+        try:
+            reply = call("FT.SEARCH", keys.sightings_index, f"@{label}:{{{tag(value)}}}", "NOCONTENT",
+                         "LIMIT", str(len(ids)), str(page), "DIALECT", "2", "TIMEOUT", "0")
+        except Exception as e:
+            if "unknown index" in str(e).lower() or "no such index" in str(e).lower():
+                return ids
+            raise
+        batch = [text(k)[len(keys.sighting_prefix):] for k in reply[1:]]
+        ids.extend(batch)
+        if len(batch) < page:
+            return ids
+
+
+def load(call: Call, keys: Keys, sighting_id: str) -> Optional[Sighting]:
+    """One sighting, vector and thumbnail included (None: expired or erased)."""
+    raw = call("HGETALL", keys.sighting(sighting_id))
+    fields = as_dict(raw)
+    return Sighting.from_fields(sighting_id, fields) if fields else None
+
+
+def vector_of(s: Sighting) -> np.ndarray:
+    return np.frombuffer(s.vector, dtype="<f4").astype(np.float32)
