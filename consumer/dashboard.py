@@ -1,5 +1,6 @@
 """``facestream dashboard``: a live web page of every camera's latest frame with names, the recent
-identity events, and the pipeline's health.
+identity events, and the pipeline's health; and the People, Visitors and Search pages
+(:mod:`consumer.library`, at ``/library``).
 
 One background task follows the results and events streams and fans them out to every open page
 over Server-Sent Events; pages never talk to Redis. A frame is fetched, decoded and annotated only
@@ -40,6 +41,7 @@ from facestream.records import UNKNOWN, Face, Fields, FrameResult, IdentityEvent
 from facestream.replies import text
 from facestream.server import client_for
 from facestream.status import read_status
+from consumer.library import PAGE as LIBRARY_PAGE, routes as library_routes
 from models.image import decode, encode_jpeg
 
 log = logging.getLogger("facestream.dashboard")
@@ -248,6 +250,12 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
     async def stream(request: Request) -> Response:
         return EventSourceResponse(_updates(hub), ping=10)
 
+    library_page = LIBRARY_PAGE.read_text()
+    library_headers = {**headers, "Content-Security-Policy": content_security_policy(library_page)}
+
+    async def library(request: Request) -> Response:
+        return HTMLResponse(library_page, headers=library_headers)
+
     async def frame(request: Request) -> Response:
         jpeg = await asyncio.to_thread(hub.annotated_frame, client, request.path_params["camera"])
         if jpeg is None:
@@ -262,4 +270,5 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
             t.cancel()
 
     return Starlette(routes=[Route("/", guard(index)), Route("/stream", guard(stream)),
-                             Route("/frame/{camera}.jpg", guard(frame))], lifespan=lifespan)
+                             Route("/frame/{camera}.jpg", guard(frame)), *library_routes(client, settings, guard, library)],
+                     lifespan=lifespan)

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,28 @@ NAME_VIEWS = 5
 DIVERSE = 0.02
 
 
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def since_ms(since: str | None) -> int | None:
+    """``24h`` / ``90m`` / ``7d`` before now, in ms since the epoch; FacestreamError for anything else."""
+    if since is None:
+        return None
+    m = DURATION.match(since.strip())
+    if not m:
+        raise FacestreamError(f"--since {since!r}: give a duration such as 30m, 24h or 7d")
+    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return int((time.time() - seconds) * 1000)
+
+
+def person_id_for(name: str) -> str:
+    """The person id a display name gets when none is given ("Lin-Manuel Miranda" -> Lin-Manuel_Miranda)."""
+    pid = re.sub(r"[^A-Za-z0-9_-]+", "_", name.strip()).strip("_")[:64]
+    if not pid:
+        raise FacestreamError(f"cannot make a person id from {name!r}: give one")
+    return pid
+
+
 def visitors_of(r: redis.Redis, s: Settings) -> Visitors:
     return Visitors(r.execute_command, Keys(s.key_prefix), s.visitor_distance,
                     int(s.sightings_retention_h * 3_600_000), s.hnsw_ef_runtime)
@@ -46,6 +70,18 @@ def photo_vector(path: Path, s: Settings) -> np.ndarray:
     if isinstance(got, str):
         raise FacestreamError(f"{path}: {got}")
     return got.vector
+
+
+def enroll_photo(r: redis.Redis, s: Settings, path: Path, person_id: str, name: str | None) -> int:
+    """Enroll one photo's main face for ``person_id`` through enrollment's gates; FacestreamError saying
+    why if it gave no face."""
+    from models.enroll import Item, enroll
+
+    summary = enroll(Gallery(r, s), [Item(person_id, name or person_id, path)], s)
+    if not summary.enrolled:
+        reason = summary.skipped[0][1] if summary.skipped else "no face found"
+        raise FacestreamError(f"not enrolled: {reason}")
+    return sum(summary.enrolled.values())
 
 
 def sighting_vector(r: redis.Redis, s: Settings, sighting_id: str) -> np.ndarray:

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -100,3 +101,38 @@ def test_cohort_and_feedback_commands(run, faces_dir, settings, r):
     assert "exactly one of" in run("feedback", "1-0", ok=False).stderr
     r.set(Keys(settings.key_prefix).policy, "{broken")
     assert "malformed (JSONDecodeError), so the settings' is used" in run("status").stdout
+
+
+def test_sightings_and_visitors_commands(run, r, settings, tmp_path):
+    import numpy as np
+
+    from facestream.records import Sighting
+    from models.sightings import ensure_sightings_index, write
+    from models.visitors import Visitors
+
+    keys = Keys(settings.key_prefix)
+    ensure_sightings_index(r.execute_command, keys)
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(128)
+    looks = [(base + 0.1 * rng.standard_normal(128)) for _ in range(2)]
+    looks = [(v / np.linalg.norm(v)).astype(np.float32) for v in looks]
+    visitors = Visitors(r.execute_command, keys, settings.visitor_distance, 600_000)
+    a, b = visitors.create(looks[0], "door", 1_000), visitors.create(looks[1], "yard", 2_000)
+    for i, (vid, cam) in enumerate([(a, "door"), (b, "yard")]):
+        write(r.execute_command, keys, Sighting(f"{cam}-1-0", cam, int(time.time() * 1000) - i, visitor=vid,
+                                                quality={"size": 120, "sharpness": 80.0, "yaw": 0.0},
+                                                vector=looks[i].tobytes(), thumb=b"\xff\xd8jpeg"), 600_000)
+    assert a in run("visitors", "list").stdout and "2 visitor(s)" in run("visitors", "list").stderr
+    out = run("search", "--sighting", "door-1-0", "--since", "1h", "--thumbs", str(tmp_path / "t")).stdout
+    assert "door-1-0" in out and "yard-1-0" in out and (tmp_path / "t" / "yard-1-0.jpg").read_bytes() == b"\xff\xd8jpeg"
+    assert "yard-1-0" not in run("search", "--sighting", "door-1-0", "--camera", "door").stdout
+    assert "--since" in run("search", "--sighting", "door-1-0", "--since", "soon", ok=False).stderr
+    assert "PHOTO or --sighting" in run("search", ok=False).stderr
+    assert "merged" in run("visitors", "merge", a, b).stdout
+    assert "yard" in run("visitors", "show", a, "--thumbs", str(tmp_path / "t")).stdout
+    assert "no visitor" in run("visitors", "show", b, ok=False).stderr
+    out = run("visitors", "name", a, "--new", "Door Person").stdout
+    assert "Door_Person" in out and "2 sighting(s) relabelled" in out
+    assert "sightings" in run("people", "delete", "Door_Person").stdout
+    assert not list(r.scan_iter(match=keys.sighting("*")))
+    assert "nothing is kept" in run("forget", "Door_Person", ok=False).stderr

@@ -11,6 +11,7 @@ import numpy as np
 from facestream.app.bench import EnrollFigures, Figures
 from facestream.app.detbench import ProfileFigures
 from facestream.app.knnbench import KnnFigures
+from facestream.app.sightbench import SightingFigures
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 
@@ -80,6 +81,17 @@ def knn_table(figs: list[KnnFigures], settings: Settings, command: str) -> list[
             "|---|---|---|---|---|---|---|---|"]
     rows += [f"| {f.size:,} | {f.ef} | {f.insert_per_s:,.0f} | {f.p50_ms:.2f} | {f.p99_ms:.2f} | "
              f"{f.recall_at_1:.4f} | {f.person_recall_at_1:.4f} | {f.memory_mb:.0f} |" for f in figs]
+    return rows
+
+
+def sightings_table(figs: list[SightingFigures], settings: Settings, command: str) -> list[str]:
+    """``bench --sightings``: one row per index size."""
+    rows = [f"`{command}` on {machine_line()}, HNSW M {settings.hnsw_m}, EF_CONSTRUCTION "
+            f"{settings.hnsw_ef_construction}, EF_RUNTIME {settings.hnsw_ef_runtime}, {time.strftime('%Y-%m-%d')}:", "",
+            "| sightings | insert/s | KB each in Redis | 24 h search p50 ms | p99 ms | recall@10 vs exact |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| {f.size:,} | {f.insert_per_s:,.0f} | {f.bytes_per_sighting / 1024:.1f} | {f.p50_ms:.1f} | "
+             f"{f.p99_ms:.1f} | {f.recall_at_10:.3f} |" for f in figs]
     return rows
 
 

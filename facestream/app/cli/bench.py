@@ -35,6 +35,8 @@ def bench(
     knn: Annotated[Optional[str], typer.Option(help="Instead: the gallery KNN at these sizes, e.g. 10000,100000,1000000.")] = None,
     ef: Annotated[Optional[str], typer.Option(help="With --knn: EF_RUNTIME values to sweep, e.g. 200,400,800.")] = None,
     enrollment: Annotated[Optional[Path], typer.Option(help="Instead: time enrolling this folder of <Person>/ images.")] = None,
+    sightings: Annotated[Optional[str], typer.Option(help="Instead: the sightings index at these sizes (insert, memory, "
+                                                     "24 h search), e.g. 100000,1000000.")] = None,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
@@ -49,6 +51,8 @@ def bench(
         block, rows = "knn", _knn(s, _numbers("--knn", knn), _numbers("--ef", ef) if ef else [], command)
     elif enrollment:
         block, rows = "enrollment", _enrollment(s, enrollment)
+    elif sightings:
+        block, rows = "sightings", _sightings(s, _numbers("--sightings", sightings), command)
     elif detection:
         block, rows = "detection", _detection(s, frames or 150, command)
     else:
@@ -92,6 +96,18 @@ def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[st
         for f in figs[-max(1, len(efs)):]:
             typer.echo(f.line())  # as each size finishes: a 1M build takes minutes
     return knn_table(figs, s, command)
+
+
+def _sightings(s: Settings, sizes: list[int], command: str) -> list[str]:
+    from facestream.app.sightbench import sightings_bench
+    from facestream.app.tables import sightings_table
+    from facestream.server import connect
+
+    client, figs = connect(s), []
+    for n in sizes:
+        figs.append(sightings_bench(client, s, n, say=say))
+        typer.echo(figs[-1].line())
+    return sightings_table(figs, s, command)
 
 
 def _detection(s: Settings, frames: int, command: str) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,24 +12,11 @@ from facestream.app.cli.app import app, say, settings_of
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
 from facestream.server import connect
+from models.curation import since_ms
 
 visitors_app = typer.Typer(help="Strangers the cameras keep seeing, grouped into visitors (v-000123): list, "
                            "show, name, merge.", no_args_is_help=True)
 app.add_typer(visitors_app, name="visitors")
-
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-
-
-def since_ms(since: str | None) -> int | None:
-    """``24h`` / ``90m`` / ``7d`` before now, in ms since the epoch; FacestreamError for anything else."""
-    if since is None:
-        return None
-    m = DURATION.match(since.strip())
-    if not m:
-        raise FacestreamError(f"--since {since!r}: give a duration such as 30m, 24h or 7d")
-    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    return int((time.time() - seconds) * 1000)
-
 
 def when(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
@@ -124,14 +109,12 @@ def visitors_name(
     person_id: Annotated[Optional[str], typer.Option(help="With --new: the person id (default: from the name).")] = None,
 ) -> None:
     """Enroll a visitor's best diverse views as a person: their next appearance is named."""
-    from models.curation import name_visitor
+    from models.curation import name_visitor, person_id_for
 
     if (new is None) == (as_ is None):
         raise FacestreamError('give --new "Name" or --as PERSON (one of them)')
     s = settings_of(ctx)
-    pid = as_ or person_id or re.sub(r"[^A-Za-z0-9_-]+", "_", (new or "").strip()).strip("_")[:64]
-    if not pid:
-        raise FacestreamError(f"cannot make a person id from {new!r}: give --person-id")
+    pid = as_ or person_id or person_id_for(new or "")
     done = name_visitor(connect(s), s, visitor, pid, new)
     typer.echo(f"{visitor} is now {done.person_id}: {done.enrolled} face(s) enrolled, "
                f"{done.relabelled} sighting(s) relabelled")

@@ -1,0 +1,195 @@
+"""The dashboard's People, Visitors and Search pages, and the JSON endpoints behind them.
+
+Everything here calls the same library functions as the command line (:mod:`models.curation`,
+:class:`models.gallery.Gallery`, :class:`models.visitors.Visitors`), in a thread, so the event loop
+keeps serving the live page. Photos are uploaded as the raw request body (no form parsing); a
+dashboard running as the read-only ``reader`` ACL user can list and search but not change anything,
+and says so (403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import redis
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from facestream.config import Settings
+from facestream.errors import FacestreamError
+from facestream.keys import ID_RE, Keys
+from facestream.records import UNKNOWN
+from models import curation
+from models.gallery import Gallery
+from models.sightings import Hit, labelled, load
+
+PAGE = Path(__file__).with_name("library.html")
+READ_ONLY = "this dashboard's Redis user may not change anything (the reader role): use facestream on the command line"
+
+
+def _hit_json(h: Hit) -> dict[str, Any]:
+    x = h.sighting
+    return {"sighting_id": x.sighting_id, "camera": x.camera, "ts_ms": x.ts_ms, "distance": round(h.distance, 4),
+            "who": x.person_id if x.person_id != UNKNOWN else (x.visitor or UNKNOWN)}
+
+
+class Library:
+    """The handlers, over one Redis client and the dashboard's settings."""
+
+    def __init__(self, client: redis.Redis, settings: Settings):
+        self.r, self.s, self.keys = client, settings, Keys(settings.key_prefix)
+
+    async def call(self, work: Callable[[], Any], status: int = 200) -> Response:
+        """Run ``work`` in a thread; its errors as one-line JSON (400 bad input, 403 read-only)."""
+        try:
+            return JSONResponse(await asyncio.to_thread(work), status_code=status)
+        except redis.exceptions.NoPermissionError:
+            return JSONResponse({"error": READ_ONLY}, status_code=403)
+        except (FacestreamError, ValueError) as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+
+    async def photo(self, request: Request) -> Path:
+        """The uploaded photo (raw body) in a temporary file; FacestreamError if empty or too large."""
+        body = await request.body()
+        if not body:
+            raise FacestreamError("send the photo as the request body")
+        if len(body) > self.s.max_frame_bytes:
+            raise FacestreamError(f"photo of {len(body)} bytes is over max_frame_bytes={self.s.max_frame_bytes}")
+        f = tempfile.NamedTemporaryFile(suffix=".jpg", delete=False)
+        f.write(body)
+        f.close()
+        return Path(f.name)
+
+    # --- people ----------------------------------------------------------------------------------
+    def people(self) -> list[dict[str, Any]]:
+        out = []
+        for p in Gallery(self.r, self.s).people():
+            seen = labelled(self.r.execute_command, self.keys, "person_id", p.person_id, page=1)
+            out.append({"person_id": p.person_id, "name": p.name, "faces": p.faces,
+                        "photo": seen[0] if seen else None})
+        return out
+
+    async def enroll(self, request: Request) -> Response:
+        pid, name = request.query_params.get("person_id", ""), request.query_params.get("name") or None
+        if not ID_RE.match(pid):
+            return JSONResponse({"error": "person_id must be 1-64 characters of A-Z a-z 0-9 _ -"}, status_code=400)
+        try:
+            path = await self.photo(request)
+        except FacestreamError as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+
+        def work() -> dict[str, Any]:
+            try:
+                return {"person_id": pid, "enrolled": curation.enroll_photo(self.r, self.s, path, pid, name)}
+            finally:
+                path.unlink(missing_ok=True)
+
+        return await self.call(work, 201)
+
+    async def rename(self, request: Request) -> Response:
+        pid, body = request.path_params["person_id"], await _json(request)
+
+        def work() -> dict[str, Any]:
+            Gallery(self.r, self.s).rename(pid, str(body.get("name", "")))
+            return {"person_id": pid, "name": str(body.get("name", "")).strip()}
+
+        return await self.call(work)
+
+    async def delete(self, request: Request) -> Response:
+        pid = request.path_params["person_id"]
+
+        def work() -> dict[str, Any]:
+            Gallery(self.r, self.s).person(pid)
+            out = curation.forget(self.r, self.s, pid)
+            return {"faces": out.faces, "sightings": out.sightings}
+
+        return await self.call(work)
+
+    # --- visitors ---------------------------------------------------------------------------------
+    def visitors(self) -> list[dict[str, Any]]:
+        out = []
+        for v in curation.visitors_of(self.r, self.s).recent(50):
+            seen = sorted(labelled(self.r.execute_command, self.keys, "visitor", v.visitor_id))
+            out.append({"visitor": v.visitor_id, "first_ms": v.first_ms, "last_ms": v.last_ms, "looks": v.looks,
+                        "cameras": v.cameras, "sightings": seen[:6]})
+        return out
+
+    async def name(self, request: Request) -> Response:
+        vid, body = request.path_params["visitor"], await _json(request)
+        new, existing = body.get("name"), body.get("as")
+
+        def work() -> dict[str, Any]:
+            if bool(new) == bool(existing):
+                raise FacestreamError('send {"name": "New Person"} or {"as": "person_id"}')
+            pid = str(existing or body.get("person_id") or curation.person_id_for(str(new)))
+            done = curation.name_visitor(self.r, self.s, vid, pid, str(new) if new else None)
+            return {"person_id": done.person_id, "enrolled": done.enrolled, "relabelled": done.relabelled}
+
+        return await self.call(work)
+
+    async def merge(self, request: Request) -> Response:
+        body = await _json(request)
+        into, other = str(body.get("into", "")), str(body.get("other", ""))
+        return await self.call(lambda: {"relabelled": curation.visitors_of(self.r, self.s).merge(into, other)})
+
+    # --- search and thumbnails ----------------------------------------------------------------------
+    async def search(self, request: Request) -> Response:
+        q = request.query_params
+        try:
+            path = await self.photo(request)
+            since, limit = curation.since_ms(q.get("since") or None), int(q.get("limit", "20"))
+        except (FacestreamError, ValueError) as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+
+        def work() -> list[dict[str, Any]]:
+            try:
+                vector = curation.photo_vector(path, self.s)
+            finally:
+                path.unlink(missing_ok=True)
+            hits = curation.find(self.r, self.s, vector, max(1, min(limit, 200)), since, q.get("camera") or None)
+            return [_hit_json(h) for h in sorted(hits, key=lambda h: h.sighting.ts_ms)]
+
+        return await self.call(work)
+
+    async def thumb(self, request: Request) -> Response:
+        sid = request.path_params["sighting"]
+        found = await asyncio.to_thread(load, self.r.execute_command, self.keys, sid)
+        if found is None or not found.thumb:
+            return Response(status_code=404)
+        return Response(found.thumb, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else {}
+
+
+def routes(client: redis.Redis, settings: Settings, guard: Callable, page: Callable) -> list[Route]:
+    """The pages' routes, each behind the dashboard's token ``guard``; ``page`` serves the HTML."""
+    lib = Library(client, settings)
+
+    def listing(fn: Callable[[], Any]) -> Callable:
+        async def handler(request: Request) -> Response:
+            return await lib.call(fn)
+        return handler
+
+    return [
+        Route("/library", guard(page)),
+        Route("/api/people", guard(listing(lib.people)), methods=["GET"]),
+        Route("/api/people", guard(lib.enroll), methods=["POST"]),
+        Route("/api/people/{person_id}/rename", guard(lib.rename), methods=["POST"]),
+        Route("/api/people/{person_id}", guard(lib.delete), methods=["DELETE"]),
+        Route("/api/visitors", guard(listing(lib.visitors)), methods=["GET"]),
+        Route("/api/visitors/merge", guard(lib.merge), methods=["POST"]),
+        Route("/api/visitors/{visitor}/name", guard(lib.name), methods=["POST"]),
+        Route("/api/search", guard(lib.search), methods=["POST"]),
+        Route("/sighting/{sighting}.jpg", guard(lib.thumb)),
+    ]

@@ -1,0 +1,87 @@
+"""The dashboard's People, Visitors and Search pages: their endpoints, and the pages in headless Chromium."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from starlette.testclient import TestClient
+
+from consumer.dashboard import create_app
+from facestream.keys import Keys
+from facestream.records import Sighting
+from models.curation import photo_vector
+from models.gallery import FaceEntry, Gallery
+from models.image import load as load_image, thumbnail
+from models.sightings import ensure_sightings_index, write
+from models.visitors import Visitors
+from test_dashboard import CHROMIUM_FLAGS, HOSTILE, chromium, serving
+
+LIN = "Lin-Manuel_Miranda"
+
+
+def _seen(r, settings, faces_dir, who: str, photo: str, camera: str) -> str:
+    """One stranger seen once: a visitor and a sighting (real vector and thumbnail of a shared photo)."""
+    path = faces_dir / "gallery" / who / photo
+    vec = photo_vector(path, settings)
+    rgb = load_image(path)
+    vid = Visitors(r.execute_command, Keys(settings.key_prefix), settings.visitor_distance, 600_000).assign(
+        vec, camera, int(time.time() * 1000))
+    keys = Keys(settings.key_prefix)
+    ensure_sightings_index(r.execute_command, keys)
+    write(r.execute_command, keys, Sighting(f"{camera}-1-0", camera, int(time.time() * 1000), visitor=vid,
+                                            quality={"size": 120, "sharpness": 80.0, "yaw": 0.0},
+                                            vector=vec.astype("<f4").tobytes(),
+                                            thumb=thumbnail(rgb, (60, 60, 190, 190), 96)), 600_000)
+    return vid
+
+
+def test_endpoints_list_search_name_and_refuse_bad_input(r, settings, faces_dir):
+    vid = _seen(r, settings, faces_dir, LIN, "1.jpg", "door")
+    photo = (faces_dir / "gallery" / LIN / "1.jpg").read_bytes()
+    with TestClient(create_app(settings.redis_url, settings, token="t")) as c:
+        assert c.get("/api/visitors").status_code == 401, "behind the token like every page"
+        visitors = c.get("/api/visitors?token=t").json()
+        assert [v["visitor"] for v in visitors] == [vid] and visitors[0]["sightings"] == ["door-1-0"]
+        assert c.get("/sighting/door-1-0.jpg?token=t").content[:2] == b"\xff\xd8"
+        assert c.get("/sighting/nope.jpg?token=t").status_code == 404
+        hits = c.post("/api/search?token=t&since=24h", content=photo).json()
+        assert hits and hits[0]["who"] == vid and hits[0]["sighting_id"] == "door-1-0"
+        assert c.post("/api/search?token=t&since=yesterday", content=photo).json()["error"].startswith("--since")
+        assert "request body" in c.post("/api/search?token=t", content=b"").json()["error"]
+        assert c.post("/api/search?token=t", content=b"not a photo").status_code == 400
+        bad = c.post(f"/api/visitors/{vid}/name?token=t", json={}).json()["error"]
+        assert '{"name"' in bad
+        done = c.post(f"/api/visitors/{vid}/name?token=t", json={"name": "Lin-Manuel Miranda"}).json()
+        assert done == {"person_id": LIN, "enrolled": 1, "relabelled": 1}
+        people = c.get("/api/people?token=t").json()
+        assert people == [{"person_id": LIN, "name": "Lin-Manuel Miranda", "faces": 1, "photo": "door-1-0"}]
+        assert c.delete(f"/api/people/{LIN}?token=t").json() == {"faces": 1, "sightings": 1}
+        assert not r.exists(Keys(settings.key_prefix).sighting("door-1-0"))
+
+
+def test_the_pages_work_in_chromium_and_render_names_as_text(r, settings, faces_dir, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    browser_path = chromium()
+    vid = _seen(r, settings, faces_dir, LIN, "1.jpg", "door")
+    Gallery(r, settings).add_person("p1", HOSTILE, [FaceEntry(np.eye(128, dtype=np.float32)[0], "x")])
+    upload = tmp_path / "lin.jpg"
+    upload.write_bytes((faces_dir / "gallery" / LIN / "1.jpg").read_bytes())
+    with serving(settings, token="t0ken") as port, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        page = browser.new_page(bypass_csp=True)  # to look for injected code's effect with page.evaluate
+        page.goto(f"http://127.0.0.1:{port}/library?token=t0ken")
+        page.wait_for_selector(f"#visitors-list:has-text('{vid}')", timeout=20_000)
+        page.wait_for_selector("#people-list .card", timeout=20_000)
+        assert HOSTILE in page.inner_text("#people-list") and page.evaluate("window.pwned === undefined")
+        page.set_input_files("#search-photo", str(upload))
+        page.click("#search-go")
+        page.wait_for_selector("#search-hits tr.hit", timeout=60_000)
+        assert vid in page.inner_text("#search-hits") and "door" in page.inner_text("#search-hits")
+        page.fill("#visitors-list .visitor input", "Lin-Manuel Miranda")
+        page.click("#visitors-list .visitor button:has-text('name as new')")
+        page.wait_for_selector("#people-list:has-text('Lin-Manuel Miranda')", timeout=30_000)
+        page.screenshot(path=str(tmp_path / "library.png"))
+        browser.close()
+    assert Gallery(r, settings).person(LIN).faces == 1
