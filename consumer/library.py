@@ -51,6 +51,8 @@ class Library:
         except redis.exceptions.NoPermissionError:
             return JSONResponse({"error": READ_ONLY}, status_code=403)
         except (FacestreamError, ValueError) as e:
+            if "no permissions" in str(e):  # a refused write the gallery reported in its own words
+                return JSONResponse({"error": READ_ONLY}, status_code=403)
             return JSONResponse({"error": str(e)}, status_code=400)
 
     async def photo(self, request: Request) -> Path:

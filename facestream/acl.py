@@ -30,10 +30,10 @@ def rules(role: str, keys: Keys) -> list[str]:
     mine = f"~{keys.prefix}:*"
     by_role = {
         "admin": [mine, "+@all", "-@dangerous", "+info"],
-        "worker": [mine, "-@all", "+@read", "+@write", "+@stream", "+@scripting", "+ft.search", "+ft.info", _CONNECTION,
+        "worker": [mine, "-@all", "+@read", "+@write", "+@stream", "+@scripting", "+ft.search", "+ft.info", "+ft.create", _CONNECTION,
                    "-@dangerous"],
         "producer": [f"~{keys.frames_prefix}*", "-@all", "+xadd", _CONNECTION],
-        "reader": [mine, "-@all", "+@read", "+ft.info", _CONNECTION, "-@dangerous"],
+        "reader": [mine, "-@all", "+@read", "+ft.info", "+ft.search", _CONNECTION, "-@dangerous"],
     }
     if role not in by_role:
         raise ConfigError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")

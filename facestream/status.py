@@ -37,6 +37,8 @@ class Status:
     bad_streams: list[bytes] = field(default_factory=list)  # keys under the frames prefix that are no camera id
     gallery_faces: int = 0
     cohort_faces: int = 0
+    sightings: int = 0
+    visitors: int = 0
     policy: str = "the settings' (no calibration stored)"  # what the workers decide with
 
     @property
@@ -54,6 +56,7 @@ class Status:
             out.append(f"ignored {len(self.bad_streams)} stream key(s) that are not valid camera ids: "
                        + ", ".join(repr(k) for k in self.bad_streams[:5]))
         out.append(f"gallery {self.gallery_faces} faces   cohort {self.cohort_faces} faces   decision policy: {self.policy}")
+        out.append(f"sightings {self.sightings}   visitors {self.visitors}")
         out.append(f"workers alive: {len(self.workers)}")
         for name, w in sorted(self.workers.items()):
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
@@ -94,8 +97,9 @@ def read_status(client: redis.Redis, settings: Settings) -> Status:
             None if reader is None else _shown(reader),
             lost.get(camera, 0),
         ))
-    st.gallery_faces, st.cohort_faces = (int(text((ft_info(client, i) or {}).get("num_docs", 0)))
-                                         for i in (keys.index, keys.cohort_index))
+    st.gallery_faces, st.cohort_faces, st.sightings, st.visitors = (
+        int(text((ft_info(client, i) or {}).get("num_docs", 0)))
+        for i in (keys.index, keys.cohort_index, keys.sightings_index, keys.visitors_index))
     raw = client.get(keys.policy)
     if raw is not None:
         st.policy = _policy_line(raw)

@@ -79,3 +79,24 @@ def test_the_acl_file_disables_the_default_user_and_keeps_passwords_private(tmp_
     assert [line.split()[1] for line in lines[1:]] == [user_name(role, Keys("fs")) for role in ROLES]
     for p in [path, *(tmp_path / role for role in ROLES)]:
         assert p.stat().st_mode & 0o077 == 0
+
+
+def test_a_worker_may_write_sightings_and_visitors_and_a_reader_may_search_them_but_not_name_them(
+        r, settings, as_role):
+    from facestream.records import Sighting
+    from models.curation import find, name_visitor
+    from models.sightings import ensure_sightings_index, write
+    from models.visitors import Visitors
+
+    keys = Keys(settings.key_prefix)
+    worker_s, worker = as_role("worker")
+    look = np.eye(128, dtype=np.float32)[3]
+    vid = Visitors(worker.execute_command, keys, 0.1, 60_000).assign(look, "door", 1)  # FT.CREATE on first use
+    ensure_sightings_index(worker.execute_command, keys)
+    write(worker.execute_command, keys, Sighting("door-1-0", "door", 1, visitor=vid, vector=look.tobytes(),
+                                                 quality={"size": 120, "sharpness": 80.0, "yaw": 0.0}), 60_000)
+    reader_s, reader = as_role("reader")
+    assert [h.sighting.visitor for h in find(reader, reader_s, look)] == [vid]
+    with pytest.raises(Exception, match="no permissions"):
+        name_visitor(reader, reader_s, vid, "ann", "Ann")
+    assert r.exists(keys.visitor(vid)), "the refused naming changed nothing"
