@@ -166,7 +166,7 @@ def annotate(rgb: np.ndarray, faces: list[Face]) -> np.ndarray:
         return rgb
     dets = sv.Detections(xyxy=np.array([f.box for f in faces], np.float32),
                          class_id=np.array([f.person_id != UNKNOWN for f in faces], int))
-    labels = [f"{f.name} {f.confidence:.2f}" if f.person_id != UNKNOWN else
+    labels = [f"{f.name} {f.confidence:.2f}" if f.person_id != UNKNOWN else f"unknown {f.visitor}" if f.visitor else
               f"unknown: {f.reason.replace('_', ' ')}" if f.reason else UNKNOWN for f in faces]
     return _LABELS.annotate(_BOXES.annotate(rgb.copy(), dets), dets, labels)
 

@@ -116,6 +116,7 @@ def to_json(kind: str, entry_id: str, rec: Record) -> str:
 def to_line(kind: str, entry_id: str, rec: Record) -> str:
     if isinstance(rec, IdentityEvent):
         return f"{rec.ts_ms} {rec.camera:10} {rec.kind:6} {rec.name} ({rec.person_id})"
-    faces = ", ".join(f"{f.name}" + (f" d={f.distance:.3f}" if f.distance is not None else "") for f in rec.faces)
+    faces = ", ".join(f"{f.name}" + (f" {f.visitor}" if f.visitor else "") + (f" d={f.distance:.3f}" if f.distance
+                      is not None else "") for f in rec.faces)
     return (f"{rec.ts_ms} {rec.camera:10} seq {rec.seq:6d} {len(rec.faces)} face(s) [{faces or '-'}] "
             f"{rec.timings.get('total', 0):.0f} ms")

@@ -1,6 +1,11 @@
 """What the gear step remembers of the faces it embeds: a visitor id for each unknown one, and the best
 views of every track as sightings (:mod:`models.visitors`, :mod:`models.sightings`).
 
+Without tracking (``tracking: false``, or a redelivered frame answered on its own) there is no track
+to bound a face's sightings, so the faces of one person, visitor or unknown on one camera share one
+allowance per :data:`UNTRACKED_WINDOW_MS`: a camera filming one stranger for an hour leaves ~1,000
+sightings, not 54,000.
+
 Both writes are keyed so that a replayed frame rewrites what it wrote the first time (a sighting's id
 is ``<camera>-<ts_ms>-<face index>``), and every key carries the retention period as its expiry.
 Kept valid Python 3.7, like :mod:`gears.step`, which calls it through the same ``call``.
@@ -19,6 +24,9 @@ from models.matcher import QUALITY_REASONS, Match
 from models.sightings import Kept, ensure_sightings_index, view_score, write
 from models.visitors import Visitors
 
+#: Untracked faces with one label on one camera share one track's allowance of sightings per this long.
+UNTRACKED_WINDOW_MS = 10_000
+
 if TYPE_CHECKING:
     from gears.protocols import StepSettings
     from models.embed import Quality
@@ -35,6 +43,7 @@ class Memory:
         self.thumb_px = settings.thumb_px
         self.visitors = Visitors(call, keys, settings.visitor_distance, self.ttl_ms, settings.hnsw_ef_runtime)
         self._indexed = False
+        self._untracked: dict[tuple[str, str], tuple[int, Kept]] = {}  # (camera, label) -> (window start, allowance)
 
     def note(self, kept: Kept, person_id: str, match: Match, probe: np.ndarray, vector: np.ndarray,
              camera: str, ts_ms: int) -> None:
@@ -48,10 +57,14 @@ class Memory:
         kept.visitor = self.visitors.assign(probe, camera, ts_ms)
 
     def keep(self, kept: Kept, face: Face, index: int, vector: np.ndarray, quality: Quality, rgb: np.ndarray,
-             camera: str, ts_ms: int) -> None:
-        """Store this look as a sighting if it is among its track's ``sightings_per_track`` best."""
+             camera: str, ts_ms: int, tracked: bool = True) -> None:
+        """Store this look as a sighting if it is among its track's ``sightings_per_track`` best (untracked:
+        among the best of its label's window on this camera)."""
         if not self.on:
             return
+        if not tracked:
+            kept = self._window(camera, face.person_id if face.person_id != UNKNOWN else face.visitor or UNKNOWN,
+                                ts_ms)
         sid = "%s-%d-%d" % (camera, ts_ms, index)
         keep, replaced = kept.keep(view_score(quality.size, quality.sharpness, quality.yaw), sid, self.per_track)
         if not keep:
@@ -63,3 +76,13 @@ class Memory:
                             face.distance, quality.to_json(), np.asarray(vector, dtype="<f4").tobytes(),
                             thumbnail(rgb, face.box, self.thumb_px))
         write(self.call, self.keys, sighting, self.ttl_ms, replaced)
+
+    def _window(self, camera: str, label: str, ts_ms: int) -> Kept:
+        """The allowance untracked faces of ``label`` on ``camera`` share in the current window."""
+        start, kept = self._untracked.get((camera, label), (None, None))
+        if kept is None or start is None or not 0 <= ts_ms - start < UNTRACKED_WINDOW_MS:
+            if len(self._untracked) > 10_000:
+                self._untracked.clear()
+            start, kept = ts_ms, Kept()
+            self._untracked[(camera, label)] = (start, kept)
+        return kept

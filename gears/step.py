@@ -181,7 +181,7 @@ class Step:
         faces = [self._face(det, track_ids[i], decided.get(i), tracks, kept.get(i))
                  for i, det in enumerate(p.detections)]
         for i, (vec, quality) in embedded.items():
-            self.memory.keep(kept[i], faces[i], i, vec, quality, p.rgb, p.frame.camera, p.frame.ts_ms)
+            self.memory.keep(kept[i], faces[i], i, vec, quality, p.rgb, p.frame.camera, p.frame.ts_ms, tracks is not None)
         if scan is not None:
             scan.follow([d.box for d in p.detections], ts_s)
         t2 = time.perf_counter()

@@ -44,10 +44,15 @@ def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int
     try:
         reply = call(*knn_command(index, vector, k, max(ef, k)))
     except Exception as e:  # redis-py ResponseError, or RedisGears' plain exception
-        if "no such index" in str(e).lower() or "unknown index" in str(e).lower():
+        if no_index(e):
             return []
         raise
     return parse_knn(reply)
+
+
+def no_index(error: Exception) -> bool:
+    """Whether a RediSearch error says the index does not exist (RediSearch 2.6-2.10 word it two ways)."""
+    return "no such index" in str(error).lower() or "unknown index" in str(error).lower()
 
 
 def nearest_stranger(call: Callable[..., Any], cohort_index: str, vector: np.ndarray, ef: int) -> float | None:

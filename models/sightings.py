@@ -22,7 +22,7 @@ import numpy as np
 from facestream.keys import Keys
 from facestream.records import Sighting
 from facestream.replies import as_dict, text
-from models.knn import METRIC, VECTOR_FIELD
+from models.knn import METRIC, VECTOR_FIELD, no_index
 
 Call = Callable[..., Any]
 #: Fields a search returns (not the vector or the thumbnail: fetch those for the sightings shown).
@@ -48,7 +48,7 @@ def ensure_index(call: Call, index: str, prefix: str, schema: Sequence[str], dim
         call("FT.INFO", index)
         return
     except Exception as e:  # redis-py ResponseError or RedisGears' exception: only "no such index" is expected
-        if "unknown index" not in str(e).lower() and "no such index" not in str(e).lower():
+        if not no_index(e):
             raise
     try:
         call("FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix, "SCHEMA", *schema,
@@ -132,7 +132,7 @@ def search(call: Call, keys: Keys, vector: np.ndarray, k: int, ef: int, since_ms
                      "RETURN", str(len(LISTED) + 1), *LISTED, "dist", "LIMIT", "0", str(k), "DIALECT", "2",
                      "TIMEOUT", "0")
     except Exception as e:
-        if "unknown index" in str(e).lower() or "no such index" in str(e).lower():
+        if no_index(e):
             return []  # no sighting was ever written
         raise
     hits = []
@@ -151,7 +151,7 @@ def labelled(call: Call, keys: Keys, label: str, value: str, page: int = 10_000)
             reply = call("FT.SEARCH", keys.sightings_index, f"@{label}:{{{tag(value)}}}", "NOCONTENT",
                          "LIMIT", str(len(ids)), str(page), "DIALECT", "2", "TIMEOUT", "0")
         except Exception as e:
-            if "unknown index" in str(e).lower() or "no such index" in str(e).lower():
+            if no_index(e):
                 return ids
             raise
         batch = [text(k)[len(keys.sighting_prefix):] for k in reply[1:]]

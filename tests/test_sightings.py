@@ -91,3 +91,23 @@ def test_no_person_id_may_look_like_a_visitor(r, settings, bad):
 
     with pytest.raises(GalleryError, match="visitor id"):
         Gallery(r, settings).add_person(bad, None, [FaceEntry(_person(1, 1)[0], "x")])
+
+
+def test_untracked_faces_of_one_label_share_one_allowance_per_window(r, settings):
+    from facestream.records import Face
+    from gears.memory import UNTRACKED_WINDOW_MS, Memory
+    from models.embed import Quality
+
+    keys = Keys(settings.key_prefix)
+    memory = Memory(settings, keys, r.execute_command)
+    rgb = np.full((120, 160, 3), 128, np.uint8)
+    look = _person(9, 1)[0]
+    for k in range(20):  # 20 frames of one stranger without tracking, 0.1 s apart
+        face = Face((40, 20, 100, 80), visitor="v-000001")
+        memory.keep(Kept(), face, 0, look, Quality(60 + k, 50.0, 0.0), rgb, "door", 1_000 + 100 * k, tracked=False)
+    kept = labelled(r.execute_command, keys, "visitor", "v-000001")
+    assert len(kept) == settings.sightings_per_track, kept
+    assert "door-2900-0" in kept, "the biggest (best) view is among those kept"
+    memory.keep(Kept(), Face((40, 20, 100, 80), visitor="v-000001"), 0, look, Quality(60, 50.0, 0.0), rgb, "door",
+                1_000 + UNTRACKED_WINDOW_MS, tracked=False)
+    assert len(labelled(r.execute_command, keys, "visitor", "v-000001")) == settings.sightings_per_track + 1
