@@ -95,8 +95,7 @@ def find(r: redis.Redis, s: Settings, vector: np.ndarray, limit: int = 20, since
          camera: str | None = None, max_distance: float | None = None) -> list[Hit]:
     """Sightings within ``max_distance`` (default ``search_max_distance``) of ``vector``, nearest first."""
     cut = s.search_max_distance if max_distance is None else max_distance
-    hits = search(r.execute_command, Keys(s.key_prefix), vector, limit, s.hnsw_ef_runtime, since_ms, camera,
-                  retention_ms=int(s.sightings_retention_h * 3_600_000))
+    hits = search(r.execute_command, Keys(s.key_prefix), vector, limit, s.hnsw_ef_runtime, since_ms, camera)
     return [h for h in hits if h.distance <= cut]
 
 

@@ -14,7 +14,6 @@ and the in-server gear write sightings with the same code (kept valid Python 3.7
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -116,27 +115,9 @@ class Hit:
     distance: float
 
 
-#: A time filter keeping at least this share of the retention period is searched in HNSW batches (below).
-BROAD = 0.2
-BATCH = 200
-
-
 def search(call: Call, keys: Keys, vector: np.ndarray, k: int, ef: int, since_ms: Optional[int] = None,
-           camera: Optional[str] = None, until_ms: Optional[int] = None,
-           retention_ms: Optional[int] = None) -> List[Hit]:
-    """The ``k`` sightings nearest ``vector`` (squared L2), optionally since a time and on one camera.
-
-    RediSearch picks a brute-force scan of the filtered sightings or HNSW in batches from its own
-    estimate of the filter; for a broad time window (``--since 24h`` of 72 h kept) it often picks the
-    scan, which costs ~130 ms at 1M sightings. Sightings arrive steadily, so the share of the retention
-    period the window covers estimates its share of the sightings: at least :data:`BROAD` (and no camera
-    filter) forces batches of :data:`BATCH` (measured at 1M: README, "Sightings and visitors").
-    """
-    policy = ""
-    if retention_ms and since_ms is not None and until_ms is None and not camera:
-        now_ms = int(time.time() * 1000)
-        if (now_ms - since_ms) / retention_ms >= BROAD:
-            policy = f" HYBRID_POLICY BATCHES BATCH_SIZE {BATCH}"
+           camera: Optional[str] = None, until_ms: Optional[int] = None) -> List[Hit]:
+    """The ``k`` sightings nearest ``vector`` (squared L2), optionally since a time and on one camera."""
     filters = []
     if since_ms is not None or until_ms is not None:
         lo = "-inf" if since_ms is None else str(int(since_ms))
@@ -146,7 +127,7 @@ def search(call: Call, keys: Keys, vector: np.ndarray, k: int, ef: int, since_ms
         filters.append(f"@camera:{{{tag(camera)}}}")
     where = "(" + " ".join(filters) + ")" if filters else "*"
     try:
-        reply = call("FT.SEARCH", keys.sightings_index, f"{where}=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {max(ef, k)}{policy} AS dist]",
+        reply = call("FT.SEARCH", keys.sightings_index, f"{where}=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {max(ef, k)} AS dist]",
                      "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(), "SORTBY", "dist",
                      "RETURN", str(len(LISTED) + 1), *LISTED, "dist", "LIMIT", "0", str(k), "DIALECT", "2",
                      "TIMEOUT", "0")

@@ -85,7 +85,7 @@ def _searches(client: redis.Redis, keys: Keys, vecs: np.ndarray, ts: np.ndarray,
     lat, recalls = [], []
     for q in probes:
         t = time.perf_counter()
-        hits = search(client.execute_command, keys, q, 10, ef, since_ms=since, retention_ms=HOURS * 3_600_000)
+        hits = search(client.execute_command, keys, q, 10, ef, since_ms=since)
         lat.append((time.perf_counter() - t) * 1e3)
         d = 2 - 2 * vecs[window] @ q
         exact = {f"b{window[j]}" for j in np.argpartition(d, 10)[:10]}
