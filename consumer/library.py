@@ -23,7 +23,6 @@ from starlette.routing import Route
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import ID_RE, Keys
-from facestream.records import UNKNOWN
 from models import curation
 from models.gallery import Gallery
 from models.sightings import Hit, labelled, load
@@ -35,7 +34,7 @@ READ_ONLY = "this dashboard's Redis user may not change anything (the reader rol
 def _hit_json(h: Hit) -> dict[str, Any]:
     x = h.sighting
     return {"sighting_id": x.sighting_id, "camera": x.camera, "ts_ms": x.ts_ms, "distance": round(h.distance, 4),
-            "who": x.person_id if x.person_id != UNKNOWN else (x.visitor or UNKNOWN)}
+            "who": x.who}
 
 
 class Library:

@@ -26,6 +26,16 @@ def delete_matching(client: redis.Redis, pattern: str) -> int:
     return len(keys)
 
 
+def drop_index(client: redis.Redis, index: str, *patterns: str) -> None:
+    """Drop a RediSearch index (if there is one) and every key matching ``patterns`` (scratch data)."""
+    try:
+        client.execute_command("FT.DROPINDEX", index)
+    except redis.ResponseError:
+        pass
+    for pattern in patterns:
+        delete_matching(client, pattern)
+
+
 def ensure_group(client: redis.Redis, stream: str, group: str, start: str = "0") -> bool:
     """Create consumer ``group`` on ``stream`` (and the stream) unless it exists; True if created.
 

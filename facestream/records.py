@@ -197,6 +197,11 @@ class Sighting:
     vector: bytes = b""  # float32 little-endian, unit length
     thumb: bytes = b""  # JPEG of the face
 
+    @property
+    def who(self) -> str:
+        """The person id, else the visitor id, else ``unknown``: what a listing shows."""
+        return self.person_id if self.person_id != UNKNOWN else self.visitor or UNKNOWN
+
     def to_fields(self) -> dict[str, str | bytes]:
         return {
             "camera": self.camera, "ts_ms": str(self.ts_ms), "person_id": self.person_id,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import redis
 
-from facestream.commands import delete_keys, delete_matching, ft_info
+from facestream.commands import delete_keys, drop_index, ft_info
 from facestream.keys import Keys
 from facestream.replies import text
 from models.gallery import FaceEntry, ensure_vector_index
@@ -82,10 +82,6 @@ class Cohort:
 
     def clear(self) -> None:
         """Drop the cohort index and every cohort face (scratch cohorts)."""
-        try:
-            self.r.execute_command("FT.DROPINDEX", self.keys.cohort_index)
-        except redis.ResponseError:
-            pass
-        delete_matching(self.r, self.keys.cohort_prefix + "*")
+        drop_index(self.r, self.keys.cohort_index, self.keys.cohort_prefix + "*")
         self.r.delete(self.keys.cohort_counter)
 

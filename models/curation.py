@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from facestream.commands import delete_keys
 from facestream.config import Settings
 from facestream.errors import FacestreamError, GalleryError
 from facestream.keys import VISITOR_RE, Keys
@@ -165,8 +166,7 @@ def forget(r: redis.Redis, s: Settings, who: str) -> Forgotten:
     faces = Gallery(r, s).delete(who) if label == "person_id" and r.exists(keys.person(who)) else 0
     presence = [k for k in r.scan_iter(match=keys.presence("*"), count=1000) if r.hexists(k, who)]
     with r.pipeline(transaction=False) as p:
-        for i in ids:
-            p.delete(keys.sighting(i))
+        delete_keys(p, [keys.sighting(i) for i in ids])
         for k in presence:
             p.hdel(k, who)
         p.delete(keys.visitor(who))

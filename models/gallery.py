@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import redis
 
-from facestream.commands import delete_keys, delete_matching, ft_info, scan_ids
+from facestream.commands import delete_keys, drop_index, ft_info, scan_ids
 from facestream.errors import GalleryError
 from facestream.keys import VISITOR_RE, Keys, check_id
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
-from models.knn import METRIC, VECTOR_FIELD, search_with
+from models.knn import METRIC, VECTOR_FIELD, create_vector_index, search_with
 
 if TYPE_CHECKING:
     from facestream.config import Settings
@@ -65,12 +65,8 @@ class Gallery:
 
     def clear(self) -> None:
         """Drop the index and every person and face under this key prefix (scratch galleries)."""
-        try:
-            self.r.execute_command("FT.DROPINDEX", self.keys.index)
-        except redis.ResponseError:
-            pass
-        for pattern in (self.keys.face_prefix() + "*", self.keys.person_prefix + "*", self.keys.face_counter("*")):
-            delete_matching(self.r, pattern)
+        drop_index(self.r, self.keys.index, self.keys.face_prefix() + "*", self.keys.person_prefix + "*",
+                   self.keys.face_counter("*"))
 
     # --- people ------------------------------------------------------------------------------------
     def add_person(self, person_id: str, name: str | None, faces: Sequence[FaceEntry],
@@ -157,15 +153,10 @@ def ensure_vector_index(r: redis.Redis, s: Settings, index: str, prefix: str, di
     info = _vector_field(r, index)
     if info is None:
         try:
-            r.execute_command(
-                "FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix,
-                "SCHEMA", "person_id", "TAG", "CASESENSITIVE",
-                VECTOR_FIELD, "VECTOR", "HNSW", "12", "TYPE", "FLOAT32", "DIM", str(dim), "DISTANCE_METRIC", METRIC,
-                "M", str(s.hnsw_m), "EF_CONSTRUCTION", str(s.hnsw_ef_construction), "EF_RUNTIME", str(s.hnsw_ef_runtime),
-            )  # fmt: skip
+            create_vector_index(r.execute_command, index, prefix, ["person_id", "TAG", "CASESENSITIVE"], dim,
+                                s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_runtime)
         except redis.ResponseError as e:
-            if "already exists" not in str(e).lower():
-                raise GalleryError(f"cannot create index {index}: {e}") from None
+            raise GalleryError(f"cannot create index {index}: {e}") from None
         return
     have_dim, metric = info
     if have_dim != dim or metric.upper() != METRIC:

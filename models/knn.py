@@ -1,4 +1,4 @@
-"""The gallery's KNN query, built and read without redis-py.
+"""The KNN query every vector index is searched with, and how such an index is made, without redis-py.
 
 :func:`knn_command` builds the FT.SEARCH and :func:`parse_knn` reads its RESP2 reply, so that the
 worker (redis-py ``execute_command``) and the in-server gear (RedisGears ``execute``, whose image
@@ -17,16 +17,32 @@ from facestream.replies import as_dict, text
 METRIC = "L2"
 VECTOR_FIELD = "vector"
 
-def knn_command(index: str, vector: np.ndarray, k: int, ef: int) -> list[Any]:
-    """FT.SEARCH arguments for the ``k`` nearest faces of one unit vector."""
+def knn_command(index: str, vector: np.ndarray, k: int, ef: int, where: str = "*",
+                returns: Sequence[str] = ("person_id",)) -> list[Any]:
+    """FT.SEARCH arguments for the ``k`` nearest entries to one unit vector among those ``where`` selects,
+    returning the fields ``returns`` and the distance ``dist``."""
     return [
         "FT.SEARCH", index,
-        f"*=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {ef} AS dist]",
+        f"{where}=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {ef} AS dist]",
         "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(),
-        "SORTBY", "dist", "RETURN", "2", "person_id", "dist",
+        "SORTBY", "dist", "RETURN", str(len(returns) + 1), *returns, "dist",
         "LIMIT", "0", str(k), "DIALECT", "2",
         "TIMEOUT", "0",  # never a silently partial answer (RediSearch's default is 500 ms, then partial)
     ]  # fmt: skip
+
+
+def create_vector_index(call: Callable[..., Any], index: str, prefix: str, schema: Sequence[str], dim: int, m: int,
+                        ef_construction: int, ef_runtime: int | None = None) -> None:
+    """FT.CREATE an HNSW index over the hashes under ``prefix`` (``schema``: the fields besides the vector);
+    an index of that name made meanwhile (another worker) is fine, any other error is raised."""
+    params = ["TYPE", "FLOAT32", "DIM", str(dim), "DISTANCE_METRIC", METRIC, "M", str(m),
+              "EF_CONSTRUCTION", str(ef_construction)] + ([] if ef_runtime is None else ["EF_RUNTIME", str(ef_runtime)])
+    try:
+        call("FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix, "SCHEMA", *schema,
+             VECTOR_FIELD, "VECTOR", "HNSW", str(len(params)), *params)
+    except Exception as e:  # redis-py ResponseError, or RedisGears' plain exception
+        if "already exists" not in str(e).lower():
+            raise
 
 def parse_knn(reply: Sequence[Any]) -> list[tuple[str, float]]:
     """(person_id, squared L2) pairs from a RESP2 FT.SEARCH reply ``[total, key, [f, v, ...], ...]``."""

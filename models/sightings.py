@@ -22,7 +22,7 @@ import numpy as np
 from facestream.keys import Keys
 from facestream.records import Sighting
 from facestream.replies import as_dict, text
-from models.knn import METRIC, VECTOR_FIELD, no_index
+from models.knn import create_vector_index, knn_command, no_index
 
 Call = Callable[..., Any]
 #: Fields a search returns (not the vector or the thumbnail: fetch those for the sightings shown).
@@ -50,13 +50,7 @@ def ensure_index(call: Call, index: str, prefix: str, schema: Sequence[str], dim
     except Exception as e:  # redis-py ResponseError or RedisGears' exception: only "no such index" is expected
         if not no_index(e):
             raise
-    try:
-        call("FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix, "SCHEMA", *schema,
-             VECTOR_FIELD, "VECTOR", "HNSW", "10", "TYPE", "FLOAT32", "DIM", str(dim), "DISTANCE_METRIC", METRIC,
-             "M", str(m), "EF_CONSTRUCTION", str(ef))
-    except Exception as e:
-        if "already exists" not in str(e).lower():  # another worker made it first
-            raise
+    create_vector_index(call, index, prefix, schema, dim, m, ef)
 
 
 def ensure_sightings_index(call: Call, keys: Keys, dim: int = 128, m: int = 16, ef: int = 200) -> None:
@@ -116,21 +110,16 @@ class Hit:
 
 
 def search(call: Call, keys: Keys, vector: np.ndarray, k: int, ef: int, since_ms: Optional[int] = None,
-           camera: Optional[str] = None, until_ms: Optional[int] = None) -> List[Hit]:
+           camera: Optional[str] = None) -> List[Hit]:
     """The ``k`` sightings nearest ``vector`` (squared L2), optionally since a time and on one camera."""
     filters = []
-    if since_ms is not None or until_ms is not None:
-        lo = "-inf" if since_ms is None else str(int(since_ms))
-        hi = "+inf" if until_ms is None else str(int(until_ms))
-        filters.append(f"@ts_ms:[{lo} {hi}]")
+    if since_ms is not None:
+        filters.append(f"@ts_ms:[{int(since_ms)} +inf]")
     if camera:
         filters.append(f"@camera:{{{tag(camera)}}}")
     where = "(" + " ".join(filters) + ")" if filters else "*"
     try:
-        reply = call("FT.SEARCH", keys.sightings_index, f"{where}=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {max(ef, k)} AS dist]",
-                     "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(), "SORTBY", "dist",
-                     "RETURN", str(len(LISTED) + 1), *LISTED, "dist", "LIMIT", "0", str(k), "DIALECT", "2",
-                     "TIMEOUT", "0")
+        reply = call(*knn_command(keys.sightings_index, vector, k, max(ef, k), where, LISTED))
     except Exception as e:
         if no_index(e):
             return []  # no sighting was ever written

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import redis
 
-from facestream.commands import delete_matching
+from facestream.commands import drop_index
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
@@ -135,14 +135,9 @@ def search_recall(r: redis.Redis, s: Settings, played: Played) -> tuple[float, i
 
 def clear(r: redis.Redis, keys: Keys, sightings: bool) -> None:
     """Drop the scratch visitors (and sightings) under ``keys``' prefix."""
-    names = [(keys.visitors_index, keys.visitor_prefix)] + ([(keys.sightings_index, keys.sighting_prefix)]
-                                                           if sightings else [])
-    for index, prefix in names:
-        try:
-            r.execute_command("FT.DROPINDEX", index)
-        except redis.ResponseError:
-            pass
-        delete_matching(r, prefix + "*")
+    drop_index(r, keys.visitors_index, keys.visitor_prefix + "*")
+    if sightings:
+        drop_index(r, keys.sightings_index, keys.sighting_prefix + "*")
     r.delete(keys.visitor_counter)
 
 

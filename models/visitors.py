@@ -25,7 +25,7 @@ import numpy as np
 
 from facestream.keys import Keys
 from facestream.replies import as_dict, text
-from models.knn import VECTOR_FIELD
+from models.knn import VECTOR_FIELD, knn_command
 from models.sightings import ensure_index, labelled, store
 
 Call = Callable[..., Any]
@@ -68,10 +68,7 @@ class Visitors:
     def nearest(self, vector: np.ndarray, k: int = 1) -> List[tuple]:
         """(visitor id, squared L2 to its centroid), nearest first."""
         self.ensure_index()
-        reply = self.call("FT.SEARCH", self.keys.visitors_index,
-                          f"*=>[KNN {k} @{VECTOR_FIELD} $vec EF_RUNTIME {self.ef} AS dist]",
-                          "PARAMS", "2", "vec", np.asarray(vector, dtype="<f4").tobytes(), "SORTBY", "dist",
-                          "RETURN", "1", "dist", "LIMIT", "0", str(k), "DIALECT", "2", "TIMEOUT", "0")
+        reply = self.call(*knn_command(self.keys.visitors_index, vector, k, max(self.ef, k), returns=()))
         return [(text(reply[i])[len(self.keys.visitor_prefix):], float(text(as_dict(reply[i + 1])["dist"])))
                 for i in range(1, len(reply), 2)]
 
@@ -81,7 +78,7 @@ class Visitors:
         near = self.nearest(vector)
         if near and near[0][1] <= self.distance:
             exemplars = self.call("HGET", self.keys.visitor(near[0][0]), "exemplars")
-            if exemplars is not None and _mean_distance(_rows(exemplars), vector) <= self.distance:
+            if exemplars is not None and _mean_distance(_rows(exemplars, self.dim), vector) <= self.distance:
                 if self.join(near[0][0], vector, camera, ts_ms):
                     return near[0][0]
         return self.create(vector, camera, ts_ms)
@@ -102,7 +99,7 @@ class Visitors:
         look = np.asarray(vector, dtype=np.float32)
         total = np.frombuffer(bytes(raw[0]), dtype="<f4") + look
         cameras = v.cameras if camera in v.cameras else v.cameras + [camera]
-        self._store(vid, total, _with(_rows(raw[1]), look), v.looks + 1, min(v.first_ms, ts_ms),
+        self._store(vid, total, _with(_rows(raw[1], self.dim), look), v.looks + 1, min(v.first_ms, ts_ms),
                     max(v.last_ms, ts_ms), cameras)
         return True
 
@@ -115,8 +112,8 @@ class Visitors:
                 raise ValueError(f"no visitor {vid} (expired, named or forgotten? see: facestream visitors list)")
         va, vb = _visitor(into, a[2:]), _visitor(other, b[2:])
         total = np.frombuffer(bytes(a[0]), dtype="<f4") + np.frombuffer(bytes(b[0]), dtype="<f4")
-        exemplars = _rows(a[1])
-        for look in _rows(b[1]):
+        exemplars = _rows(a[1], self.dim)
+        for look in _rows(b[1], self.dim):
             exemplars = _with(exemplars, look)
         cameras = va.cameras + [c for c in vb.cameras if c not in va.cameras]
         self._store(into, total, exemplars, va.looks + vb.looks, min(va.first_ms, vb.first_ms),
@@ -143,9 +140,6 @@ class Visitors:
             out.append(_visitor(text(reply[i])[len(self.keys.visitor_prefix):], [f.get(n) for n in INFO]))
         return out
 
-    def remove(self, vid: str) -> bool:
-        return bool(self.call("DEL", self.keys.visitor(vid)))
-
     def _store(self, vid: str, total: np.ndarray, exemplars: np.ndarray, looks: int, first_ms: int, last_ms: int,
                cameras: List[str]) -> None:
         centroid = total / max(float(np.linalg.norm(total)), 1e-12)
@@ -156,9 +150,9 @@ class Visitors:
             "first_ms": first_ms, "last_ms": last_ms, "cameras": ",".join(cameras)})
 
 
-def _rows(raw: Any) -> np.ndarray:
-    """Stored exemplars (float32 rows of 128) as an array; none stored: no rows."""
-    return np.frombuffer(bytes(raw or b""), dtype="<f4").reshape(-1, 128).astype(np.float32)
+def _rows(raw: Any, dim: int) -> np.ndarray:
+    """Stored exemplars (float32 rows of ``dim``) as an array; none stored: no rows."""
+    return np.frombuffer(bytes(raw or b""), dtype="<f4").reshape(-1, dim).astype(np.float32)
 
 
 def _mean_distance(rows: np.ndarray, vector: np.ndarray) -> float:

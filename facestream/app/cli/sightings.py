@@ -11,6 +11,7 @@ import typer
 from facestream.app.cli.app import app, say, settings_of
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.records import Sighting
 from facestream.server import connect
 from models.curation import since_ms
 
@@ -20,6 +21,15 @@ app.add_typer(visitors_app, name="visitors")
 
 def when(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _thumb_file(folder: Path, sighting: Sighting | None) -> Path | str:
+    """Write a sighting's thumbnail into ``folder``; its path, or "-" if it has none (expired meanwhile)."""
+    if sighting is None or not sighting.thumb:
+        return "-"
+    path = folder / f"{sighting.sighting_id}.jpg"
+    path.write_bytes(sighting.thumb)
+    return path
 
 
 @app.command()
@@ -48,12 +58,8 @@ def search(
     keys = Keys(s.key_prefix)
     for h in sorted(hits, key=lambda h: h.sighting.ts_ms):
         x = h.sighting
-        full = load(r.execute_command, keys, x.sighting_id)
-        path = thumbs / f"{x.sighting_id}.jpg"
-        if full is not None and full.thumb:
-            path.write_bytes(full.thumb)
-        who = x.person_id if x.person_id != "unknown" else (x.visitor or "unknown")
-        typer.echo(f"{when(x.ts_ms)}  {x.camera:12} {who:24} d={h.distance:.3f}  {x.sighting_id}  {path}")
+        path = _thumb_file(thumbs, load(r.execute_command, keys, x.sighting_id))
+        typer.echo(f"{when(x.ts_ms)}  {x.camera:12} {x.who:24} d={h.distance:.3f}  {x.sighting_id}  {path}")
     say(f"{len(hits)} sighting(s) within {max_distance or s.search_max_distance} of the face")
 
 
@@ -96,8 +102,7 @@ def visitors_show(
         x = load(r.execute_command, keys, sid)
         if x is None:
             continue
-        path = thumbs / f"{sid}.jpg"
-        path.write_bytes(x.thumb)
+        path = _thumb_file(thumbs, x)
         typer.echo(f"  {when(x.ts_ms)}  {x.camera:12} {x.reason:16} {x.quality}  {path}")
 
 
