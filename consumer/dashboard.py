@@ -1,6 +1,6 @@
 """``facestream dashboard``: a live web page of every camera's latest frame with names, the recent
 identity events, and the pipeline's health; and the People, Visitors and Search pages
-(:mod:`consumer.library`, at ``/library``).
+(:mod:`facestream.consumer.library`, at ``/library``).
 
 One background task follows the results and events streams and fans them out to every open page
 over Server-Sent Events; pages never talk to Redis. A frame is fetched, decoded and annotated only
@@ -26,8 +26,8 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 import redis
-import supervision as sv
 import redis.asyncio as aioredis
+import supervision as sv
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,14 +35,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from facestream.config import Settings
-from facestream.errors import BadRecord, ConfigError
+from facestream.consumer.library import PAGE as LIBRARY_PAGE
+from facestream.consumer.library import routes as library_routes
+from facestream.errors import BadFrame, BadRecord, ConfigError
 from facestream.keys import Keys
-from facestream.records import UNKNOWN, Face, Fields, FrameResult, IdentityEvent
+from facestream.models.vision.image import decode_frame, encode_jpeg
+from facestream.records import UNKNOWN, Face, Fields, Frame, FrameResult, IdentityEvent
 from facestream.replies import text
 from facestream.server import client_for
 from facestream.status import read_status
-from consumer.library import PAGE as LIBRARY_PAGE, routes as library_routes
-from models.image import decode, encode_jpeg
 
 log = logging.getLogger("facestream.dashboard")
 
@@ -108,9 +109,9 @@ class Hub:
                 res = FrameResult.from_fields(fields)
                 self.latest[res.camera] = res
                 self.done_at[res.camera].append(time.time())
-                kind, data = "result", _result_json(res)
+                kind, data = "result", res.to_json()
             else:
-                kind, data = "event", asdict(IdentityEvent.from_fields(fields))
+                kind, data = "event", IdentityEvent.from_fields(fields).to_json()
                 self.events.appendleft(data)
         except BadRecord as e:
             self.bad_records += 1
@@ -148,9 +149,14 @@ class Hub:
         if res is None:  # also every camera id that is not valid: only valid ids get into latest
             return None
         entries = client.xrange(self.keys.frames(camera), res.frame_id, res.frame_id)
-        if not entries or b"jpeg" not in entries[0][1]:
+        if not entries:
             return None  # trimmed already
-        return encode_jpeg(annotate(decode(entries[0][1][b"jpeg"]), res.faces), 80)
+        try:
+            frame = Frame.from_fields(entries[0][1], self.s.max_frame_bytes)
+            rgb = decode_frame(frame.jpeg, self.s.max_frame_pixels)
+        except BadFrame:
+            return None  # the worker dead-lettered it too: nothing to draw on
+        return encode_jpeg(annotate(rgb, res.faces), 80)
 
 
 #: Named faces green, unknown grey (supervision draws in the image's own channel order: RGB here).
@@ -181,12 +187,6 @@ async def _supervised(loop: Callable[[], Awaitable[None]]) -> None:
         except Exception:  # noqa: BLE001 - the page must keep updating whatever one record does
             log.exception("dashboard task %s failed; restarting it in 1 s", loop.__name__)
             await asyncio.sleep(1.0)
-
-
-def _result_json(res: FrameResult) -> dict:
-    return {"camera": res.camera, "frame_id": res.frame_id, "seq": res.seq, "ts_ms": res.ts_ms,
-            "names": res.names, "faces": [f.to_json() for f in res.faces],
-            "total_ms": round(res.timings.get("total", 0), 1)}
 
 
 def content_security_policy(page: str) -> str:

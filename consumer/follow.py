@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict
 from typing import Iterator
 
 import redis
@@ -107,10 +106,8 @@ def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("r
 
 
 def to_json(kind: str, entry_id: str, rec: Record) -> str:
-    d = asdict(rec)
-    if isinstance(rec, FrameResult):
-        d["names"] = rec.names
-    return json.dumps({"kind": kind, "id": entry_id, **d}, separators=(",", ":"))
+    """One line of ``facestream consume --json``: the record's own JSON shape, with its stream kind and id."""
+    return json.dumps({"kind": kind, "id": entry_id, **rec.to_json()}, separators=(",", ":"))
 
 
 def to_line(kind: str, entry_id: str, rec: Record) -> str:

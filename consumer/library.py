@@ -1,7 +1,7 @@
 """The dashboard's People, Visitors and Search pages, and the JSON endpoints behind them.
 
-Everything here calls the same library functions as the command line (:mod:`models.curation`,
-:class:`models.gallery.Gallery`, :class:`models.visitors.Visitors`), in a thread, so the event loop
+Everything here calls the same library functions as the command line (:mod:`facestream.models.curation.library`,
+:class:`facestream.models.store.gallery.Gallery`, :class:`facestream.models.store.visitors.Visitors`), in a thread, so the event loop
 keeps serving the live page. Photos are uploaded as the raw request body (no form parsing); a
 dashboard running as the read-only ``reader`` ACL user can list and search but not change anything,
 and says so (403).
@@ -23,9 +23,9 @@ from starlette.routing import Route
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import ID_RE, Keys
-from models import curation
-from models.gallery import Gallery
-from models.sightings import Hit, labelled, load
+from facestream.models.curation import library as curation
+from facestream.models.store.gallery import Gallery
+from facestream.models.store.sightings import Hit, labelled, load
 
 PAGE = Path(__file__).with_name("library.html")
 READ_ONLY = "this dashboard's Redis user may not change anything (the reader role): use facestream on the command line"

@@ -1,9 +1,69 @@
 """facestream: real-time face recognition on Redis Streams.
 
-The shared pieces live here: :mod:`facestream.config` (settings), :mod:`facestream.keys` (key
-names), :mod:`facestream.records` (the frame/result/event/dead-letter records) and
-:mod:`facestream.server` (the embedded Redis). The stages are the sibling packages ``producer``,
-``gears``, ``consumer`` and ``models``.
+The public API, a few names (imported on first use, so that ``import facestream`` stays light for the
+in-server gear)::
+
+    from facestream import Settings, connect, enroll, search, follow
+
+    settings = Settings()                      # FACESTREAM_* environment, a config file, or defaults
+    r = connect(settings)                      # the embedded Redis unless redis_url is set
+    enroll(r, settings, ["gallery/"])          # one folder per person: gallery/<person_id>/*.jpg
+    for kind, entry_id, result in follow(r, settings):
+        print(result.camera, result.names)     # a FrameResult per answered frame
+    hits = search(r, settings, "photo.jpg")    # every sighting of that face, nearest first
+
+:class:`Producer` pushes a camera's frames, :class:`Worker` answers them (``facestream produce`` and
+``facestream work`` run these); the records (:class:`Frame`, :class:`FrameResult`, :class:`Face`,
+:class:`IdentityEvent`, :class:`DeadLetter`, :class:`Sighting`) are what flows between them.
+
+Layout: ``facestream`` holds the core (settings, keys, records, the embedded server) and the CLI
+(``facestream.app``); the stages are its sub-packages ``facestream.producer``, ``facestream.gears``,
+``facestream.consumer`` and ``facestream.models`` (folders ``producer/``, ``gears/``, ``consumer/``,
+``models/`` at the top of the repository).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_API = {
+    "Settings": "facestream.config",
+    "load_settings": "facestream.config",
+    "connect": "facestream.server",
+    "EmbeddedRedis": "facestream.server",
+    "Frame": "facestream.records",
+    "FrameResult": "facestream.records",
+    "Face": "facestream.records",
+    "IdentityEvent": "facestream.records",
+    "DeadLetter": "facestream.records",
+    "Sighting": "facestream.records",
+    "FacestreamError": "facestream.errors",
+    "Producer": "facestream.producer.capture",
+    "Worker": "facestream.gears.worker",
+    "follow": "facestream.consumer.follow",
+    "enroll": "facestream.models.curation.library",
+    "search": "facestream.models.curation.library",
+}
+__all__ = ["__version__", *_API]
+
+if TYPE_CHECKING:
+    from facestream.config import Settings, load_settings
+    from facestream.consumer.follow import follow
+    from facestream.errors import FacestreamError
+    from facestream.gears.worker import Worker
+    from facestream.models.curation.library import enroll, search
+    from facestream.producer.capture import Producer
+    from facestream.records import DeadLetter, Face, Frame, FrameResult, IdentityEvent, Sighting
+    from facestream.server import EmbeddedRedis, connect
+
+
+def __getattr__(name: str) -> object:
+    if name not in _API:
+        raise AttributeError(f"module 'facestream' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_API[name]), name)
+    globals()[name] = value
+    return value

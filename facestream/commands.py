@@ -40,7 +40,7 @@ def ensure_group(client: redis.Redis, stream: str, group: str, start: str = "0")
     """Create consumer ``group`` on ``stream`` (and the stream) unless it exists; True if created.
 
     From the beginning, the group's read counter starts at 0 (Redis leaves it unknown otherwise), so
-    frames trimmed before any worker read them can be counted (:mod:`gears.losses`).
+    frames trimmed before any worker read them can be counted (:mod:`facestream.gears.losses`).
     """
     try:
         client.xgroup_create(stream, group, id=start, mkstream=True, entries_read=0 if start == "0" else None)

@@ -11,8 +11,8 @@ import difflib
 import os
 import tomllib
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -174,11 +174,6 @@ class Settings(BaseSettings):
     def replace(self, **changes: Any) -> Settings:
         """A validated copy with ``changes`` applied (None values leave a setting as it is)."""
         return load_settings(**{**self.model_dump(), **{k: v for k, v in changes.items() if v is not None}})
-
-    @classmethod
-    def default(cls, name: str) -> Any:
-        """The built-in default of setting ``name`` (what a user gets without configuring it)."""
-        return cls.model_fields[name].default
 
     @field_validator("enroll_views", "probe_views")
     @classmethod

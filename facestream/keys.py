@@ -33,7 +33,7 @@ from facestream.errors import ConfigError
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-#: Visitor ids (strangers the pipeline keeps apart, :mod:`models.visitors`); no person id may look like one.
+#: Visitor ids (strangers the pipeline keeps apart, :mod:`facestream.models.store.visitors`); no person id may look like one.
 VISITOR_RE = re.compile(r"^v-[0-9]{6,}$")
 
 

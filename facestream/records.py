@@ -139,6 +139,10 @@ class FrameResult:
     def names(self) -> list[str]:
         return [f.name for f in self.faces]
 
+    def to_json(self) -> dict[str, Any]:
+        """The result as JSON (``facestream consume --json``, the dashboard): its fields, boxes as lists, names."""
+        return {**asdict(self), "faces": [f.to_json() for f in self.faces], "names": self.names}
+
     def to_fields(self) -> dict[str, str]:
         return {
             "frame_id": self.frame_id,
@@ -236,6 +240,9 @@ class IdentityEvent:
     def to_fields(self) -> dict[str, str]:
         return {k: str(v) for k, v in asdict(self).items()}
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
     @classmethod
     def from_fields(cls, fields: Fields) -> "IdentityEvent":
         """Parse an events entry; BadRecord if it is not one of ours."""
@@ -258,6 +265,9 @@ class DeadLetter:
 
     def to_fields(self) -> dict[str, str]:
         return {k: str(v) for k, v in asdict(self).items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
     def from_fields(cls, fields: Fields) -> "DeadLetter":

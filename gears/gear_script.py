@@ -1,7 +1,7 @@
 # facestream's in-server gear for RedisGears 1.2 (embedded Python 3.7, Redis 6.2 + RediSearch 2.6).
 #
 # `facestream gears load` sends this file with RG.PYEXECUTE ... ID facestream UPGRADE after putting
-# the current settings into SETTINGS_JSON. The work itself is done by gears.step (the same code as
+# the current settings into SETTINGS_JSON. The work itself is done by facestream.gears.step (the same code as
 # `facestream work`), which must be installed in the Gears interpreter (see docker/gears.Dockerfile);
 # this script only wires it to the frame streams.
 import json
@@ -14,8 +14,8 @@ _state = {}
 
 def _step():
     if "step" not in _state:
-        from gears.step import Step
-        from models.analyzer import FaceAnalyzer
+        from facestream.gears.step import Step
+        from facestream.models.vision.analyzer import FaceAnalyzer
 
         _state["step"] = Step(SETTINGS, FaceAnalyzer(SETTINGS), execute, "gears")
     return _state["step"]

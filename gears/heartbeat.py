@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass
 import redis
 
 from facestream.commands import group_info
+from facestream.gears import metrics
 from facestream.keys import Keys
-from gears import metrics
 
 #: A heartbeat lives this long: a worker that stops beating drops out of `status` and the lease share.
 BEAT_TTL_S = 15

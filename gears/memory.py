@@ -1,5 +1,5 @@
 """What the gear step remembers of the faces it embeds: a visitor id for each unknown one, and the best
-views of every track as sightings (:mod:`models.visitors`, :mod:`models.sightings`).
+views of every track as sightings (:mod:`facestream.models.store.visitors`, :mod:`facestream.models.store.sightings`).
 
 Without tracking (``tracking: false``, or a redelivered frame answered on its own) there is no track
 to bound a face's sightings, so the faces of one person, visitor or unknown on one camera share one
@@ -8,7 +8,7 @@ sightings, not 54,000.
 
 Both writes are keyed so that a replayed frame rewrites what it wrote the first time (a sighting's id
 is ``<camera>-<ts_ms>-<face index>``), and every key carries the retention period as its expiry.
-Kept valid Python 3.7, like :mod:`gears.step`, which calls it through the same ``call``.
+Kept valid Python 3.7, like :mod:`facestream.gears.step`, which calls it through the same ``call``.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from facestream.keys import Keys
+from facestream.models.matcher import QUALITY_REASONS, Match
+from facestream.models.store.sightings import Kept, ensure_sightings_index, view_score, write
+from facestream.models.store.visitors import Visitors
+from facestream.models.vision.image import thumbnail
 from facestream.records import UNKNOWN, Face, Sighting
-from models.image import thumbnail
-from models.matcher import QUALITY_REASONS, Match
-from models.sightings import Kept, ensure_sightings_index, view_score, write
-from models.visitors import Visitors
 
 #: Untracked faces with one label on one camera share one track's allowance of sightings per this long.
 UNTRACKED_WINDOW_MS = 10_000
 
 if TYPE_CHECKING:
-    from gears.protocols import StepSettings
-    from models.embed import Quality
+    from facestream.gears.protocols import StepSettings
+    from facestream.models.types import Quality
 
 
 class Memory:
@@ -57,12 +57,12 @@ class Memory:
         kept.visitor = self.visitors.assign(probe, camera, ts_ms)
 
     def keep(self, kept: Kept, face: Face, index: int, vector: np.ndarray, quality: Quality, rgb: np.ndarray,
-             camera: str, ts_ms: int, tracked: bool = True) -> None:
+             camera: str, ts_ms: int) -> None:
         """Store this look as a sighting if it is among its track's ``sightings_per_track`` best (untracked:
         among the best of its label's window on this camera)."""
         if not self.on:
             return
-        if not tracked:
+        if not kept.tracked:
             kept = self._window(camera, face.person_id if face.person_id != UNKNOWN else face.visitor or UNKNOWN,
                                 ts_ms)
         sid = "%s-%d-%d" % (camera, ts_ms, index)

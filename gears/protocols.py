@@ -1,7 +1,7 @@
 """What the gear step needs from its collaborators, as structural types.
 
 Both runners satisfy them: ``facestream work`` passes :class:`facestream.config.Settings`,
-:class:`models.analyzer.FaceAnalyzer` and :class:`gears.tracks.CameraTracks`; the in-server gear a
+:class:`facestream.models.vision.analyzer.FaceAnalyzer` and :class:`facestream.gears.tracks.CameraTracks`; the in-server gear a
 ``SimpleNamespace`` of the same settings. Only imported for type checking: RedisGears 1.2 runs
 Python 3.7, which has no ``typing.Protocol``.
 """
@@ -12,11 +12,11 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from models.detect import Detection
-from models.matcher import Match
-from models.protocols import Embedder, PolicySettings
-from models.regions import Region
-from models.sightings import Kept
+from facestream.models.matcher import Match
+from facestream.models.protocols import Embedder, PolicySettings
+from facestream.models.store.sightings import Kept
+from facestream.models.types import Detection
+from facestream.models.vision.regions import Region
 
 
 class StepSettings(PolicySettings, Protocol):
@@ -66,4 +66,4 @@ class Tracks(Protocol):
 
     def kept(self, track_id: int | None) -> Kept | None: ...
 
-    def label(self, track_id: int) -> tuple[str, str, Match | None]: ...
+    def voted(self, track_id: int | None) -> Match | None: ...

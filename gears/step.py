@@ -23,19 +23,18 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 
 from facestream.errors import BadFrame
+from facestream.gears.memory import Memory
 from facestream.keys import Keys
+from facestream.models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, StoredPolicy, decide, unnamed
+from facestream.models.store.knn import nearest_stranger, search_with
+from facestream.models.store.sightings import Kept
+from facestream.models.vision.image import decode_frame
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.replies import text
-from gears.memory import Memory
-from models.knn import nearest_stranger, search_with
-from models.image import decode_frame
-from models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, StoredPolicy, decide, unnamed
-from models.sightings import Kept
 
 if TYPE_CHECKING:
-    from gears.protocols import Analyzer, Scan, StepSettings, Tracks
-    from models.detect import Detection
-    from models.embed import Quality
+    from facestream.gears.protocols import Analyzer, Scan, StepSettings, Tracks
+    from facestream.models.types import Detection, Quality
 
 Call = Callable[..., Any]
 #: At most this many first looks per frame get ``probe_views`` views (the largest faces); the others one:
@@ -125,7 +124,7 @@ class Step:
     def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Scan | None = None) -> Prepared:
         """Parse, decode and detect one frame entry; raise BadFrame for input that can never be processed.
 
-        ``scan``: the camera's :class:`gears.scan.CameraScan` (balanced profile), which says where to
+        ``scan``: the camera's :class:`facestream.models.vision.scan.CameraScan` (balanced profile), which says where to
         look; without one the whole frame is searched. Safe to run for several frames at once in
         threads (dlib's detector and OpenCV's decoder release the GIL); :meth:`finish` must then see
         a camera's frames in order.
@@ -145,26 +144,26 @@ class Step:
     def finish(self, p: Prepared, tracks: Tracks | None = None, scan: Scan | None = None) -> FrameResult:
         """Embed, search and decide the faces of a prepared frame.
 
-        With ``tracks`` (a camera's :class:`gears.tracks.CameraTracks`), only faces that are new or due for a
-        fresh look are embedded; the others take their track's voted name. A face's first look is embedded
-        from ``probe_views`` views (the :data:`MAX_VIEWED` largest of a frame), later looks from one.
+        With ``tracks`` (a camera's :class:`facestream.gears.tracks.CameraTracks`), only faces that are new or
+        due for a fresh look are embedded; the others take their track's voted name. A face's first look is
+        embedded from ``probe_views`` views (the :data:`MAX_VIEWED` largest of a frame), later looks from one.
         """
         t0 = time.perf_counter()
         ts_s = p.frame.ts_ms / 1000
-        if tracks is not None and ts_s < tracks.last_ts:
-            tracks = None  # older than a frame already tracked (a retry): answer it on its own
-        track_ids = tracks.update(p.detections, ts_s) if tracks is not None else [None] * len(p.detections)
+        if tracks is None or ts_s < tracks.last_ts:  # not tracked, or older than a frame already tracked (a retry)
+            tracks = NoTracks()
+        track_ids = tracks.update(p.detections, ts_s)
         policy = self.policy.get()
         decided: dict[int, tuple[Match, Optional[Quality]]] = {}
         todo = []
         for i, d in enumerate(p.detections):
-            if tracks is not None and not tracks.due(track_ids[i], d, ts_s):
+            if not tracks.due(track_ids[i], d, ts_s):
                 continue
             if d.size < policy.min_face_px:  # too small to name: not worth a network pass
                 decided[i] = (unnamed(TOO_SMALL), None)
             else:
                 todo.append(i)
-        first = sorted((i for i in todo if tracks is None or tracks.first_look(track_ids[i])),
+        first = sorted((i for i in todo if tracks.first_look(track_ids[i])),
                        key=lambda i: -p.detections[i].size)[:MAX_VIEWED]  # the largest new faces: most nameable
         embedded = self._embed(p.rgb, p.detections, first, self.s.probe_views)
         embedded.update(self._embed(p.rgb, p.detections, [i for i in todo if i not in embedded], 1))
@@ -172,16 +171,16 @@ class Step:
         kept: dict[int, Kept] = {}
         for i, (vec, quality) in embedded.items():
             tid = track_ids[i]
-            probe = tracks.template(tid, vec) if tracks is not None else vec
+            probe = tracks.template(tid, vec)
             m = self._decide(probe, quality, policy)
             decided[i] = (m, quality)
-            kept[i] = tracks.record(tid, p.detections[i], ts_s, vec, m, self._name(m)) if tracks is not None else Kept()
-            called = tracks.label(tid)[0] if tracks is not None and tid is not None else m.person_id
-            self.memory.note(kept[i], called, m, probe, vec, p.frame.camera, p.frame.ts_ms)
-        faces = [self._face(det, track_ids[i], decided.get(i), tracks, kept.get(i))
+            kept[i] = tracks.record(tid, p.detections[i], ts_s, vec, m, self._name(m))
+            called = tracks.voted(tid) or m
+            self.memory.note(kept[i], called.person_id, m, probe, vec, p.frame.camera, p.frame.ts_ms)
+        faces = [self._face(det, decided.get(i), track_ids[i], tracks, kept.get(i))
                  for i, det in enumerate(p.detections)]
         for i, (vec, quality) in embedded.items():
-            self.memory.keep(kept[i], faces[i], i, vec, quality, p.rgb, p.frame.camera, p.frame.ts_ms, tracks is not None)
+            self.memory.keep(kept[i], faces[i], i, vec, quality, p.rgb, p.frame.camera, p.frame.ts_ms)
         if scan is not None:
             scan.follow([d.box for d in p.detections], ts_s)
         t2 = time.perf_counter()
@@ -210,17 +209,13 @@ class Step:
     def _name(self, m: Match) -> str:
         return self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
 
-    def _face(self, det: Detection, track_id: Optional[int], decided: Optional[tuple[Match, Optional[Quality]]],
-              tracks: Tracks | None, kept: Optional[Kept]) -> Face:
-        """The face record: this frame's decision, or the track's vote (this frame's decision included);
+    def _face(self, det: Detection, decided: Optional[tuple[Match, Optional[Quality]]], track_id: Optional[int],
+              tracks: Tracks, kept: Optional[Kept]) -> Face:
+        """The face record: its track's vote (this frame's decision included), else this frame's decision;
         an unknown face carries its track's visitor id."""
         m, quality = decided if decided is not None else (None, None)
-        if tracks is not None and track_id is not None:
-            _, _, voted = tracks.label(track_id)
-            m = voted if voted is not None else m
-            kept = kept or tracks.kept(track_id)
-        if m is None:
-            m = unnamed(NOT_EMBEDDED)
+        m = tracks.voted(track_id) or m or unnamed(NOT_EMBEDDED)
+        kept = kept or tracks.kept(track_id)
         visitor = kept.visitor if kept is not None and m.person_id == UNKNOWN else ""
         return Face(det.box, round(det.score, 3), m.person_id, self._name(m),
                     None if m.distance is None else round(m.distance, 4), round(m.confidence, 3), track_id,
@@ -272,6 +267,35 @@ class Step:
             return "deadletter" if self.commit_deadletter(stream, group, letter) else "duplicate"
         self.last_timings = result.timings
         return "result" if self.commit_result(stream, group, result) else "duplicate"
+
+
+class NoTracks:
+    """The tracks of a step that does not track (``tracking: false``, the in-server gear, a retried frame
+    answered on its own): every face is a first look, embedded and decided on its own."""
+
+    last_ts = -1e18
+
+    def update(self, detections: list[Detection], ts_s: float) -> list[Optional[int]]:
+        return [None] * len(detections)
+
+    def due(self, track_id: Optional[int], detection: Detection, ts_s: float) -> bool:
+        return True
+
+    def first_look(self, track_id: Optional[int]) -> bool:
+        return True
+
+    def template(self, track_id: Optional[int], vector: np.ndarray) -> np.ndarray:
+        return vector
+
+    def record(self, track_id: Optional[int], detection: Detection, ts_s: float, vector: np.ndarray,
+               match: Match, name: str) -> Kept:
+        return Kept(tracked=False)
+
+    def kept(self, track_id: Optional[int]) -> Optional[Kept]:
+        return None
+
+    def voted(self, track_id: Optional[int]) -> Optional[Match]:
+        return None
 
 
 @dataclass

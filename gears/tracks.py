@@ -8,7 +8,7 @@ at 30 fps, for files played faster than real time) or the face grew by half (a b
 tracker joined two people (a cut, a crossing): the track's votes are discarded and it starts over.
 
 Frames must be fed in capture order; the worker guarantees that by giving each camera to one worker
-at a time (see :mod:`gears.worker`).
+at a time (see :mod:`facestream.gears.worker`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
+from facestream.models.matcher import QUALITY_REASONS, Match
+from facestream.models.store.sightings import Kept
+from facestream.models.types import Detection
 from facestream.records import UNKNOWN
-from models.detect import Detection
-from models.matcher import QUALITY_REASONS, Match
-from models.sightings import Kept
 
 
 @dataclass
@@ -161,4 +161,9 @@ class CameraTracks:
 
     def label(self, track_id: int) -> tuple[str, str, Match | None]:
         return self._tracks[track_id].label()
+
+    def voted(self, track_id: int | None) -> Match | None:
+        """The decision a track's vote stands for (None: not a track yet)."""
+        t = self._tracks.get(track_id) if track_id is not None else None
+        return t.label()[2] if t is not None else None
 

@@ -1,11 +1,11 @@
 """``facestream work``: runs the gear step over every camera's frame stream through a consumer group.
 
 At-least-once delivery with exactly-once answers: frames are read with XREADGROUP, answered and
-XACKed in one atomic commit (see :mod:`gears.step`), frames left pending by a crashed worker are
+XACKed in one atomic commit (see :mod:`facestream.gears.step`), frames left pending by a crashed worker are
 taken over with XAUTOCLAIM, and a frame delivered ``max_deliveries`` times without an answer is
 dead-lettered. Any number of workers, on any hosts, share the load.
 
-With ``tracking`` on (the default) faces are tracked across frames (:mod:`gears.tracks`), which
+With ``tracking`` on (the default) faces are tracked across frames (:mod:`facestream.gears.tracks`), which
 needs a camera's frames in order: each camera is then leased to one worker at a time
 (``fs:lease:<camera>``, renewed while the worker lives; cameras are shared out evenly), and that
 worker decodes and detects a batch of frames in ``detect_threads`` threads while it tracks,
@@ -20,28 +20,28 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import redis
 
 from facestream.commands import ensure_group, group_info, scan_ids
 from facestream.config import Settings
+from facestream.gears import metrics
+from facestream.gears.heartbeat import Counts, beat
+from facestream.gears.leases import CameraLeases
+from facestream.gears.losses import LossCounter
+from facestream.gears.step import Prepared, Step
+from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.scan import CameraScan, scan_plan
 from facestream.records import DeadLetter, Fields
 from facestream.replies import text
 from facestream.retry import Backoff
-from gears import metrics
-from gears.heartbeat import Counts, beat
-from gears.leases import CameraLeases
-from gears.losses import LossCounter
-from gears.scan import CameraScan, scan_plan
-from gears.step import Prepared, Step
-from gears.tracks import CameraTracks
-from models.analyzer import FaceAnalyzer
 
 log = logging.getLogger("facestream.worker")
+
 
 class Worker:
     """One consumer in the group, reading every ``fs:frames:*`` stream."""

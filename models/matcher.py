@@ -27,7 +27,7 @@ from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
 
 if TYPE_CHECKING:
-    from models.protocols import PolicySettings
+    from facestream.models.protocols import PolicySettings
 
 #: Why a face got its name or stayed unknown (the ``reason`` of each face in a result).
 NAMED, BELOW_THRESHOLD, AMBIGUOUS, LIKE_A_STRANGER = "named", "below_threshold", "ambiguous", "like_a_stranger"

@@ -10,11 +10,12 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from models.detect import Detection
-from models.embed import Embeddings
+from facestream.models.types import Detection, Embeddings
 
 
 class Detector(Protocol):
+    """A face detector backend (see :mod:`facestream.models.vision.detect` for the registry)."""
+
     name: str
 
     def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
@@ -33,7 +34,7 @@ class Embedder(Protocol):
 
 
 class PolicySettings(Protocol):
-    """The settings a decision policy is made of (see :meth:`models.matcher.Policy.of`)."""
+    """The settings a decision policy is made of (see :meth:`facestream.models.matcher.Policy.of`)."""
 
     match_threshold: float
     match_margin: float

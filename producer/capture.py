@@ -29,10 +29,10 @@ import redis
 from facestream.config import Settings
 from facestream.errors import BadFrame, FacestreamError
 from facestream.keys import Keys, check_id
+from facestream.models.vision.image import encode_bgr, resize_max_side
 from facestream.records import Frame
 from facestream.redaction import redact
 from facestream.retry import Backoff
-from models.image import encode_bgr, resize_max_side
 
 log = logging.getLogger("facestream.producer")
 

@@ -7,7 +7,7 @@ import signal
 import threading
 
 from facestream.errors import FacestreamError
-from producer.capture import Producer
+from facestream.producer.capture import Producer
 
 log = logging.getLogger("facestream.producer")
 

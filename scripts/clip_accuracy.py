@@ -12,9 +12,9 @@ from pathlib import Path
 
 from facestream.config import load_settings
 from facestream.keys import Keys
+from facestream.models.evaluation.evaluate import segment_scores
 from facestream.records import FrameResult
 from facestream.server import connect
-from models.evaluate import segment_scores
 
 
 def main() -> None:

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from facestream.config import SHARED_FACES, Settings, load_settings
+from facestream.models.types import Embeddings
 from facestream.server import EmbeddedRedis
-from models.embed import Embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("FACESTREAM_FACES_DIR", SHARED_FACES))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.evaluate import verify_pairs
-from models.identify import calibrate, collect, policy_in_force
+from facestream.models.evaluation.evaluate import verify_pairs
+from facestream.models.evaluation.identify import calibrate, collect, policy_in_force
 
 pytestmark = pytest.mark.slow
 

@@ -7,16 +7,16 @@ import time
 import numpy as np
 import pytest
 import redis
-
 from conftest import NoFaces
 from corpus import jpeg
+
 from facestream.acl import ROLES, acl_file, apply, user_name
+from facestream.gears.worker import Worker
 from facestream.keys import Keys
+from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.records import Frame
 from facestream.server import connect
 from facestream.status import read_status
-from gears.worker import Worker
-from models.gallery import FaceEntry, Gallery
 
 
 @pytest.fixture
@@ -83,10 +83,10 @@ def test_the_acl_file_disables_the_default_user_and_keeps_passwords_private(tmp_
 
 def test_a_worker_may_write_sightings_and_visitors_and_a_reader_may_search_them_but_not_name_them(
         r, settings, as_role):
+    from facestream.models.curation.library import find, name_visitor
+    from facestream.models.store.sightings import ensure_sightings_index, write
+    from facestream.models.store.visitors import Visitors
     from facestream.records import Sighting
-    from models.curation import find, name_visitor
-    from models.sightings import ensure_sightings_index, write
-    from models.visitors import Visitors
 
     keys = Keys(settings.key_prefix)
     worker_s, worker = as_role("worker")

@@ -13,17 +13,31 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("producer", "gears", "consumer", "models")
+#: A folder at the top of the repository -> the package it installs as (pyproject.toml's package-dir).
+FOLDERS = {"facestream": "facestream", "producer": "facestream.producer", "gears": "facestream.gears",
+           "consumer": "facestream.consumer", "models": "facestream.models"}
+STAGES = tuple(pkg for pkg in FOLDERS.values() if pkg != "facestream")
 APP = "facestream.app"
+#: What each part of facestream.models may import of the others: types at the bottom, evaluation on top.
+MODELS_MAY_IMPORT = {
+    "types": set(),
+    "protocols": {"types"},
+    "matcher": {"types", "protocols"},
+    "vision": {"types", "protocols"},
+    "store": {"types", "protocols"},
+    "curation": {"types", "protocols", "matcher", "vision", "store"},
+    "evaluation": {"types", "protocols", "matcher", "vision", "store", "curation"},
+}
 
 
 def _module(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix("").parts
+    rel = path.relative_to(REPO).with_suffix("").parts
+    parts = [*FOLDERS[rel[0]].split("."), *rel[1:]]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def _sources() -> list[Path]:
-    return sorted(p for top in ("facestream", *STAGES) for p in (REPO / top).rglob("*.py"))
+    return sorted(p for top in FOLDERS for p in (REPO / top).rglob("*.py"))
 
 
 def _imports(path: Path) -> set[str]:
@@ -40,32 +54,77 @@ def _imports(path: Path) -> set[str]:
     return out
 
 
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
 def _layer(module: str) -> str:
-    if module == APP or module.startswith(APP + ".") or module == "facestream.__main__":
+    if module == "facestream":
+        return "api"  # the package's front door: lazy names from every layer, imported by no module of ours
+    if _within(module, APP) or module == "facestream.__main__":
         return "app"  # __main__ is `python -m facestream`: a program, never imported
-    top = module.split(".")[0]
-    return "stage" if top in STAGES else "core" if top == "facestream" else "other"
+    if any(_within(module, stage) for stage in STAGES):
+        return "stage"
+    return "core" if module.split(".")[0] == "facestream" else "other"
 
 
-def test_core_imports_no_stage_and_stages_import_no_app_layer():
-    bad = []
-    for path in _sources():
-        layer = _layer(_module(path))
-        for imp in _imports(path):
-            target = _layer(imp)
-            if (layer == "core" and target in ("stage", "app")) or (layer == "stage" and target == "app"):
-                bad.append(f"{path.relative_to(REPO)} ({layer}) imports {imp} ({target})")
+def _models_part(module: str) -> str | None:
+    return module.split(".")[2] if _within(module, "facestream.models") and module.count(".") >= 2 else None
+
+
+def _violations(path: Path) -> list[str]:
+    """The imports of ``path`` that break the layering."""
+    source, bad = _module(path), []
+    layer, part = _layer(source), _models_part(source)
+    for imp in _imports(path):
+        target = _layer(imp)
+        if (layer == "core" and target in ("stage", "app")) or (layer == "stage" and target == "app") \
+                or (layer != "api" and target == "api" and imp != "facestream.__version__"):
+            bad.append(f"{path.relative_to(REPO)} ({layer}) imports {imp} ({target})")
+        if _within(source, "facestream.models") and target == "stage" and not _within(imp, "facestream.models"):
+            bad.append(f"{path.relative_to(REPO)}: the models import no other stage, but {imp}")
+        other = _models_part(imp)
+        if part and other and other != part and other not in MODELS_MAY_IMPORT[part]:
+            bad.append(f"{path.relative_to(REPO)}: models.{part} may not import models.{other} ({imp})")
+    return bad
+
+
+def test_core_imports_no_stage_stages_import_no_app_layer_and_models_parts_stack():
+    bad = [v for path in _sources() for v in _violations(path)]
     assert not bad, "\n".join(bad)
 
 
-def test_the_walker_sees_an_upward_import(tmp_path):
-    """The rule above can fail: a core module importing a stage inside a function is caught."""
-    probe = REPO / "facestream" / "_probe_upward.py"
-    probe.write_text("def f():\n    from gears.worker import Worker\n")
+@pytest.mark.parametrize("where, line", [
+    ("facestream/_probe_upward.py", "def f():\n    from facestream.gears.worker import Worker\n"),
+    ("models/vision/_probe_upward.py", "from facestream.models.store.gallery import Gallery\n"),
+    ("models/store/_probe_upward.py", "import facestream.gears.step\n"),
+])
+def test_the_walker_sees_an_upward_import(where, line):
+    """The rules above can fail: an upward import (even inside a function) is caught."""
+    probe = REPO / where
+    probe.write_text(line)
     try:
-        assert any(_layer(i) == "stage" for i in _imports(probe))
+        assert _violations(probe)
     finally:
         probe.unlink()
+
+
+def test_only_facestream_is_importable_from_outside_the_checkout(tmp_path):
+    """The stages install as sub-packages of facestream: no top-level ``models`` or ``consumer`` to shadow
+    another project's; ``import facestream`` gives the public API."""
+    probe = ("import importlib, json\n"
+             "out = {}\n"
+             "for name in ('models', 'consumer', 'gears', 'producer'):\n"
+             "    try:\n        importlib.import_module(name); out[name] = 'imported'\n"
+             "    except ImportError:\n        out[name] = 'absent'\n"
+             "import facestream\n"
+             "out['api'] = [facestream.Settings.__name__, facestream.FrameResult.__name__, facestream.follow.__name__]\n"
+             "print(json.dumps(out))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"models": "absent", "consumer": "absent", "gears": "absent", "producer": "absent",
+                   "api": ["Settings", "FrameResult", "follow"]}
 
 
 def test_no_file_over_400_lines_and_no_function_over_50():
@@ -87,13 +146,13 @@ GEAR_THIRD_PARTY = {"numpy", "cv2", "dlib", "face_recognition_models", "pkg_reso
 
 GEAR_IMPORT = """
 import importlib.abc, json, sys
-allowed = set(json.loads(sys.argv[1])) | set(sys.stdlib_module_names) | {"facestream", "gears", "models"}
+allowed = set(json.loads(sys.argv[1])) | set(sys.stdlib_module_names) | {"facestream"}
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] not in allowed and not name.startswith("_"):
             raise ImportError(f"the gear image has no {name}")
 sys.meta_path.insert(0, Refuse())
-import gears.step, models.analyzer, facestream.records  # what gear_script.py imports
+import facestream.gears.step, facestream.models.vision.analyzer, facestream.records  # what gear_script.py imports
 print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items()
                         if n.split(".")[0] in ("facestream", "gears", "models") and getattr(m, "__file__", None))))
 """
@@ -109,12 +168,17 @@ def _gear_closure() -> list[Path]:
 def test_the_gear_imports_without_redis_py_or_pydantic():
     closure = _gear_closure()
     names = {str(p.relative_to(REPO)) for p in closure}
-    assert {"gears/step.py", "models/knn.py", "models/analyzer.py", "facestream/records.py"} <= names
-    assert "models/gallery.py" not in names and "facestream/config.py" not in names
+    assert {"gears/step.py", "models/store/knn.py", "models/vision/analyzer.py", "facestream/records.py"} <= names
+    assert "models/store/gallery.py" not in names and "facestream/config.py" not in names
     # The gear image copies exactly these files into the Gears interpreter.
     dockerfile = (REPO / "docker" / "gears.Dockerfile").read_text()
-    copied = {p for line in re.findall(r"^COPY (.+) /gears-src/\w+/$", dockerfile, re.M) for p in line.split()}
-    assert names <= copied, f"docker/gears.Dockerfile does not copy {sorted(names - copied)}"
+    copied = {p: dest for files, dest in re.findall(r"^COPY (.+) /gears-src/([\w/]+)/$", dockerfile, re.M)
+              for p in files.split()}
+    assert names <= copied.keys(), f"docker/gears.Dockerfile does not copy {sorted(names - copied.keys())}"
+    misplaced = {p: d for p, d in copied.items() if d.replace("/", ".") != _module(REPO / p).rpartition(".")[0]
+                 and not p.endswith("__init__.py")}
+    misplaced |= {p: d for p, d in copied.items() if p.endswith("__init__.py") and d.replace("/", ".") != _module(REPO / p)}
+    assert not misplaced, f"copied where the package does not install them: {misplaced}"
 
 
 def test_the_gear_closure_runs_on_python_3_7():

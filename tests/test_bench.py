@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from facestream.app.bench import Figures, pipeline_run
+from facestream.app.knnbench import clustered, knn_bench
 from facestream.app.tables import update_readme
 from facestream.keys import Keys
-from facestream.app.knnbench import clustered, knn_bench
 
 
 def test_pipeline_bench_answers_every_frame_and_measures_it(r, settings, faces_dir):

@@ -106,9 +106,9 @@ def test_cohort_and_feedback_commands(run, faces_dir, settings, r):
 def test_sightings_and_visitors_commands(run, r, settings, tmp_path):
     import numpy as np
 
+    from facestream.models.store.sightings import ensure_sightings_index, write
+    from facestream.models.store.visitors import Visitors
     from facestream.records import Sighting
-    from models.sightings import ensure_sightings_index, write
-    from models.visitors import Visitors
 
     keys = Keys(settings.key_prefix)
     ensure_sightings_index(r.execute_command, keys)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from producer.capture import load_cameras
+from facestream.producer.capture import load_cameras
 
 REPO = Path(__file__).resolve().parents[1]
 

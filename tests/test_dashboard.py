@@ -12,16 +12,16 @@ from typing import Iterator
 
 import pytest
 import uvicorn
+from conftest import REPO, free_port
 from starlette.testclient import TestClient
 
-from conftest import REPO, free_port
-from consumer.dashboard import check_bind, create_app
+from facestream.consumer.dashboard import check_bind, create_app
 from facestream.errors import ConfigError
-from gears.worker import Worker
-from models.analyzer import FaceAnalyzer
-from models.enroll import enroll, plan
-from models.gallery import Gallery
-from producer.capture import Producer
+from facestream.gears.worker import Worker
+from facestream.models.curation.enroll import enroll, plan
+from facestream.models.store.gallery import Gallery
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.producer.capture import Producer
 
 ARTIFACTS = Path(os.environ.get("FACESTREAM_ARTIFACTS", REPO / "test-artifacts"))
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -119,9 +119,9 @@ HOSTILE = '<img src=x onerror="window.pwned=1">'
 
 def test_hostile_names_and_stream_keys_render_as_text_in_chromium(r, settings):
     """Display names come from whoever enrolls people; stream keys from whoever can XADD: text only."""
+    from corpus import jpeg
     from playwright.sync_api import sync_playwright
 
-    from corpus import jpeg
     from facestream.keys import Keys
     from facestream.records import Face, Frame, FrameResult, IdentityEvent
 

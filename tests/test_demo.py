@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from facestream.keys import Keys
+from facestream.models.evaluation.evaluate import segment_scores
 from facestream.records import FrameResult
 from facestream.server import connect
-from models.evaluate import segment_scores
 
 pytestmark = pytest.mark.slow
 CLIP = "hamilton_white_house_2009.mp4"

@@ -9,13 +9,13 @@ import signal
 import time
 
 import cv2
-
 from conftest import NoFaces
 from corpus import jpeg
+
 from facestream.app.local import LocalPipeline
+from facestream.gears.worker import Worker
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Frame, FrameResult
-from gears.worker import Worker
 
 
 class FailsOn(NoFaces):

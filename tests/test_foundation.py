@@ -7,14 +7,13 @@ import sys
 
 import pytest
 import redis
+from conftest import free_port
 
 from facestream.config import load_settings
 from facestream.errors import BadFrame, ConfigError, ServerError
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Face, Frame, FrameResult, IdentityEvent
 from facestream.server import EmbeddedRedis
-
-from conftest import free_port
 
 
 def test_embedded_server_has_search_and_aof(redis_server: EmbeddedRedis):

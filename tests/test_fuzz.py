@@ -9,8 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from corpus import BAD_KEY_TAILS, bad_frames
+
 from facestream.app.local import LocalPipeline
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Frame, FrameResult

@@ -12,21 +12,21 @@ import time
 
 import pytest
 import redis
-from starlette.testclient import TestClient
-
 from conftest import NoFaces, free_port
 from corpus import BAD_KEY_TAILS, comment_first, jpeg, png_header, with_size
-from consumer.dashboard import Hub, create_app
-from consumer.follow import follow
+from starlette.testclient import TestClient
+
+from facestream.consumer.dashboard import Hub, create_app
+from facestream.consumer.follow import follow
 from facestream.errors import BadFrame, ConfigError
+from facestream.gears.step import COMMIT_LUA, Step
+from facestream.gears.worker import Worker
 from facestream.keys import Keys
+from facestream.models.vision.image import decode, decode_frame
 from facestream.records import Face, FrameResult
 from facestream.redaction import redact
 from facestream.server import EmbeddedRedis
 from facestream.status import read_status
-from gears.step import COMMIT_LUA, Step
-from gears.worker import Worker
-from models.image import decode, decode_frame
 
 FACESTREAM = [sys.executable, "-m", "facestream"]
 

@@ -6,16 +6,17 @@ import time
 
 import numpy as np
 from starlette.testclient import TestClient
-
-from consumer.dashboard import create_app
-from facestream.keys import Keys
-from facestream.records import Sighting
-from models.curation import photo_vector
-from models.gallery import FaceEntry, Gallery
-from models.image import load as load_image, thumbnail
-from models.sightings import ensure_sightings_index, write
-from models.visitors import Visitors
 from test_dashboard import CHROMIUM_FLAGS, HOSTILE, chromium, serving
+
+from facestream.consumer.dashboard import create_app
+from facestream.keys import Keys
+from facestream.models.curation.library import photo_vector
+from facestream.models.store.gallery import FaceEntry, Gallery
+from facestream.models.store.sightings import ensure_sightings_index, write
+from facestream.models.store.visitors import Visitors
+from facestream.models.vision.image import load as load_image
+from facestream.models.vision.image import thumbnail
+from facestream.records import Sighting
 
 LIN = "Lin-Manuel_Miranda"
 

@@ -7,14 +7,14 @@ import pytest
 
 from facestream.config import load_settings
 from facestream.errors import BackendUnavailable, BadFrame, ConfigError, GalleryError
+from facestream.models.curation.enroll import Options, enroll, plan
+from facestream.models.matcher import Policy, decide
+from facestream.models.store.gallery import FaceEntry, Gallery
+from facestream.models.vision.analyzer import FaceAnalyzer, main_face
+from facestream.models.vision.detect import CnnDetector, HogDetector, make_detector
+from facestream.models.vision.embed import make_embedder
+from facestream.models.vision.image import decode, encode_jpeg
 from facestream.records import UNKNOWN
-from models.analyzer import FaceAnalyzer, main_face
-from models.detect import CnnDetector, HogDetector, make_detector
-from models.embed import make_embedder
-from models.enroll import Options, enroll, plan
-from models.gallery import FaceEntry, Gallery
-from models.image import decode, encode_jpeg
-from models.matcher import Policy, decide
 
 
 @pytest.fixture(scope="module")

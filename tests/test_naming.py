@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from facestream.errors import FacestreamError
+from facestream.gears.step import Step
 from facestream.keys import Keys
+from facestream.models.curation.enroll import Summary
+from facestream.models.curation.feedback import FaceRef, embed_face, is_person, not_person
+from facestream.models.evaluation.identify import Probe, Probes, Split, cross_validated, fit, policy_in_force
+from facestream.models.matcher import Policy
+from facestream.models.store.cohort import Cohort
+from facestream.models.store.gallery import FaceEntry, Gallery
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.image import decode, encode_jpeg
 from facestream.records import UNKNOWN, Frame, FrameResult
-from gears.step import Step
-from models.analyzer import FaceAnalyzer
-from models.cohort import Cohort
-from models.enroll import Summary
-from models.feedback import FaceRef, embed_face, is_person, not_person
-from models.gallery import FaceEntry, Gallery
-from models.identify import Probe, Probes, Split, cross_validated, fit, policy_in_force
-from models.image import encode_jpeg, decode
-from models.matcher import Policy
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -142,7 +142,8 @@ def test_a_stored_calibration_reaches_the_step_and_a_bad_one_is_ignored(r, setti
 
 def test_a_malformed_stored_policy_is_logged_once_and_frames_are_still_answered(r, settings, caplog):
     from conftest import NoFaces
-    from gears.worker import Worker
+
+    from facestream.gears.worker import Worker
 
     keys = Keys(settings.key_prefix)
     r.set(keys.policy, '{"threshold": "high"}')

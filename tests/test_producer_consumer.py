@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import free_port
-from consumer.follow import follow, to_json
+
+from facestream.consumer.follow import follow, to_json
 from facestream.keys import Keys
+from facestream.producer.capture import Producer, SourceError
 from facestream.records import Face, FrameResult
-from producer.capture import Producer, SourceError
 
 
 def test_file_is_produced_bounded_and_complete(r, settings, faces_dir):

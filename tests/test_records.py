@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from facestream.gears.step import Step
 from facestream.keys import Keys
 from facestream.records import Face, FrameResult, IdentityEvent
 from facestream.replies import text
-from gears.step import Step
 
 
 def test_identity_events_written_by_the_commit_script_match_the_record(r, settings):

@@ -6,14 +6,15 @@ import threading
 import time
 
 from conftest import free_port
-from consumer.follow import follow
+
 from facestream.config import load_settings
+from facestream.consumer.follow import follow
+from facestream.gears.worker import Worker
 from facestream.keys import Keys
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.producer.capture import Producer
 from facestream.replies import text
 from facestream.server import EmbeddedRedis, connect
-from gears.worker import Worker
-from models.analyzer import FaceAnalyzer
-from producer.capture import Producer
 
 
 def test_pipeline_survives_a_redis_restart(tmp_path, faces_dir):

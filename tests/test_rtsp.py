@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import free_port
+
 from facestream.keys import Keys
+from facestream.models.vision.image import decode_frame
+from facestream.producer.capture import Producer
 from facestream.records import Frame
-from models.image import decode_frame
-from producer.capture import Producer
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's PyGObject and GStreamer RTSP server live there

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from facestream.keys import Keys
+from facestream.models.evaluation.visitors import pairwise
+from facestream.models.store.sightings import Kept, ensure_sightings_index, labelled, load, search, write
+from facestream.models.store.visitors import Visitors
 from facestream.records import Sighting
-from models.sightings import Kept, ensure_sightings_index, labelled, load, search, write
-from models.visitors import Visitors
-from models.visitor_eval import pairwise
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -87,16 +87,16 @@ def test_a_new_face_far_from_every_visitor_starts_a_new_one(r, settings):
 @pytest.mark.parametrize("bad", ["v-000001", "v-1234567"])
 def test_no_person_id_may_look_like_a_visitor(r, settings, bad):
     from facestream.errors import GalleryError
-    from models.gallery import FaceEntry, Gallery
+    from facestream.models.store.gallery import FaceEntry, Gallery
 
     with pytest.raises(GalleryError, match="visitor id"):
         Gallery(r, settings).add_person(bad, None, [FaceEntry(_person(1, 1)[0], "x")])
 
 
 def test_untracked_faces_of_one_label_share_one_allowance_per_window(r, settings):
+    from facestream.gears.memory import UNTRACKED_WINDOW_MS, Memory
+    from facestream.models.types import Quality
     from facestream.records import Face
-    from gears.memory import UNTRACKED_WINDOW_MS, Memory
-    from models.embed import Quality
 
     keys = Keys(settings.key_prefix)
     memory = Memory(settings, keys, r.execute_command)
@@ -104,10 +104,10 @@ def test_untracked_faces_of_one_label_share_one_allowance_per_window(r, settings
     look = _person(9, 1)[0]
     for k in range(20):  # 20 frames of one stranger without tracking, 0.1 s apart
         face = Face((40, 20, 100, 80), visitor="v-000001")
-        memory.keep(Kept(), face, 0, look, Quality(60 + k, 50.0, 0.0), rgb, "door", 1_000 + 100 * k, tracked=False)
+        memory.keep(Kept(tracked=False), face, 0, look, Quality(60 + k, 50.0, 0.0), rgb, "door", 1_000 + 100 * k)
     kept = labelled(r.execute_command, keys, "visitor", "v-000001")
     assert len(kept) == settings.sightings_per_track, kept
     assert "door-2900-0" in kept, "the biggest (best) view is among those kept"
-    memory.keep(Kept(), Face((40, 20, 100, 80), visitor="v-000001"), 0, look, Quality(60, 50.0, 0.0), rgb, "door",
-                1_000 + UNTRACKED_WINDOW_MS, tracked=False)
+    memory.keep(Kept(tracked=False), Face((40, 20, 100, 80), visitor="v-000001"), 0, look, Quality(60, 50.0, 0.0), rgb, "door",
+                1_000 + UNTRACKED_WINDOW_MS)
     assert len(labelled(r.execute_command, keys, "visitor", "v-000001")) == settings.sightings_per_track + 1

@@ -8,18 +8,18 @@ import cv2
 import numpy as np
 import pytest
 
+from facestream.gears.step import Step
+from facestream.gears.tracks import CameraTracks
+from facestream.gears.worker import Worker
 from facestream.keys import Keys
+from facestream.models.curation.enroll import enroll, plan
+from facestream.models.matcher import REASONS, Match
+from facestream.models.store.gallery import Gallery
+from facestream.models.types import Detection
+from facestream.models.vision.image import encode_jpeg
+from facestream.models.vision.scan import CameraScan, scan_plan
 from facestream.records import UNKNOWN, Frame
 from facestream.status import read_status
-from gears.step import Step
-from gears.scan import CameraScan, scan_plan
-from gears.tracks import CameraTracks
-from gears.worker import Worker
-from models.detect import Detection
-from models.enroll import enroll, plan
-from models.gallery import Gallery
-from models.image import encode_jpeg
-from models.matcher import REASONS, Match
 
 CLIP = "hamilton_white_house_2009.mp4"
 
@@ -76,8 +76,8 @@ def clip_gallery(r, settings, faces_dir):
 def test_tracker_path_and_per_frame_path_name_the_same_people_on_the_clip(r, clip_gallery, faces_dir):
     """Same names per frame (whole frames, no tracking) and on the default path (scan + tracks), on the
     shared Hamilton clip; Lin-Manuel Miranda named in 93% of his close-up frames, every unnamed face says why."""
-    from models.analyzer import FaceAnalyzer
-    from models.evaluate import segment_scores
+    from facestream.models.evaluation.evaluate import segment_scores
+    from facestream.models.vision.analyzer import FaceAnalyzer
 
     s = clip_gallery
     step = Step(s, FaceAnalyzer(s), r.execute_command, "t")
@@ -121,7 +121,7 @@ def _put(r, keys: Keys, camera: str) -> None:
 
 
 def test_each_camera_is_read_by_one_worker_and_moves_when_it_leaves(r, settings):
-    from models.analyzer import FaceAnalyzer
+    from facestream.models.vision.analyzer import FaceAnalyzer
 
     keys = Keys(settings.key_prefix)
     for cam in ("a", "b"):

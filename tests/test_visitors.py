@@ -5,14 +5,14 @@ from __future__ import annotations
 import cv2
 import pytest
 
+from facestream.gears.step import Step
+from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
+from facestream.models.curation.library import find, forget, name_visitor, photo_vector
+from facestream.models.evaluation.evaluate import segment_scores
+from facestream.models.vision.image import encode_jpeg
+from facestream.models.vision.scan import CameraScan, scan_plan
 from facestream.records import UNKNOWN, Frame, FrameResult, IdentityEvent
-from gears.scan import CameraScan, scan_plan
-from gears.step import Step
-from gears.tracks import CameraTracks
-from models.curation import find, forget, name_visitor, photo_vector
-from models.evaluate import segment_scores
-from models.image import encode_jpeg
 
 CLIP = "hamilton_white_house_2009.mp4"
 LIN = "Lin-Manuel_Miranda"
@@ -44,7 +44,7 @@ def _close_up_visitors(results: list[FrameResult], fps: float = 29.97) -> set[st
 
 @pytest.fixture
 def step(r, settings):
-    from models.analyzer import FaceAnalyzer
+    from facestream.models.vision.analyzer import FaceAnalyzer
 
     return Step(settings, FaceAnalyzer(settings), r.execute_command, "t")
 

@@ -14,15 +14,15 @@ import cv2
 import numpy as np
 import pytest
 
+from facestream.gears.step import Step
+from facestream.gears.worker import Worker
 from facestream.keys import Keys
+from facestream.models.curation.enroll import enroll, plan
+from facestream.models.store.gallery import Gallery
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.image import encode_jpeg
 from facestream.records import DeadLetter, Frame, FrameResult, IdentityEvent
 from facestream.server import connect
-from gears.step import Step
-from gears.worker import Worker
-from models.analyzer import FaceAnalyzer
-from models.enroll import enroll, plan
-from models.gallery import Gallery
-from models.image import encode_jpeg
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,8 +64,8 @@ def deadletters(r, keys: Keys) -> list[DeadLetter]:
 def test_gear_modules_are_python37_syntax():
     """The in-server gear runs on RedisGears 1.2's Python 3.7: the script and what it imports must parse."""
     for path in ["gears/gear_script.py", "gears/step.py", "facestream/keys.py", "facestream/records.py",
-                 "facestream/errors.py", "models/gallery.py", "models/matcher.py", "models/image.py",
-                 "models/analyzer.py", "models/detect.py", "models/embed.py"]:
+                 "facestream/errors.py", "models/store/gallery.py", "models/matcher.py", "models/vision/image.py",
+                 "models/vision/analyzer.py", "models/vision/detect.py", "models/vision/embed.py", "models/types.py"]:
         ast.parse((REPO / path).read_text(), filename=path, feature_version=(3, 7))
 
 
@@ -175,7 +175,7 @@ def test_gear_script_registration_and_in_server_path(r, settings, analyzer, face
     Checks the register() arguments that matter and that a Gears-style record (str keys, bytearray
     binary) is answered through the same step, with a corrupt frame dead-lettered, not raised.
     """
-    from gears.loader import render
+    from facestream.gears.loader import render
 
     src = render(settings)
     ast.parse(src, feature_version=(3, 7))
@@ -217,7 +217,7 @@ def test_gear_script_registration_and_in_server_path(r, settings, analyzer, face
 
 def test_gears_load_on_a_server_without_gears_says_what_to_do(r, settings):
     from facestream.errors import FacestreamError
-    from gears.loader import load
+    from facestream.gears.loader import load
 
     with pytest.raises(FacestreamError, match="no RedisGears"):
         load(r, settings)
@@ -263,8 +263,9 @@ def test_metrics_endpoint_and_status_summary(r, settings, analyzer):
     import urllib.request
 
     from conftest import free_port
+
+    from facestream.gears import metrics
     from facestream.status import read_status
-    from gears import metrics
 
     keys = Keys(settings.key_prefix)
     blank = np.full((90, 120, 3), 70, np.uint8)

@@ -25,11 +25,11 @@ from facestream.commands import delete_matching, ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.models.curation.enroll import Options, enroll, plan
+from facestream.models.evaluation.evaluate import segment_scores
+from facestream.models.store.gallery import Gallery
+from facestream.producer.capture import Producer
 from facestream.server import connect, resolve_url
-from models.enroll import Options, enroll, plan
-from models.evaluate import segment_scores
-from models.gallery import Gallery
-from producer.capture import Producer
 
 CAMERA = "bench"
 

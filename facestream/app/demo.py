@@ -22,10 +22,10 @@ from facestream.app.local import Answers, LocalPipeline, enroll_people
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.models.store.gallery import Gallery
+from facestream.producer.capture import Producer
 from facestream.records import IdentityEvent
 from facestream.server import connect, port_in_use, resolve_url
-from models.gallery import Gallery
-from producer.capture import Producer
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / ".facestream" / "samples"

@@ -26,10 +26,11 @@ import numpy as np
 import supervision as sv
 
 from facestream.config import Settings
-from gears.scan import CameraScan, scan_plan
-from models.analyzer import FaceAnalyzer
-from models.detect import Detection, make_detector
-from models.regions import Box
+from facestream.models.types import Detection
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.detect import make_detector
+from facestream.models.vision.regions import Box
+from facestream.models.vision.scan import CameraScan, scan_plan
 
 SIZES = (32, 40, 48, 64, 96, 128, 192)
 FPS = 15.0

@@ -63,7 +63,7 @@ def knn_bench(client, settings: Settings, size: int, queries: int = 1000, efs: t
               say: Callable[[str], None] = print) -> list[KnnFigures]:
     """Fill a scratch index with ``size`` clustered faces, then time ``queries`` KNN searches per EF_RUNTIME
     in ``efs`` (default: the pipeline's ``hnsw_ef_runtime``)."""
-    from models.gallery import Gallery
+    from facestream.models.store.gallery import Gallery
 
     s = settings.model_copy(update={"key_prefix": settings.key_prefix + "_knn"})
     gallery = Gallery(client, s)
@@ -98,7 +98,7 @@ def knn_bench(client, settings: Settings, size: int, queries: int = 1000, efs: t
 
 def _queries(client, index: str, probes: np.ndarray, exact_d: np.ndarray, people: list[str], k: int, ef: int,
              size: int, insert_per_s: float, memory_mb: float) -> KnnFigures:
-    from models.knn import search_with
+    from facestream.models.store.knn import search_with
 
     lat, hits, person_hits = [], 0, 0
     for q, best, person in zip(probes, exact_d, people):

@@ -17,10 +17,10 @@ from facestream.app.supervisor import Child, Supervisor
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.models.curation.enroll import enroll, plan
+from facestream.models.store.gallery import Gallery
 from facestream.records import DeadLetter, FrameResult
 from facestream.replies import text
-from models.enroll import enroll, plan
-from models.gallery import Gallery
 
 
 def enroll_people(gallery: Gallery, people: list[Path], settings: Settings, say: Callable[[str], None]) -> None:

@@ -20,8 +20,8 @@ import redis
 from facestream.app.knnbench import _faces_near, _wait_indexed, clustered
 from facestream.config import Settings
 from facestream.keys import Keys
-from models.sightings import ensure_sightings_index, search, store
-from models.visitor_eval import clear
+from facestream.models.evaluation.visitors import clear
+from facestream.models.store.sightings import ensure_sightings_index, search, store
 
 THUMB_BYTES = 3_000
 CAMERAS = 8

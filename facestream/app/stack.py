@@ -18,7 +18,7 @@ import yaml
 from facestream.config import Settings
 from facestream.errors import ConfigError, FacestreamError
 from facestream.keys import check_id
-from producer.capture import CAMERA_KEYS, Source, expand_source
+from facestream.producer.capture import CAMERA_KEYS, Source, expand_source
 
 TOP_LEVEL = {"cameras", "workers", "dashboard", "gallery", "settings"}
 DASHBOARD_KEYS = {"port", "host"}

@@ -20,10 +20,10 @@ from facestream.app.stack import Stack, parse_stack, read_stack, source_problem
 from facestream.app.supervisor import Child, Supervisor
 from facestream.config import Settings
 from facestream.errors import ConfigError, FacestreamError
+from facestream.models.store.gallery import Gallery
+from facestream.producer.capture import expand_source
 from facestream.redaction import redact
 from facestream.server import connect, port_in_use, resolve_url
-from models.gallery import Gallery
-from producer.capture import expand_source
 
 
 def check(path: Path, settings: Settings) -> list[str]:

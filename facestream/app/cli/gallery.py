@@ -11,8 +11,8 @@ import typer
 from facestream.app.cli.app import DEFAULT_PROCESSES, app, progress, settings_of
 from facestream.config import Settings
 from facestream.errors import FacestreamError
+from facestream.models.store.gallery import Gallery
 from facestream.server import connect
-from models.gallery import Gallery
 
 
 def _gallery(s: Settings) -> Gallery:
@@ -31,7 +31,7 @@ def enroll(
     workers: Annotated[int, typer.Option(help="Processes analysing files.")] = DEFAULT_PROCESSES,
 ) -> None:
     """Enroll faces from folders, images and videos into the gallery (progress bar + per-file summary)."""
-    from models.enroll import Options, enroll_paths
+    from facestream.models.curation.enroll import Options, enroll_paths
 
     s = settings_of(ctx)
     bar, tick = progress(None, "enroll")
@@ -77,7 +77,7 @@ def people_rename(ctx: typer.Context, person_id: str, name: str) -> None:
 @people_app.command("delete")
 def people_delete(ctx: typer.Context, person_id: str) -> None:
     """Remove a person: their face vectors, and every sighting of them (as `facestream forget` does)."""
-    from models.curation import forget
+    from facestream.models.curation.library import forget
 
     s = settings_of(ctx)
     _gallery(s).person(person_id)  # a clear error for a person who is not enrolled
@@ -101,7 +101,7 @@ def calibrate(
     if identify:
         _calibrate_identify(s, path or s.faces_dir, far, workers)
         return
-    from models.evaluate import pair_images, verify_pairs
+    from facestream.models.evaluation.evaluate import pair_images, verify_pairs
 
     pairs = path or s.faces_dir / "pairs.csv"
     if not pairs.is_file():
@@ -126,7 +126,7 @@ def _images(root: Path) -> int:
 
 
 def _calibrate_identify(s: Settings, root: Path, far: float, workers: int) -> None:
-    from models.identify import calibrate as fit_policy
+    from facestream.models.evaluation.identify import calibrate as fit_policy
 
     bar, tick = progress(_images(_faces_root(root)), "calibrate")
     with bar:
@@ -150,12 +150,12 @@ def eval_cmd(
     workers: Annotated[int, typer.Option(help="Processes embedding images.")] = DEFAULT_PROCESSES,
 ) -> None:
     """Accuracy of the pipeline's own path: verification + open-set identification with the policy in force."""
-    from models.identify import collect, policy_in_force
+    from facestream.models.evaluation.identify import collect, policy_in_force
 
     s = settings_of(ctx)
     root = _faces_root(faces or s.faces_dir)
     if visitors:
-        from models.visitor_eval import evaluate
+        from facestream.models.evaluation.visitors import evaluate
 
         bar, tick = progress(_images(root), "visitors")
         with bar:

@@ -24,8 +24,8 @@ def cohort_add(
     workers: Annotated[int, typer.Option(help="Processes analysing files.")] = DEFAULT_PROCESSES,
 ) -> None:
     """Embed photos of strangers into the cohort (each file gives its main face, quality-gated)."""
-    from models.cohort import Cohort
-    from models.enroll import Item, Options, analyze_all
+    from facestream.models.curation.enroll import Item, Options, analyze_all
+    from facestream.models.store.cohort import Cohort
 
     s = settings_of(ctx)
     files = sorted(f for p in paths for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
@@ -50,7 +50,7 @@ def cohort_show(ctx: typer.Context) -> None:
     """How many cohort faces there are, by where they came from."""
     from collections import Counter
 
-    from models.cohort import Cohort
+    from facestream.models.store.cohort import Cohort
 
     s = settings_of(ctx)
     by = Counter(src.split(":", 1)[0] for _, src in Cohort(connect(s), s).sources())
@@ -66,7 +66,7 @@ def cohort_remove(
                                           "feedback:, or a longer prefix).")],
 ) -> None:
     """Remove cohort faces by source."""
-    from models.cohort import Cohort
+    from facestream.models.store.cohort import Cohort
 
     s = settings_of(ctx)
     typer.echo(f"removed {Cohort(connect(s), s).remove(source)} cohort faces")
@@ -80,8 +80,8 @@ def feedback(
     is_: Annotated[Optional[str], typer.Option("--is", help="The face is this person (it joins their gallery).")] = None,
 ) -> None:
     """Correct a decision: "this was not X" or "this was X"."""
-    from models.analyzer import FaceAnalyzer
-    from models.feedback import FaceRef, embed_face, is_person, not_person
+    from facestream.models.curation.feedback import FaceRef, embed_face, is_person, not_person
+    from facestream.models.vision.analyzer import FaceAnalyzer
 
     if (not_ is None) == (is_ is None):
         raise typer.BadParameter("give exactly one of --not PERSON or --is PERSON")

@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from facestream.app.cli.app import app, say, settings_of
+from facestream.producer.capture import MAX_SIDE
 from facestream.redaction import configure_logging, redact
 from facestream.server import EmbeddedRedis, connect, redis_cli, resolve_url
-from producer.capture import MAX_SIDE
 
 
 @app.command("redis")
@@ -73,9 +73,9 @@ def work(
     exit_when_idle: Annotated[Optional[float], typer.Option(help="Exit after this many seconds with no frame.")] = None,
 ) -> None:
     """Answer every camera stream through the consumer group (tracking: one worker per camera at a time)."""
-    from gears import metrics
-    from gears.worker import Worker
-    from models.analyzer import FaceAnalyzer
+    from facestream.gears import metrics
+    from facestream.gears.worker import Worker
+    from facestream.models.vision.analyzer import FaceAnalyzer
 
     configure_logging()
     s = settings_of(ctx).replace(lag_policy=lag_policy, metrics_port=metrics_port)
@@ -106,7 +106,7 @@ app.add_typer(gears_app, name="gears")
 @gears_app.command("load")
 def gears_load(ctx: typer.Context) -> None:
     """Register the gear on a RedisGears 1.2 server (RG.PYEXECUTE ... ID facestream UPGRADE)."""
-    from gears.loader import load
+    from facestream.gears.loader import load
 
     s = settings_of(ctx)
     typer.echo(load(connect(s), s))
@@ -126,8 +126,8 @@ def produce(
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
 ) -> None:
     """Capture a camera or video (or every camera of --cameras) into its frame stream (bounded, MAXLEN ~)."""
-    from producer.capture import Producer, load_cameras, producers_from
-    from producer.fleet import run_all
+    from facestream.producer.capture import Producer, load_cameras, producers_from
+    from facestream.producer.fleet import run_all
 
     configure_logging()
     s = settings_of(ctx)
@@ -156,7 +156,7 @@ def consume(
     exit_when_idle: Annotated[Optional[float], typer.Option(help="Exit after this many seconds with nothing new.")] = None,
 ) -> None:
     """Print identified faces (and identity events) as they arrive."""
-    from consumer.follow import follow, to_json, to_line
+    from facestream.consumer.follow import follow, to_json, to_line
 
     configure_logging()
     s = settings_of(ctx)
@@ -180,7 +180,7 @@ def dashboard(
     """Live web page: each camera's latest frame with names, identity events, pipeline health (SSE)."""
     import uvicorn
 
-    from consumer.dashboard import check_bind, create_app
+    from facestream.consumer.dashboard import check_bind, create_app
 
     check_bind(host, token)
     configure_logging()

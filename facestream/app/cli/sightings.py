@@ -9,18 +9,27 @@ from typing import Annotated, Optional
 import typer
 
 from facestream.app.cli.app import app, say, settings_of
+from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.models.curation.library import since_ms
 from facestream.records import Sighting
 from facestream.server import connect
-from models.curation import since_ms
 
 visitors_app = typer.Typer(help="Strangers the cameras keep seeing, grouped into visitors (v-000123): list, "
                            "show, name, merge.", no_args_is_help=True)
 app.add_typer(visitors_app, name="visitors")
 
+
 def when(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _thumb_folder(s: Settings, given: Path | None) -> Path:
+    """Where thumbnails go: the folder the user named, else ``<data_dir>/thumbs`` (never the current folder)."""
+    folder = given if given is not None else s.data_dir / "thumbs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def _thumb_file(folder: Path, sighting: Sighting | None) -> Path | str:
@@ -41,12 +50,12 @@ def search(
     camera: Annotated[Optional[str], typer.Option(help="Only sightings on this camera.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Sightings to list at most.")] = 20,
     max_distance: Annotated[Optional[float], typer.Option(help="Squared L2 cut (default search_max_distance).")] = None,
-    thumbs: Annotated[Path, typer.Option(help="Folder the listed sightings' thumbnails are written to.")] = Path(
-        "facestream-thumbs"),
+    thumbs: Annotated[Optional[Path], typer.Option(
+        help="Folder the listed sightings' thumbnails are written to (default: <data_dir>/thumbs).")] = None,
 ) -> None:
     """Every time a face was seen: a timeline of the matching sightings (time, camera, who, distance, thumbnail)."""
-    from models.curation import find, photo_vector, sighting_vector
-    from models.sightings import load
+    from facestream.models.curation.library import find, photo_vector, sighting_vector
+    from facestream.models.store.sightings import load
 
     s = settings_of(ctx)
     if (photo is None) == (sighting is None):
@@ -54,7 +63,7 @@ def search(
     r = connect(s)
     vector = photo_vector(photo, s) if photo is not None else sighting_vector(r, s, sighting or "")
     hits = find(r, s, vector, limit, since_ms(since), camera, max_distance)
-    thumbs.mkdir(parents=True, exist_ok=True)
+    thumbs = _thumb_folder(s, thumbs)
     keys = Keys(s.key_prefix)
     for h in sorted(hits, key=lambda h: h.sighting.ts_ms):
         x = h.sighting
@@ -70,7 +79,7 @@ def visitors_list(
     limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
 ) -> None:
     """Visitors seen most recently: id, last seen, looks, cameras."""
-    from models.curation import visitors_of
+    from facestream.models.curation.library import visitors_of
 
     s = settings_of(ctx)
     found = visitors_of(connect(s), s).recent(limit, since_ms(since) or 0)
@@ -83,11 +92,12 @@ def visitors_list(
 @visitors_app.command("show")
 def visitors_show(
     ctx: typer.Context, visitor: str,
-    thumbs: Annotated[Path, typer.Option(help="Folder their thumbnails are written to.")] = Path("facestream-thumbs"),
+    thumbs: Annotated[Optional[Path], typer.Option(
+        help="Folder their thumbnails are written to (default: <data_dir>/thumbs).")] = None,
 ) -> None:
     """One visitor and their sightings (thumbnails written to --thumbs)."""
-    from models.curation import visitors_of
-    from models.sightings import labelled, load
+    from facestream.models.curation.library import visitors_of
+    from facestream.models.store.sightings import labelled, load
 
     s = settings_of(ctx)
     r = connect(s)
@@ -97,7 +107,7 @@ def visitors_show(
     typer.echo(f"{v.visitor_id}: {v.looks} looks, first {when(v.first_ms)}, last {when(v.last_ms)}, "
                f"cameras {','.join(v.cameras)}")
     keys = Keys(s.key_prefix)
-    thumbs.mkdir(parents=True, exist_ok=True)
+    thumbs = _thumb_folder(s, thumbs)
     for sid in sorted(labelled(r.execute_command, keys, "visitor", visitor)):
         x = load(r.execute_command, keys, sid)
         if x is None:
@@ -114,7 +124,7 @@ def visitors_name(
     person_id: Annotated[Optional[str], typer.Option(help="With --new: the person id (default: from the name).")] = None,
 ) -> None:
     """Enroll a visitor's best diverse views as a person: their next appearance is named."""
-    from models.curation import name_visitor, person_id_for
+    from facestream.models.curation.library import name_visitor, person_id_for
 
     if (new is None) == (as_ is None):
         raise FacestreamError('give --new "Name" or --as PERSON (one of them)')
@@ -128,7 +138,7 @@ def visitors_name(
 @visitors_app.command("merge")
 def visitors_merge(ctx: typer.Context, into: str, other: str) -> None:
     """Fold visitor OTHER into INTO (one stranger seen as two)."""
-    from models.curation import visitors_of
+    from facestream.models.curation.library import visitors_of
 
     if into == other:
         raise FacestreamError("merge two different visitors")
@@ -143,7 +153,7 @@ def visitors_merge(ctx: typer.Context, into: str, other: str) -> None:
 @app.command()
 def forget(ctx: typer.Context, who: Annotated[str, typer.Argument(help="A person id or a visitor id (v-000123).")]) -> None:
     """Erase a person or visitor: sightings (thumbnails, vectors), gallery faces, visitor record, presence."""
-    from models.curation import forget as erase
+    from facestream.models.curation.library import forget as erase
 
     s = settings_of(ctx)
     out = erase(connect(s), s, who)

@@ -11,16 +11,15 @@ Measured on ../shared (README, "Naming"): views of the probe are the largest sin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from facestream.errors import BackendUnavailable
-from models.detect import Detection
+from facestream.models.types import Detection, Embeddings, Quality
 
 if TYPE_CHECKING:
-    from models.protocols import Embedder
+    from facestream.models.protocols import Embedder
 
 #: View sets by size, chosen on ../shared (README, "Naming"): 1 is dlib's own chip (padding 0.25); 2 that
 #: chip and its mirror image (LFW pairs: 1 view 0.983, 2 views 0.993); 4 the chip cut with paddings 0.2
@@ -28,26 +27,6 @@ if TYPE_CHECKING:
 VIEWS = {1: ((0.25, False),), 2: ((0.25, False), (0.25, True)),
          4: ((0.2, False), (0.3, False), (0.2, True), (0.3, True))}
 CHIP_PX = 150
-
-
-@dataclass(frozen=True)
-class Quality:
-    """How fit a face is for naming: measured on the aligned chip and the 5 landmarks."""
-
-    size: int  # the detection box's shorter side, frame pixels
-    sharpness: float  # variance of the Laplacian of the grey 150 px chip (blur and upscaled tiny faces: low)
-    yaw: float  # nose offset from the eyes' midpoint along the eye line, in eye distances: 0 frontal, ±0.5 profile
-
-    def to_json(self) -> dict[str, float]:
-        return {"size": self.size, "sharpness": round(self.sharpness, 1), "yaw": round(self.yaw, 3)}
-
-
-@dataclass
-class Embeddings:
-    """The vectors of a batch of faces, one row each, and each face's quality."""
-
-    vectors: np.ndarray  # (n, dim) float32, unit rows
-    quality: list[Quality]
 
 
 class DlibEmbedder:

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.detect import Detection, make_detector
-from models.embed import Embeddings, make_embedder
-from models.image import resize_max_side
+from facestream.models.types import Detection, Embeddings
+from facestream.models.vision.detect import make_detector
+from facestream.models.vision.embed import make_embedder
+from facestream.models.vision.image import resize_max_side
 
 if TYPE_CHECKING:
     from facestream.config import Settings
-    from models.protocols import Detector, Embedder
-    from models.regions import Region
+    from facestream.models.protocols import Detector, Embedder
+    from facestream.models.vision.regions import Region
 
 
 def main_face(detections: list[Detection], shape: tuple[int, ...]) -> int | None:
@@ -81,7 +82,9 @@ class FaceAnalyzer:
         :meth:`detect` over the whole frame (fast and thorough profiles, and the in-server gear)."""
         if regions is None:
             return self.detect(rgb)
-        from models.regions import detect_regions  # the gear never plans regions (and has no supervision)
+        from facestream.models.vision.regions import (
+            detect_regions,  # the gear never plans regions (and has no supervision)
+        )
 
         return detect_regions(self.detector, rgb, regions, self.min_face_px)
 

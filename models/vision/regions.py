@@ -1,6 +1,6 @@
 """Detection inside chosen regions of a frame, each at its own scale.
 
-A camera's scan plan (:mod:`gears.scan`) says where faces can be and how small they may be there;
+A camera's scan plan (:mod:`facestream.models.vision.scan`) says where faces can be and how small they may be there;
 this module crops each region, rescales it (HOG finds faces from about 64 px, so a region searched
 for 48 px faces is enlarged 1.4x), detects, maps the boxes back to frame pixels and removes the
 duplicates that overlapping regions produce (supervision's non-max suppression).
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from models.detect import Detection
+from facestream.models.types import Detection
 
 if TYPE_CHECKING:
-    from models.protocols import Detector
+    from facestream.models.protocols import Detector
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
@@ -81,8 +81,7 @@ def detect_regions(detector: Detector, rgb: np.ndarray, regions: list[Region], m
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR if region.scale > 1 else cv2.INTER_AREA)
         for d in detector.detect(crop, 0):
             d = d.scaled(1 / region.scale) if region.scale != 1.0 else d
-            l, t, r, b = d.box
-            found.append(Detection((l + left, t + top, r + left, b + top), d.score, d.landmarks))
+            found.append(d.shifted(left, top))
     found = [d for d in found if d.size >= min_face_px]
     return _merged(found)
 

@@ -19,13 +19,13 @@ import redis
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.models.curation.enroll import poor_face
+from facestream.models.store.cohort import Cohort
+from facestream.models.store.gallery import FaceEntry, Gallery
+from facestream.models.types import Detection
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.image import decode_frame
 from facestream.records import Frame, FrameResult
-from models.analyzer import FaceAnalyzer
-from models.cohort import Cohort
-from models.detect import Detection
-from models.enroll import poor_face
-from models.gallery import FaceEntry, Gallery
-from models.image import decode_frame
 
 REF = re.compile(r"^(\d+-\d+)(?:#(\d+))?$")
 

@@ -13,7 +13,7 @@ Visitors expire ``sightings_retention_h`` after their last look, like their sigh
 one counter, so they stay unique across cameras, workers and restarts. Two workers meeting the same
 new stranger at the same moment can make two visitors: ``facestream visitors merge`` joins them.
 
-Called through ``call(*args)`` like :mod:`models.sightings` (the in-server gear uses it too).
+Called through ``call(*args)`` like :mod:`facestream.models.store.sightings` (the in-server gear uses it too).
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any, Callable, List, Optional
 import numpy as np
 
 from facestream.keys import Keys
+from facestream.models.store.knn import VECTOR_FIELD, knn_command
+from facestream.models.store.sightings import ensure_index, labelled, store
 from facestream.replies import as_dict, text
-from models.knn import VECTOR_FIELD, knn_command
-from models.sightings import ensure_index, labelled, store
 
 Call = Callable[..., Any]
 #: Fields of a visitor hash besides its vectors.

@@ -5,7 +5,7 @@
   Its overall best threshold is what ``match_threshold`` should be set to.
 - :func:`segment_scores`: how often each labelled person of a clip is named in their segments.
 
-Open-set identification and its calibration are in :mod:`models.identify`.
+Open-set identification and its calibration are in :mod:`facestream.models.evaluation.identify`.
 """
 
 from __future__ import annotations
@@ -18,22 +18,8 @@ from typing import Callable
 import numpy as np
 
 from facestream.config import Settings
-from models.enroll import Item, Options, Outcome, analyze_all
-from models.gallery import FaceEntry
-
-
-def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool,
-                progress: Callable[[Outcome], None] | None = None) -> dict[Path, FaceEntry | str]:
-    """The main face of each image (vector and quality, ungated), or the reason there is none.
-
-    ``still``: the enrollment path (fallback detector, ``enroll_views``); otherwise the live path of a
-    face's first look (``probe_views``).
-    """
-    items = [Item("eval", "eval", p) for p in paths]
-    out: dict[Path, FaceEntry | str] = {}
-    for o in analyze_all(items, settings, Options(allow_several=True, still=still, gate=False), workers, progress):
-        out[o.item.path] = o.faces[0] if o.faces else (o.skipped or "no face")
-    return out
+from facestream.models.curation.enroll import Outcome, embed_files
+from facestream.models.store.gallery import FaceEntry
 
 
 @dataclass

@@ -7,7 +7,7 @@ hybrid queries such as "this face, on camera door, in the last 24 h". Every sigh
 with an expiry (``sightings_retention_h``): old sightings disappear, and leave the index, without a
 sweeper. A track keeps at most ``sightings_per_track`` of its views, the best by :func:`view_score`.
 
-Everything here goes through a ``call(*args)`` command function, like :mod:`models.knn`: the worker
+Everything here goes through a ``call(*args)`` command function, like :mod:`facestream.models.store.knn`: the worker
 and the in-server gear write sightings with the same code (kept valid Python 3.7).
 """
 
@@ -20,9 +20,9 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from facestream.keys import Keys
+from facestream.models.store.knn import create_vector_index, knn_command, no_index
 from facestream.records import Sighting
 from facestream.replies import as_dict, text
-from models.knn import create_vector_index, knn_command, no_index
 
 Call = Callable[..., Any]
 #: Fields a search returns (not the vector or the thumbnail: fetch those for the sightings shown).
@@ -73,6 +73,7 @@ class Kept:
     """What one track (or untracked face) remembers: its visitor id and the sightings it kept."""
 
     visitor: str = ""
+    tracked: bool = True  # False: an untracked face's, whose sightings share a window's allowance (gears.memory)
     views: List[Tuple[float, str]] = field(default_factory=list)  # (view score, sighting id), best first
 
     def keep(self, score: float, sighting_id: str, limit: int) -> Tuple[bool, Optional[str]]:

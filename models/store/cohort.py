@@ -1,6 +1,6 @@
 """The cohort: faces of people who will never be enrolled, kept as vectors only, behind their own index.
 
-The decision (:mod:`models.matcher`) names a face only if its best enrolled match is clearly closer
+The decision (:mod:`facestream.models.matcher`) names a face only if its best enrolled match is clearly closer
 than its nearest cohort face: a probe that looks as much like some stranger as like X is not X.
 Faces join the cohort from ``facestream cohort add DIR`` (photos of other people), from the
 calibration's cohort half, and from feedback ("this was not X"). No image is kept, only its vector
@@ -17,9 +17,9 @@ import redis
 
 from facestream.commands import delete_keys, drop_index, ft_info
 from facestream.keys import Keys
+from facestream.models.store.gallery import FaceEntry, ensure_vector_index
+from facestream.models.store.knn import VECTOR_FIELD, nearest_stranger
 from facestream.replies import text
-from models.gallery import FaceEntry, ensure_vector_index
-from models.knn import VECTOR_FIELD, nearest_stranger
 
 if TYPE_CHECKING:
     from facestream.config import Settings

@@ -5,7 +5,7 @@ One person (id, display name, free metadata) has many faces; each face is a hash
 as a TAG. RediSearch's ``L2`` metric is the *squared* Euclidean distance; thresholds are in
 those units.
 
-The KNN query itself lives in :mod:`models.knn` (shared with the in-server gear, which has no redis-py).
+The KNN query itself lives in :mod:`facestream.models.store.knn` (shared with the in-server gear, which has no redis-py).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import redis
 from facestream.commands import delete_keys, drop_index, ft_info, scan_ids
 from facestream.errors import GalleryError
 from facestream.keys import VISITOR_RE, Keys, check_id
+from facestream.models.store.knn import METRIC, VECTOR_FIELD, create_vector_index, search_with
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
-from models.knn import METRIC, VECTOR_FIELD, create_vector_index, search_with
 
 if TYPE_CHECKING:
     from facestream.config import Settings
-    from models.embed import Quality
+    from facestream.models.types import Quality
 
 
 @dataclass

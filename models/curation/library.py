@@ -15,6 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import redis
@@ -23,11 +24,15 @@ from facestream.commands import delete_keys
 from facestream.config import Settings
 from facestream.errors import FacestreamError, GalleryError
 from facestream.keys import VISITOR_RE, Keys
+from facestream.models.matcher import Policy
+from facestream.models.store import sightings
+from facestream.models.store.gallery import FaceEntry, Gallery
+from facestream.models.store.sightings import Hit, labelled, load, vector_of, view_score
+from facestream.models.store.visitors import Visitors
 from facestream.records import UNKNOWN, Sighting
-from models.gallery import FaceEntry, Gallery
-from models.matcher import Policy
-from models.sightings import Hit, labelled, load, search, vector_of, view_score
-from models.visitors import Visitors
+
+if TYPE_CHECKING:
+    from facestream.models.curation.enroll import Summary
 
 #: Sightings enrolled when a visitor is named, at most; two closer than DIVERSE (squared L2) count as one view.
 NAME_VIEWS = 5
@@ -63,7 +68,7 @@ def visitors_of(r: redis.Redis, s: Settings) -> Visitors:
 
 def photo_vector(path: Path, s: Settings) -> np.ndarray:
     """The main face of a photo, embedded as enrollment does; FacestreamError if it has none."""
-    from models.evaluate import embed_files
+    from facestream.models.curation.enroll import embed_files
 
     if not path.is_file():
         raise FacestreamError(f"{path}: no such file")
@@ -76,7 +81,7 @@ def photo_vector(path: Path, s: Settings) -> np.ndarray:
 def enroll_photo(r: redis.Redis, s: Settings, path: Path, person_id: str, name: str | None) -> int:
     """Enroll one photo's main face for ``person_id`` through enrollment's gates; FacestreamError saying
     why if it gave no face."""
-    from models.enroll import Item, enroll
+    from facestream.models.curation.enroll import Item, enroll
 
     summary = enroll(Gallery(r, s), [Item(person_id, name or person_id, path)], s)
     if not summary.enrolled:
@@ -96,8 +101,23 @@ def find(r: redis.Redis, s: Settings, vector: np.ndarray, limit: int = 20, since
          camera: str | None = None, max_distance: float | None = None) -> list[Hit]:
     """Sightings within ``max_distance`` (default ``search_max_distance``) of ``vector``, nearest first."""
     cut = s.search_max_distance if max_distance is None else max_distance
-    hits = search(r.execute_command, Keys(s.key_prefix), vector, limit, s.hnsw_ef_runtime, since_ms, camera)
+    hits = sightings.search(r.execute_command, Keys(s.key_prefix), vector, limit, s.hnsw_ef_runtime, since_ms, camera)
     return [h for h in hits if h.distance <= cut]
+
+
+def enroll(r: redis.Redis, s: Settings, paths: list[str | Path], person: str | None = None,
+           name: str | None = None) -> Summary:
+    """Enroll the faces under ``paths``: folders named by person id (``gallery/<person_id>/*.jpg``), or
+    photos and clips of one ``person``. The summary says what was enrolled and why a file was skipped."""
+    from facestream.models.curation.enroll import enroll_paths
+
+    return enroll_paths(Gallery(r, s), [Path(p) for p in paths], s, person, name)
+
+
+def search(r: redis.Redis, s: Settings, photo: str | Path, limit: int = 20, since: str | None = None,
+           camera: str | None = None) -> list[Hit]:
+    """Every sighting of the face in ``photo`` (``since``: 30m, 24h, 7d), nearest first."""
+    return find(r, s, photo_vector(Path(photo), s), limit, since_ms(since), camera)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Open-set identification, measured and calibrated through the real Redis index.
 
 Faces of people who are not enrolled play two parts, and one person never plays both: the **cohort**
-(the impostor bank the decision compares with, :mod:`models.cohort`) and the **strangers** (who must
+(the impostor bank the decision compares with, :mod:`facestream.models.store.cohort`) and the **strangers** (who must
 stay ``unknown``). :class:`Split` assigns each identity of a labelled folder to one part by a hash of
 its name; with ``distractors`` a third part is enrolled as extra people, to see whether a policy holds
 on a larger gallery. :func:`collect` enrolls a scratch gallery and cohort, runs every probe through
@@ -24,12 +24,11 @@ import redis
 
 from facestream.config import Settings
 from facestream.keys import Keys
+from facestream.models.curation.enroll import Item, Options, Outcome, Summary, embed_files, enroll, plan
+from facestream.models.matcher import Policy, StoredPolicy, by_person, decide
+from facestream.models.store.cohort import Cohort
+from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.records import UNKNOWN
-from models.cohort import Cohort
-from models.enroll import Item, Options, Outcome, Summary, enroll, plan
-from models.evaluate import embed_files
-from models.gallery import FaceEntry, Gallery
-from models.matcher import Policy, StoredPolicy, by_person, decide
 
 #: Shares of the labelled strangers' identities: cohort, strangers, then (only with distractors) extra people.
 PARTS = ("cohort", "strangers", "distractors", "distractors")

@@ -25,7 +25,7 @@ import numpy as np
 import supervision as sv
 
 from facestream.config import Settings
-from models.regions import HOG_MIN_FACE, Box, Region, grid, grow, scale_for
+from facestream.models.vision.regions import HOG_MIN_FACE, Box, Region, grid, grow, scale_for
 
 MOTION_WIDTH = 480  # the background model runs on a copy this wide: ~1.5 ms a frame
 LATE_MS = 150  # frames waiting longer than this get no sweep: the budget yields to keeping up

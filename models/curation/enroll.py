@@ -22,11 +22,11 @@ import numpy as np
 from facestream.config import Settings
 from facestream.errors import BadFrame, ConfigError
 from facestream.keys import check_id
-from models.analyzer import FaceAnalyzer, main_face
-from models.embed import Quality
-from models.gallery import FaceEntry, Gallery, display_name
-from models.image import IMAGE_SUFFIXES, decode
-from models.matcher import BLURRY, TOO_SMALL, TURNED, Policy
+from facestream.models.matcher import BLURRY, TOO_SMALL, TURNED, Policy
+from facestream.models.store.gallery import FaceEntry, Gallery, display_name
+from facestream.models.types import Quality
+from facestream.models.vision.analyzer import FaceAnalyzer, main_face
+from facestream.models.vision.image import IMAGE_SUFFIXES, decode
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -160,7 +160,7 @@ def _analyze_image(item: Item) -> Outcome:
 
 def poor_face(q: Quality, s: Settings) -> str | None:
     """Why a photo's face is too poor to enroll ("too_small: ..."), or None: the live naming gates
-    (:meth:`models.matcher.Policy.gate`), with the measured value and the setting it failed."""
+    (:meth:`facestream.models.matcher.Policy.gate`), with the measured value and the setting it failed."""
     reason = Policy.of(s).gate(q.size, q.sharpness, q.yaw)
     detail = {TOO_SMALL: f"face of {q.size} px, under name_min_face_px={s.name_min_face_px}",
               BLURRY: f"sharpness {q.sharpness:.1f}, under name_min_sharpness={s.name_min_sharpness}",
@@ -232,6 +232,20 @@ def analyze_all(items: list[Item], settings: Settings, options: Options, workers
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+
+def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool,
+                progress: Callable[[Outcome], None] | None = None) -> dict[Path, FaceEntry | str]:
+    """The main face of each image (vector and quality, ungated), or the reason there is none.
+
+    ``still``: the enrollment path (fallback detector, ``enroll_views``); otherwise the live path of a
+    face's first look (``probe_views``).
+    """
+    items = [Item("eval", "eval", p) for p in paths]
+    out: dict[Path, FaceEntry | str] = {}
+    for o in analyze_all(items, settings, Options(allow_several=True, still=still, gate=False), workers, progress):
+        out[o.item.path] = o.faces[0] if o.faces else (o.skipped or "no face")
+    return out
 
 
 def enroll(gallery: Gallery, items: list[Item], settings: Settings, options: Options | None = None,

@@ -8,35 +8,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facestream.errors import BackendUnavailable
+from facestream.models.types import Detection
 
 if TYPE_CHECKING:
-    from models.protocols import Detector
-
-
-@dataclass
-class Detection:
-    """A face box in image pixels (left, top, right, bottom), the detector's score, optional 5 landmarks."""
-
-    box: tuple[int, int, int, int]
-    score: float
-    landmarks: np.ndarray | None = None  # (5, 2) x,y when the detector provides them
-
-    @property
-    def size(self) -> int:
-        left, top, right, bottom = self.box
-        return min(right - left, bottom - top)
-
-    def scaled(self, factor: float) -> "Detection":
-        """The same detection in an image ``factor`` times larger."""
-        box = tuple(round(v * factor) for v in self.box)
-        lm = None if self.landmarks is None else self.landmarks * factor
-        return Detection(box, self.score, lm)  # type: ignore[arg-type]
+    from facestream.models.protocols import Detector
 
 
 def _clip(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -2,7 +2,7 @@
 
 Every photo of a labelled folder (gallery, probes, strangers, pair-only faces; ``manifest.csv`` says who
 each one shows, and copies of one source image count once) is played as a stranger, one look each, in a
-fixed shuffled order, through the live first-look embedding and the same :class:`models.visitors.Visitors`
+fixed shuffled order, through the live first-look embedding and the same :class:`facestream.models.store.visitors.Visitors`
 the step uses, and stored as a sighting. Then:
 
 - **pairwise precision / recall** of the visitor ids against the true identities (of all pairs of photos
@@ -28,13 +28,12 @@ from facestream.commands import drop_index
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.models.curation.enroll import Outcome, embed_files
+from facestream.models.evaluation.identify import identity_of
+from facestream.models.matcher import Policy
+from facestream.models.store.sightings import ensure_sightings_index, search, write
+from facestream.models.store.visitors import Visitors
 from facestream.records import Sighting
-from models.enroll import Outcome
-from models.evaluate import embed_files
-from models.identify import identity_of
-from models.matcher import Policy
-from models.sightings import ensure_sightings_index, search, write
-from models.visitors import Visitors
 
 SEARCH_K = 10
 

@@ -1,0 +1,1 @@
+"""Measuring how well faces are named: verification, open-set identification, visitor grouping."""
