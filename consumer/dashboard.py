@@ -227,7 +227,7 @@ async def _updates(hub: Hub) -> AsyncIterator[dict[str, str]]:
         for ev in reversed(hub.events):
             yield {"event": "event", "data": json.dumps(ev)}
         for res in list(hub.latest.values()):
-            yield {"event": "result", "data": json.dumps(_result_json(res))}
+            yield {"event": "result", "data": json.dumps(res.to_json())}
         while True:
             kind, data = await q.get()
             yield {"event": kind, "data": json.dumps(data)}

@@ -145,4 +145,9 @@ def test_hostile_names_and_stream_keys_render_as_text_in_chromium(r, settings):
         assert HOSTILE in page.inner_text(".cam .names") and HOSTILE in page.inner_text("#events")
         assert page.evaluate("window.pwned === undefined")
         assert page.locator("img[src='x']").count() == 0
+        # A page opened later is sent what is known so far (each camera's latest result) before live ones.
+        late = browser.new_page(bypass_csp=True)
+        late.goto(f"http://127.0.0.1:{port}/?token=t0ken")
+        late.wait_for_selector(".cam .names", timeout=20_000)
+        assert HOSTILE in late.inner_text(".cam .names") and late.evaluate("window.pwned === undefined")
         browser.close()
