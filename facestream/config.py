@@ -58,34 +58,43 @@ class Settings(BaseSettings):
 
     # --- Models ------------------------------------------------------------------------------------
     detection: Literal["fast", "balanced", "thorough"] = Field(
-        "balanced", description="Live detection profile (README, 'Detection profiles'). fast: the whole frame "
-        "downscaled to detect_max_side, faces from ~64 px of it (~80 px of a 1080p frame); balanced: a coarse pass "
-        "plus tracked faces, moving areas and a sweep of the frame searched for faces from scan_min_face_px, within "
-        "a per-frame budget; thorough: upsample 1 at full resolution on every frame (accuracy first, not real time "
-        "at 1080p on a CPU).",
+        "balanced", description="Live detection profile (README, 'Detection profiles'). fast: one pass over the "
+        "frame downscaled to detect_max_side; balanced: a pass at scan_coarse_px plus tracked faces, moving areas "
+        "and a sweep of the frame searched for faces from scan_min_face_px, within a per-frame budget; thorough: "
+        "the whole frame at the scale where faces of name_min_face_px are found (accuracy first, not real time).",
+    )
+    detector: str = Field(
+        "retinaface", description="Face detector (models/vision/detect.py's registry): retinaface (RetinaFace on "
+        "onnxruntime, faces from ~20 px), hog (dlib, frontal faces from ~64 px), cnn (dlib, slow), mtcnn (extra).",
+    )
+    detector_min_score: float = Field(
+        0.8, gt=0, lt=1, description="retinaface: faces scored under this are dropped (0.8: no false face in "
+        "35 face-free street strips and 20 noise images).",
+    )
+    onnx_threads: int = Field(1, ge=1, le=64, description="Threads each onnxruntime call may use (per detection "
+                              "thread: detect_threads x onnx_threads should not exceed the cores).")
+    onnx_providers: Literal["cpu", "cuda", "tensorrt", "auto"] = Field(
+        "cpu", description="onnxruntime execution providers: cpu; cuda or tensorrt (onnxruntime-gpu and a GPU); "
+        "auto: the best installed.",
     )
     scan_min_face_px: int = Field(
-        48, ge=20, le=200, description="balanced: the scan enlarges regions so faces of this size reach HOG's 64 px.",
+        24, ge=8, le=200, description="balanced: the sweep, moving areas and tracked faces are searched at the scale "
+        "where faces of this size (frame pixels) are found.",
     )
     scan_share: float = Field(
         1 / 8, ge=0, le=1, description="balanced: the share of a frame swept for small faces per frame (its next "
         "tile), and the budget for moving areas besides; 1/8: every part of the frame every 8 frames (0.53 s at "
         "15 fps). 0: no sweep.",
     )
-    scan_coarse_px: int = Field(960, ge=160, description="balanced: the coarse pass sees frames downscaled to this.")
-    detector: Literal["hog", "cnn", "mtcnn"] = Field("hog", description="Face detector backend.")
+    scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
+                                "to this longest side.")
     embedder: Literal["dlib"] = Field("dlib", description="Face embedder backend (128-d dlib ResNet).")
-    upsample: int = Field(
-        0, ge=0, le=3, description="fast profile: HOG/CNN upsampling passes. 0 finds faces from ~64-80 px "
-        "(14 ms per 640x360 frame); 1 finds them from ~40 px at 4x the cost (see README, Speed).",
-    )
     small_frame_px: int = Field(
-        480, ge=0, description="Frames whose longest side is under this get one more upsampling pass "
-        "(their faces are few pixels; a 250 px photo then costs what a 500 px one does).",
+        480, ge=0, description="Frames whose longest side is under this are enlarged 2x for detection "
+        "(their faces are few pixels).",
     )
-    enroll_upsample: int = Field(1, ge=0, le=3, description="Enrollment/calibration stills: upsampling passes.")
     detect_max_side: int = Field(
-        1280, ge=160, description="Frames larger than this (longest side) are downscaled for detection only."
+        640, ge=160, description="fast: frames are downscaled to this longest side for detection.",
     )
     enroll_views: int = Field(
         2, description="Enrollment/calibration stills: views averaged per face (1: dlib's chip; 2: it and its "

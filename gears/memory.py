@@ -24,6 +24,10 @@ from facestream.models.store.visitors import Visitors
 from facestream.models.vision.image import thumbnail
 from facestream.records import UNKNOWN, Face, Sighting
 
+#: A visitor a track has just made is checked against the earlier visitors on this many of the track's next
+#: looks, and merged into one its template fits: the first look of an appearance may be a poor one (a head
+#: turning at a cut), and the template of a few looks finds the stranger seen before.
+YOUNG_LOOKS = 8
 #: Untracked faces with one label on one camera share one track's allowance of sightings per this long.
 UNTRACKED_WINDOW_MS = 10_000
 
@@ -48,13 +52,24 @@ class Memory:
     def note(self, kept: Kept, person_id: str, match: Match, probe: np.ndarray, vector: np.ndarray,
              camera: str, ts_ms: int) -> None:
         """Give an unknown face (``person_id``: what its track is called) its visitor: its track's, with
-        this look added, or the nearest visitor to ``probe`` (the track's template), or a new one.
-        A look too poor to name (too small, blurred, turned) is too poor to group as well."""
+        this look added (merged into an earlier visitor while young, see :data:`YOUNG_LOOKS`), or the
+        nearest visitor to ``probe`` (the track's template), or a new one. A look too poor to name (too
+        small, blurred, turned) is too poor to group as well."""
         if not self.on or person_id != UNKNOWN or match.reason in QUALITY_REASONS:
             return
+        if kept.visitor and kept.young > 0:  # its track made it: the better template may fit an earlier one
+            kept.young -= 1
+            earlier = self.visitors.fitting(probe, other_than=kept.visitor)
+            if earlier is not None:
+                self.visitors.merge(earlier, kept.visitor)  # its looks and sightings go to the earlier visitor
+                kept.visitor, kept.young = earlier, 0
         if kept.visitor and self.visitors.join(kept.visitor, vector, camera, ts_ms):
             return
-        kept.visitor = self.visitors.assign(probe, camera, ts_ms)
+        earlier = self.visitors.fitting(probe)
+        if earlier is not None and self.visitors.join(earlier, probe, camera, ts_ms):
+            kept.visitor = earlier
+        else:
+            kept.visitor, kept.young = self.visitors.create(probe, camera, ts_ms), YOUNG_LOOKS
 
     def keep(self, kept: Kept, face: Face, index: int, vector: np.ndarray, quality: Quality, rgb: np.ndarray,
              camera: str, ts_ms: int) -> None:

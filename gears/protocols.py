@@ -16,6 +16,7 @@ from facestream.models.matcher import Match
 from facestream.models.protocols import Embedder, PolicySettings
 from facestream.models.store.sightings import Kept
 from facestream.models.types import Detection
+from facestream.models.vision.profile import DetectionProfile
 from facestream.models.vision.regions import Region
 
 
@@ -40,6 +41,7 @@ class StepSettings(PolicySettings, Protocol):
 
 class Analyzer(Protocol):
     embedder: Embedder
+    profile: DetectionProfile
 
     def detect_frame(self, rgb: np.ndarray, regions: list[Region] | None = None) -> list[Detection]: ...
 

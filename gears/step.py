@@ -29,6 +29,7 @@ from facestream.models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, St
 from facestream.models.store.knn import nearest_stranger, search_with
 from facestream.models.store.sightings import Kept
 from facestream.models.vision.image import decode_frame
+from facestream.models.vision.profile import LATE_MS
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.replies import text
 
@@ -40,6 +41,9 @@ Call = Callable[..., Any]
 #: At most this many first looks per frame get ``probe_views`` views (the largest faces); the others one:
 #: a crowd of new faces at 1080p must not add hundreds of ms to one frame.
 MAX_VIEWED = 2
+#: A frame already LATE_MS late looks again at this many of its tracked faces (the largest due), besides
+#: its new faces: it costs little, and the worker catches up while tracks still converge on their names.
+LATE_LOOKS = 1
 
 # KEYS: marker, output stream, events stream, presence hash, frame stream
 # ARGV: marker_ttl_ms, out_maxlen, group, entry_id, events_maxlen, ts_ms, absent_ms, camera, frame_id,
@@ -147,26 +151,20 @@ class Step:
         With ``tracks`` (a camera's :class:`facestream.gears.tracks.CameraTracks`), only faces that are new or
         due for a fresh look are embedded; the others take their track's voted name. A face's first look is
         embedded from ``probe_views`` views (the :data:`MAX_VIEWED` largest of a frame), later looks from one.
+        A frame already :data:`LATE_MS` late embeds its new faces from one view each and at most
+        :data:`LATE_LOOKS` of its tracked faces.
         """
         t0 = time.perf_counter()
         ts_s = p.frame.ts_ms / 1000
+        late = time.time() * 1000 - entry_ms(p.entry_id) > LATE_MS
         if tracks is None or ts_s < tracks.last_ts:  # not tracked, or older than a frame already tracked (a retry)
             tracks = NoTracks()
         track_ids = tracks.update(p.detections, ts_s)
         policy = self.policy.get()
         decided: dict[int, tuple[Match, Optional[Quality]]] = {}
-        todo = []
-        for i, d in enumerate(p.detections):
-            if not tracks.due(track_ids[i], d, ts_s):
-                continue
-            if d.size < policy.min_face_px:  # too small to name: not worth a network pass
-                decided[i] = (unnamed(TOO_SMALL), None)
-            else:
-                todo.append(i)
-        first = sorted((i for i in todo if tracks.first_look(track_ids[i])),
-                       key=lambda i: -p.detections[i].size)[:MAX_VIEWED]  # the largest new faces: most nameable
-        embedded = self._embed(p.rgb, p.detections, first, self.s.probe_views)
-        embedded.update(self._embed(p.rgb, p.detections, [i for i in todo if i not in embedded], 1))
+        viewed, once = self._looks(p.detections, tracks, track_ids, ts_s, policy, late, decided)
+        embedded = self._embed(p.rgb, p.detections, viewed, self.s.probe_views)
+        embedded.update(self._embed(p.rgb, p.detections, once, 1))
         t1 = time.perf_counter()
         kept: dict[int, Kept] = {}
         for i, (vec, quality) in embedded.items():
@@ -189,6 +187,24 @@ class Step:
         h, w = p.rgb.shape[:2]
         return FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker, w, h,
                            embedded=len(embedded))
+
+    @staticmethod
+    def _looks(detections: list[Detection], tracks: Tracks, track_ids: list[Optional[int]], ts_s: float,
+               policy: Policy, late: bool, decided: dict) -> tuple[list[int], list[int]]:
+        """Which faces to embed now: (from ``probe_views`` views, from one). Faces too small to name are
+        decided here (``too_small``); the others wait until their track is due for a look."""
+        new, again = [], []
+        for i, d in enumerate(detections):
+            if not tracks.due(track_ids[i], d, ts_s):
+                continue
+            if d.size < policy.min_face_px:  # too small to name: not worth a network pass
+                decided[i] = (unnamed(TOO_SMALL), None)
+            else:
+                (new if tracks.first_look(track_ids[i]) else again).append(i)
+        new.sort(key=lambda i: -detections[i].size)  # the largest new faces: most nameable
+        if late:  # catching up: every new face once, one view; of the tracked ones only the largest due
+            return [], new + sorted(again, key=lambda i: -detections[i].size)[:LATE_LOOKS]
+        return new[:MAX_VIEWED], new[MAX_VIEWED:] + again
 
     def _embed(self, rgb: np.ndarray, detections: list[Detection], which: list[int],
                views: int) -> dict[int, tuple[np.ndarray, Quality]]:

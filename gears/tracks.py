@@ -35,7 +35,8 @@ class Track:
     names: dict[str, str] = field(default_factory=dict)
     best: dict[str, Match] = field(default_factory=dict)  # person_id -> closest match seen
     vector: np.ndarray | None = None  # the latest embedding
-    total: np.ndarray | None = None  # the sum of the track's embeddings (its template, unnormalised)
+    total: np.ndarray | None = None  # the sum of the track's good looks' embeddings (its template, unnormalised)
+    gated_total: bool = False  # the total is a single poor look (kept until a good one replaces it)
     embedded_at: float = -1e9
     embedded_size: int = 0
     frames_since: int = 0  # frames seen since the last embedding
@@ -150,7 +151,9 @@ class CameraTracks:
         prev = t.best.get(match.person_id)
         if prev is None or (match.distance or 9.0) < (prev.distance or 9.0):
             t.best[match.person_id] = match
-        t.total = vector.copy() if t.total is None else t.total + vector
+        if t.total is None or match.reason not in QUALITY_REASONS:  # a blurred or turned look would blur it
+            t.total = vector.copy() if t.total is None or t.gated_total else t.total + vector
+            t.gated_total = match.reason in QUALITY_REASONS
         t.vector, t.embedded_at, t.embedded_size, t.frames_since = vector, ts_s, detection.size, 0
         return t.kept
 

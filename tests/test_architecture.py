@@ -142,7 +142,8 @@ def test_no_file_over_400_lines_and_no_function_over_50():
 
 #: What the RedisGears image installs into the Gears interpreter (docker/gears.Dockerfile): no redis-py,
 #: no pydantic, no trackers. Anything else the gear imports fails there at load time.
-GEAR_THIRD_PARTY = {"numpy", "cv2", "dlib", "face_recognition_models", "pkg_resources", "setuptools"}
+GEAR_THIRD_PARTY = {"numpy", "cv2", "dlib", "face_recognition_models", "pkg_resources", "setuptools", "onnxruntime",
+                    "retinaface"}
 
 GEAR_IMPORT = """
 import importlib.abc, json, sys
@@ -153,6 +154,7 @@ class Refuse(importlib.abc.MetaPathFinder):
             raise ImportError(f"the gear image has no {name}")
 sys.meta_path.insert(0, Refuse())
 import facestream.gears.step, facestream.models.vision.analyzer, facestream.records  # what gear_script.py imports
+import facestream.models.vision.retinaface, facestream.models.vision.dlib_detect  # the detectors it builds
 print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items()
                         if n.split(".")[0] in ("facestream", "gears", "models") and getattr(m, "__file__", None))))
 """

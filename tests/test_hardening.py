@@ -160,7 +160,7 @@ def test_the_embedded_server_needs_its_password_and_keeps_its_files_private(redi
 @pytest.mark.parametrize("args, env, message", [
     (["consume", "--from", "garbage", "--exit-when-idle", "1"], {}, "entry id"),
     (["status"], {"FACESTREAM_REDIS_URL": "redis://host:abc/0"}, "port must be a number"),
-    (["status"], {"FACESTREAM_UPSAMPEL": "1"}, "did you mean FACESTREAM_UPSAMPLE"),
+    (["status"], {"FACESTREAM_DETECTR": "hog"}, "did you mean FACESTREAM_DETECTOR"),
     (["people", "rename", "nobody", "  "], {}, "display name"),
 ])
 def test_cli_errors_are_one_line_and_exit_1(settings, args, env, message):

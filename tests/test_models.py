@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 
 from facestream.config import load_settings
-from facestream.errors import BackendUnavailable, BadFrame, ConfigError, GalleryError
+from facestream.errors import BackendUnavailable, BadFrame, GalleryError
 from facestream.models.curation.enroll import Options, enroll, plan
 from facestream.models.matcher import Policy, decide
 from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.models.vision.analyzer import FaceAnalyzer, main_face
-from facestream.models.vision.detect import CnnDetector, HogDetector, make_detector
-from facestream.models.vision.embed import make_embedder
+from facestream.models.vision.detect import DETECTORS, make_detector
+from facestream.models.vision.dlib_detect import CnnDetector, HogDetector
+from facestream.models.vision.embed import make_embedder, predictor_box
 from facestream.models.vision.image import decode, encode_jpeg
+from facestream.models.vision.retinaface import RetinaFaceDetector
 from facestream.records import UNKNOWN
 
 
@@ -28,13 +30,14 @@ def unit(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def test_backend_selection():
-    assert isinstance(make_detector("hog", 0), HogDetector)
-    assert isinstance(make_detector("cnn", 0), CnnDetector)
+    s = load_settings()
+    assert s.detector == "retinaface" and isinstance(make_detector("retinaface", s), RetinaFaceDetector)
+    assert isinstance(make_detector("hog", s), HogDetector)
+    assert isinstance(make_detector("cnn", s), CnnDetector)
+    assert {d: make_detector(d, s).name for d in ("retinaface", "hog", "cnn")} == {d: d for d in ("retinaface", "hog", "cnn")}
     assert make_embedder("dlib").dim == 128
-    with pytest.raises(BackendUnavailable, match="unknown detector"):
-        make_detector("yolo")
-    with pytest.raises(ConfigError, match="detector"):
-        load_settings(detector="yolo")
+    with pytest.raises(BackendUnavailable, match="unknown detector 'yolo'; choose one of " + ", ".join(DETECTORS)):
+        FaceAnalyzer(load_settings(detector="yolo"))  # at start-up, not on the first frame
 
 
 def test_mtcnn_missing_names_the_extra():
@@ -42,9 +45,9 @@ def test_mtcnn_missing_names_the_extra():
         import mtcnn  # noqa: F401
     except ImportError:
         with pytest.raises(BackendUnavailable, match=r"facestream\[mtcnn\]"):
-            make_detector("mtcnn")
+            make_detector("mtcnn", load_settings())
     else:
-        assert make_detector("mtcnn").name == "mtcnn"
+        assert make_detector("mtcnn", load_settings()).name == "mtcnn"
 
 
 def test_decode_keeps_rgb_order_and_refuses_garbage():
@@ -72,7 +75,7 @@ def test_embedding_equals_face_recognition_reference(analyzer, faces_dir):
     dets = analyzer.detect(rgb)
     assert len(dets) >= 1
     vec = analyzer.embedder.embed(rgb, dets[:1]).vectors[0]
-    left, top, right, bottom = dets[0].box
+    left, top, right, bottom = predictor_box(dets[0])  # RetinaFace's box, re-cut as dlib's detector cuts one
     ref = np.asarray(face_recognition.face_encodings(rgb, [(top, right, bottom, left)])[0], np.float32)
     assert np.allclose(vec, ref / np.linalg.norm(ref), atol=1e-4)
     # The same image in BGR order gives a clearly different vector: the order matters and is handled once.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import cv2
@@ -17,7 +18,8 @@ from facestream.models.matcher import REASONS, Match
 from facestream.models.store.gallery import Gallery
 from facestream.models.types import Detection
 from facestream.models.vision.image import encode_jpeg
-from facestream.models.vision.scan import CameraScan, scan_plan
+from facestream.models.vision.profile import DetectionProfile
+from facestream.models.vision.scan import CameraScan
 from facestream.records import UNKNOWN, Frame
 from facestream.status import read_status
 
@@ -85,7 +87,7 @@ def test_tracker_path_and_per_frame_path_name_the_same_people_on_the_clip(r, cli
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS)
     tracks = CameraTracks(s.track_reembed_s)
-    scan = CameraScan(scan_plan(s))
+    scan = CameraScan(DetectionProfile.of(s))
     stream = Keys(s.key_prefix).frames("cam1")
     per_frame, tracked = [], []
     while True:
@@ -95,18 +97,21 @@ def test_tracker_path_and_per_frame_path_name_the_same_people_on_the_clip(r, cli
         seq = len(per_frame) + 1
         frame = Frame("cam1", seq, 1_000_000 + round(seq * 1000 / fps), 640, 360,
                       encode_jpeg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
-        per_frame.append(step.finish(step.prepare(stream, f"{seq}-0", frame.to_fields())))
+        entry = f"{int(time.time() * 1000)}-{seq}"  # added just now: on time, as for a camera the worker keeps up with
+        per_frame.append(step.finish(step.prepare(stream, entry, frame.to_fields())))
         # the worker's default path: the camera's scan says where to look (balanced profile), tracks vote
-        tracked.append(step.finish(step.prepare(stream, f"{seq}-0", frame.to_fields(), scan), tracks, scan))
-    names_a = [sorted(f.person_id for f in x.faces) for x in per_frame]
-    names_b = [sorted(f.person_id for f in x.faces) for x in tracked]
-    agree = sum(a == b for a, b in zip(names_a, names_b)) / len(names_a)
+        tracked.append(step.finish(step.prepare(stream, entry, frame.to_fields(), scan), tracks, scan))
+    names_a = [sorted(f.person_id for f in x.faces if f.person_id != UNKNOWN) for x in per_frame]
+    names_b = [sorted(f.person_id for f in x.faces if f.person_id != UNKNOWN) for x in tracked]
+    lost = sum(bool(set(a) - set(b)) for a, b in zip(names_a, names_b)) / len(names_a)
     assert {n for ns in names_b for n in ns} == {n for ns in names_a for n in ns}, "the same people named"
-    assert agree >= 0.9, f"frames with the same names: {agree:.1%}"
+    assert lost <= 0.1, f"frames where tracking loses a name the frame alone gives: {lost:.1%}"
     lin = [next(x for x in segment_scores(res, clip) if x.person_id == "Lin-Manuel_Miranda" and x.with_face > 100)
            for res in (per_frame, tracked)]
     assert lin[1].named >= lin[0].named, f"his segment: tracked {lin[1].line()} vs per frame {lin[0].line()}"
-    assert lin[1].share >= 0.93, lin[1].line()  # the naming issue's bar for his close-up
+    # The naming issue's bar for his close-up, over the frames with a face good enough to name: RetinaFace
+    # also finds the blurred audience behind him in profile, which no one could name (HOG found none there).
+    assert lin[1].nameable_share >= 0.93 and lin[1].named >= 115, lin[1].line()
     named = {f.person_id for x in tracked for f in x.faces} - {UNKNOWN}
     assert named == {"Lin-Manuel_Miranda"}, f"named on the clip: {named}"  # the others are never seen well
     reasons = Counter(f.reason for x in tracked for f in x.faces if f.person_id == UNKNOWN)

@@ -163,8 +163,7 @@ def _figures(s: Settings, workers: int, fps: float | None, got: Answers) -> Figu
     results = got.results
     fig = Figures(f"pipeline ({workers} worker{'s' if workers > 1 else ''}, "
                   f"{'tracking' if s.tracking else 'every face embedded'}, "
-                  f"{s.detection} {s.detector}" + (f" upsample {s.upsample}" if s.detection == "fast" else "")
-                  + f", {s.detect_threads} detect thread"
+                  f"{s.detection} {s.detector}, {s.detect_threads} detect thread"
                   f"{'s' if s.detect_threads > 1 else ''}, "
                   + (f"paced at {fps:g} fps" if fps is not None else "frames pushed at full speed") + ")")
     fig.frames = len(got)
@@ -207,21 +206,19 @@ def enroll_rate(settings: Settings, folder: Path, still: bool, workers: int) -> 
         wall = time.perf_counter() - t0
     finally:
         gallery.clear()
-    label = (f"enrollment path: upsample 0, then {s.enroll_upsample}, then {s.enroll_fallback_detector}; "
+    label = (f"enrollment path: {s.detector} at 1x, then 2x, then {s.enroll_fallback_detector}; "
              f"{s.enroll_views} views" if still else f"live path: {s.probe_views} views") + f", {workers} processes"
     return EnrollFigures(label, len(items), sum(summary.enrolled.values()), wall)
 
 
 #: ``--ablation``: the levers one at a time, from the plain per-frame pipeline to the defaults.
 ABLATION = [
-    {"detection": "fast", "tracking": False, "upsample": 1, "detect_threads": 1},
-    {"detection": "fast", "tracking": False, "upsample": 0, "detect_threads": 1},
-    {"detection": "fast", "tracking": True, "upsample": 0, "detect_threads": 1},
-    {"detection": "fast", "tracking": True, "upsample": 0, "detect_threads": 2},
-    {"detection": "balanced", "tracking": True, "upsample": 0, "detect_threads": 2},
+    {"detection": "thorough", "tracking": False, "detect_threads": 1},
+    {"detection": "fast", "tracking": False, "detect_threads": 1},
+    {"detection": "fast", "tracking": True, "detect_threads": 1},
+    {"detection": "fast", "tracking": True, "detect_threads": 2},
+    {"detection": "balanced", "tracking": True, "detect_threads": 2},
 ]
-
-
 
 
 def clip_bench(settings: Settings, clip: Path, people: list[Path], workers: int = 1, fps: float | None = None,

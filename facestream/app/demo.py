@@ -9,6 +9,7 @@ Sample data, first found wins:
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,17 @@ def find_sample(faces: Path) -> Sample:
     if clip.is_file() and all((faces / "gallery" / p).is_dir() for p in CLIP_PEOPLE):
         return Sample(clip, [faces / "gallery" / p for p in CLIP_PEOPLE], f"Hamilton clip from {faces}")
     return build_sdist_sample(SAMPLES)
+
+
+def clip_people(clip: Path, faces: Path) -> list[Path]:
+    """The gallery folders of the people a clip's ``labels.json`` (beside it) says are enrolled: what
+    ``facestream bench CLIP`` enrolls when no ``--enroll`` is given. Empty without labels."""
+    labels = clip.parent / "labels.json"
+    try:
+        names = json.loads(labels.read_text()).get(clip.name, {}).get("enrolled_identities", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [faces / "gallery" / n for n in names if (faces / "gallery" / n).is_dir()]
 
 
 def build_sdist_sample(root: Path) -> Sample:

@@ -19,6 +19,7 @@ import numpy as np
 
 from facestream.config import Settings
 from facestream.models.curation.enroll import Outcome, embed_files
+from facestream.models.matcher import QUALITY_REASONS
 from facestream.models.store.gallery import FaceEntry
 
 
@@ -111,14 +112,22 @@ class SegmentScore:
     named: int  # frames of the segment with a face in which this person was named
     with_face: int  # frames of the segment in which any face was found
     frames: int  # answered frames of the segment
+    nameable: int = 0  # frames with a face good enough to name (not too small, blurred or turned)
 
     @property
     def share(self) -> float:
         return self.named / self.with_face if self.with_face else 0.0
 
+    @property
+    def nameable_share(self) -> float:
+        """Named among the frames where some face could be named at all: a detector that also finds the
+        blurred faces in the background does not lower it."""
+        return self.named / self.nameable if self.nameable else 0.0
+
     def line(self) -> str:
         return (f"{self.start_s:5.2f}-{self.end_s:5.2f}s {self.person_id:20} named in {self.named}/{self.with_face} "
-                f"frames with a face ({self.share:.1%}); {self.frames} frames in segment")
+                f"frames with a face ({self.share:.1%}), {self.named}/{self.nameable} with a nameable one "
+                f"({self.nameable_share:.1%}); {self.frames} frames in segment")
 
 
 def segment_scores(results: list, clip: Path) -> list[SegmentScore]:
@@ -141,7 +150,9 @@ def segment_scores(results: list, clip: Path) -> list[SegmentScore]:
     for seg in meta["segments"]:
         frames = [r for seq, r in by_seq.items() if seg["start_s"] <= t0 + (seq - 1) / fps < seg["end_s"]]
         with_face = [r for r in frames if r.faces]
+        nameable = [r for r in with_face if any(f.reason not in QUALITY_REASONS for f in r.faces)]
         for who in seg["identities"]:
             named = sum(1 for r in with_face if who in {f.person_id for f in r.faces})
-            out.append(SegmentScore(seg["start_s"], seg["end_s"], who, named, len(with_face), len(frames)))
+            out.append(SegmentScore(seg["start_s"], seg["end_s"], who, named, len(with_face), len(frames),
+                                    len(nameable)))
     return out

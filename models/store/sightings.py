@@ -74,6 +74,7 @@ class Kept:
 
     visitor: str = ""
     tracked: bool = True  # False: an untracked face's, whose sightings share a window's allowance (gears.memory)
+    young: int = 0  # looks left on which a visitor this track made may still turn out an earlier one
     views: List[Tuple[float, str]] = field(default_factory=list)  # (view score, sighting id), best first
 
     def keep(self, score: float, sighting_id: str, limit: int) -> Tuple[bool, Optional[str]]:

@@ -72,15 +72,22 @@ class Visitors:
         return [(text(reply[i])[len(self.keys.visitor_prefix):], float(text(as_dict(reply[i + 1])["dist"])))
                 for i in range(1, len(reply), 2)]
 
+    def fitting(self, vector: np.ndarray, other_than: str = "") -> Optional[str]:
+        """The nearest visitor (but ``other_than``) whose centroid and exemplars (on average) are within
+        ``distance`` of ``vector``, if any."""
+        for vid, dist in self.nearest(vector, 2):
+            if vid == other_than:
+                continue
+            exemplars = self.call("HGET", self.keys.visitor(vid), "exemplars") if dist <= self.distance else None
+            fits = exemplars is not None and _mean_distance(_rows(exemplars, self.dim), vector) <= self.distance
+            return vid if fits else None
+        return None
+
     def assign(self, vector: np.ndarray, camera: str, ts_ms: int) -> str:
-        """The visitor this unknown face belongs to: the nearest, if its centroid and its exemplars (on
-        average) are within ``distance`` (then joined), or a new one."""
-        near = self.nearest(vector)
-        if near and near[0][1] <= self.distance:
-            exemplars = self.call("HGET", self.keys.visitor(near[0][0]), "exemplars")
-            if exemplars is not None and _mean_distance(_rows(exemplars, self.dim), vector) <= self.distance:
-                if self.join(near[0][0], vector, camera, ts_ms):
-                    return near[0][0]
+        """The visitor this unknown face belongs to: the one :meth:`fitting` finds (joined), or a new one."""
+        vid = self.fitting(vector)
+        if vid is not None and self.join(vid, vector, camera, ts_ms):
+            return vid
         return self.create(vector, camera, ts_ms)
 
     def create(self, vector: np.ndarray, camera: str, ts_ms: int) -> str:

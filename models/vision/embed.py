@@ -52,7 +52,7 @@ class DlibEmbedder:
             return Embeddings(np.zeros((0, self.dim), np.float32), [])
         chips, quality = [], []
         for d in detections:
-            shape = self._shape(rgb, self._dlib.rectangle(*d.box))
+            shape = self._shape(rgb, self._dlib.rectangle(*predictor_box(d)))
             cut = {pad: self._dlib.get_face_chip(rgb, shape, CHIP_PX, pad) for pad, _ in VIEWS[views]}
             chips += [np.ascontiguousarray(cut[pad][:, ::-1]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
             quality.append(Quality(d.size, self._sharpness(next(iter(cut.values()))), _yaw(shape)))
@@ -62,6 +62,22 @@ class DlibEmbedder:
     def _sharpness(self, chip: np.ndarray) -> float:
         grey = self._cv2.cvtColor(chip, self._cv2.COLOR_RGB2GRAY)
         return float(self._cv2.Laplacian(grey, self._cv2.CV_64F).var())
+
+
+def predictor_box(d: Detection) -> tuple[int, int, int, int]:
+    """The box dlib's 5-point predictor is given: its own detector's kind of box (square, brows to lip).
+
+    RetinaFace's boxes are taller (forehead to chin) and the predictor, trained on dlib's boxes, places
+    its points worse in them; a detection with landmarks gets a dlib-like box cut around its eyes and
+    mouth instead (fitted on 333 shared photos where both found one face: centre and size within ~5%).
+    """
+    if d.landmarks is None:
+        return d.box
+    lm = np.asarray(d.landmarks, np.float64)
+    eye, mouth = (lm[0] + lm[1]) / 2, (lm[3] + lm[4]) / 2
+    size = 1.36 * np.linalg.norm(lm[1] - lm[0]) + 1.02 * np.linalg.norm(mouth - eye)
+    cx, cy = eye[0] + 0.30 * (mouth[0] - eye[0]), eye[1] + 0.49 * (mouth[1] - eye[1])
+    return round(cx - size / 2), round(cy - size / 2), round(cx + size / 2), round(cy + size / 2)
 
 
 def _yaw(shape) -> float:  # dlib.full_object_detection (no stubs)

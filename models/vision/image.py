@@ -97,14 +97,19 @@ def thumbnail(rgb: np.ndarray, box: tuple[int, int, int, int], max_side: int, pa
     return encode_jpeg(np.ascontiguousarray(crop), 80)
 
 
-def resize_max_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """Downscale so the longest side is at most ``max_side``; return the image and the scale used
-    (any channel order)."""
-    h, w = rgb.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
+def rescale(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """``rgb`` resized by ``scale`` (area averaging down, bilinear up; any channel order)."""
     if scale == 1.0:
-        return rgb, 1.0
-    return cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA), scale
+        return rgb
+    h, w = rgb.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def resize_max_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Downscale so the longest side is at most ``max_side``; return the image and the scale used."""
+    scale = min(1.0, max_side / max(rgb.shape[:2]))
+    return rescale(rgb, scale), scale
 
 
 def header_size(b: bytes) -> tuple[int, int] | None:

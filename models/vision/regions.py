@@ -1,9 +1,9 @@
 """Detection inside chosen regions of a frame, each at its own scale.
 
-A camera's scan plan (:mod:`facestream.models.vision.scan`) says where faces can be and how small they may be there;
-this module crops each region, rescales it (HOG finds faces from about 64 px, so a region searched
-for 48 px faces is enlarged 1.4x), detects, maps the boxes back to frame pixels and removes the
-duplicates that overlapping regions produce (supervision's non-max suppression).
+A camera's scan (:mod:`facestream.models.vision.scan`) says where faces can be and how small they may be
+there; this module crops each region, rescales it (so the smallest face wanted there reaches the
+detector's smallest, :attr:`Backend.min_face_px`), detects, maps the boxes and landmarks back to frame
+pixels and removes the duplicates that overlapping regions produce (supervision's non-max suppression).
 """
 
 from __future__ import annotations
@@ -12,19 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
-from facestream.models.types import Detection
+from facestream.models.types import Box, Detection
+from facestream.models.vision.image import rescale
 
 if TYPE_CHECKING:
     from facestream.models.protocols import Detector
-
-Box = tuple[int, int, int, int]  # left, top, right, bottom
-
-#: The smallest face dlib's HOG finds reliably at scale 1 (measured: 54/57 gallery faces at 64 px,
-#: 37/57 at 56, 8/57 at 48). A region searched for faces of ``min_face`` px is scaled by 64/min_face.
-HOG_MIN_FACE = 64
 
 
 @dataclass(frozen=True)
@@ -39,11 +33,6 @@ class Region:
         """Pixels the detector scans (what its time is proportional to)."""
         left, top, right, bottom = self.box
         return (right - left) * (bottom - top) * self.scale**2
-
-
-def scale_for(min_face_px: float) -> float:
-    """The resize factor at which a face of ``min_face_px`` becomes one HOG finds."""
-    return HOG_MIN_FACE / max(1.0, min_face_px)
 
 
 def grid(width: int, height: int, tiles: int, overlap_px: int) -> list[Box]:
@@ -69,29 +58,44 @@ def grow(box: Box, by: float, pad: int, width: int, height: int) -> Box:
 
 
 def detect_regions(detector: Detector, rgb: np.ndarray, regions: list[Region], min_face_px: int) -> list[Detection]:
-    """Faces found in any of ``regions`` of ``rgb``, in frame pixels, duplicates merged."""
+    """Faces found in any of ``regions`` of ``rgb``, in frame pixels, duplicates merged. A face cut by a
+    region's edge inside the frame is left to the region that holds it whole (tiles overlap for that)."""
+    h, w = rgb.shape[:2]
     found: list[Detection] = []
     for region in regions:
         left, top, right, bottom = region.box
         crop = rgb[top:bottom, left:right]
         if crop.shape[0] < 16 or crop.shape[1] < 16:
             continue
-        if region.scale != 1.0:
-            size = (max(1, round(crop.shape[1] * region.scale)), max(1, round(crop.shape[0] * region.scale)))
-            crop = cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR if region.scale > 1 else cv2.INTER_AREA)
-        for d in detector.detect(crop, 0):
-            d = d.scaled(1 / region.scale) if region.scale != 1.0 else d
-            found.append(d.shifted(left, top))
+        for d in detector.detect(rescale(crop, region.scale)):
+            d = (d.scaled(1 / region.scale) if region.scale != 1.0 else d).shifted(left, top)
+            if not _cut(d.box, region.box, w, h):
+                found.append(d)
     found = [d for d in found if d.size >= min_face_px]
     return _merged(found)
 
 
+def _cut(box: Box, region: Box, width: int, height: int, margin: int = 2) -> bool:
+    """Whether ``box`` touches an edge of ``region`` that is not the frame's own edge."""
+    return ((box[0] <= region[0] + margin and region[0] > 0) or (box[1] <= region[1] + margin and region[1] > 0)
+            or (box[2] >= region[2] - margin and region[2] < width)
+            or (box[3] >= region[3] - margin and region[3] < height))
+
+
 def _merged(dets: list[Detection]) -> list[Detection]:
-    """One detection per face where overlapping regions both found it (the higher score kept)."""
+    """One detection per face where overlapping regions both found it (the higher score kept), and no part
+    of a face: a region whose edge cuts a face can find its lower half, which lies inside the whole face's
+    box found by another region (faces do not nest)."""
     if len(dets) < 2:
         return dets
     import supervision as sv  # not needed by the in-server gear, which never plans regions
 
     boxes = np.array([[*d.box, d.score] for d in dets], np.float32)
     keep = sv.box_non_max_suppression(boxes, iou_threshold=0.3)
-    return [d for d, k in zip(dets, keep) if k]
+    dets, boxes = [d for d, k in zip(dets, keep) if k], boxes[keep]
+    lt = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+    rb = np.minimum(boxes[:, None, 2:4], boxes[None, :, 2:4])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    inside = (inter / np.maximum(area[:, None], 1) > 0.6) & (area[:, None] < area[None, :])  # row inside column
+    return [d for d, part in zip(dets, inside.any(axis=1)) if not part]

@@ -1,7 +1,8 @@
 """Where to look for faces in one camera's next frame, so the detection budget goes where faces can be.
 
-Searching a whole 1080p frame for 48 px faces costs ~300 ms of HOG; a camera sends 15 frames a
-second. So each frame gets (see :class:`ScanPlan`):
+Searching a whole 1080p frame for its smallest faces costs ~160 ms of RetinaFace on one core (~300 ms
+of HOG for 48 px faces); a camera sends 15 frames a second. So each frame of the ``balanced`` profile
+(:class:`facestream.models.vision.profile.DetectionProfile`) gets:
 
 1. a **coarse pass** over the whole frame at a scale that finds large faces cheaply;
 2. **tracked faces**: the faces of the last second, grown, at a scale that keeps them found;
@@ -18,41 +19,24 @@ the worker's detection threads (a lock orders them).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import supervision as sv
 
-from facestream.config import Settings
-from facestream.models.vision.regions import HOG_MIN_FACE, Box, Region, grid, grow, scale_for
+from facestream.models.types import Box
+from facestream.models.vision.profile import LATE_MS, DetectionProfile
+from facestream.models.vision.regions import Region, grid, grow
 
 MOTION_WIDTH = 480  # the background model runs on a copy this wide: ~1.5 ms a frame
-LATE_MS = 150  # frames waiting longer than this get no sweep: the budget yields to keeping up
-
-
-@dataclass(frozen=True)
-class ScanPlan:
-    """The balanced profile's scan parameters (settings scan_coarse_px, scan_min_face_px, scan_share)."""
-
-    coarse_px: int  # the coarse pass sees the frame downscaled to this longest side (never enlarged)
-    min_face_px: int  # motion, sweep and tracks are searched for faces down to this size
-    sweep_share: float  # the sweep's tile per frame, as a share of the frame (1/8: 8 tiles); 0: no sweep
-
-
-def scan_plan(s: Settings) -> ScanPlan | None:
-    """The scan of the ``detection`` profile: balanced scans; fast and thorough search whole frames."""
-    if s.detection != "balanced":
-        return None
-    return ScanPlan(s.scan_coarse_px, s.scan_min_face_px, s.scan_share)
 
 
 class CameraScan:
     """One camera's background model, sweep position and latest face boxes."""
 
-    def __init__(self, plan: ScanPlan):
-        self.plan = plan
-        self.scale = scale_for(plan.min_face_px)
+    def __init__(self, profile: DetectionProfile):
+        self.profile = profile
+        self.scale = profile.scale_for(profile.min_face_px)
         self._mog = cv2.createBackgroundSubtractorMOG2(history=150, varThreshold=32, detectShadows=False)
         self._kernel = np.ones((5, 5), np.uint8)
         self._tiles: list[Box] = []
@@ -74,26 +58,27 @@ class CameraScan:
         """Where to search ``rgb`` (the camera's next frame) and at which scale. A frame already
         ``late_ms`` behind by more than :data:`LATE_MS` skips motion and sweep: the worker catches up."""
         h, w = rgb.shape[:2]
-        coarse = min(1.0, self.plan.coarse_px / max(h, w))
-        out = [Region((0, 0, w, h), coarse)]
+        coarse = self.profile.frame_scale(w, h)
         moving = self._motion(rgb)
         with self._lock:
             faces = [b for b, _ in self._faces]
-            if self.plan.sweep_share > 0 and (not self._tiles or self._tiles[-1][2:] != (w, h)):
+            if self.profile.sweep_share > 0 and (not self._tiles or self._tiles[-1][2:] != (w, h)):
                 # Faces too small for the coarse pass, up to 2 x overlap, lie whole inside some tile.
-                overlap = int(HOG_MIN_FACE / coarse / 2)
-                self._tiles, self._next_tile = grid(w, h, round(1 / self.plan.sweep_share), overlap), 0
+                overlap = int(self.profile.detector_min_face / coarse / 2)
+                self._tiles, self._next_tile = grid(w, h, round(1 / self.profile.sweep_share), overlap), 0
+        out = [Region((0, 0, w, h), coarse)]
         for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
-            size = min(box[2] - box[0], box[3] - box[1])
-            out.append(Region(grow(box, 0.6, 8, w, h), min(self.scale, 1.6 * scale_for(size))))
-        if self.plan.sweep_share > 0 and late_ms <= LATE_MS:
+            scale = min(self.scale, 1.6 * self.profile.scale_for(min(box[2] - box[0], box[3] - box[1])))
+            if scale > coarse:  # else the coarse pass sees it at least as large
+                out.append(Region(grow(box, 0.6, 8, w, h), scale))
+        if self.profile.sweep_share > 0 and late_ms <= LATE_MS:
             out += self._budgeted(moving, w, h)
         return out
 
     def _motion(self, rgb: np.ndarray) -> list[Box]:
         """Boxes (frame pixels) of what moved since the background model's last frames."""
         h, w = rgb.shape[:2]
-        if self.plan.sweep_share <= 0:
+        if self.profile.sweep_share <= 0:
             return []
         f = MOTION_WIDTH / w
         small = cv2.resize(rgb, (MOTION_WIDTH, max(1, round(h * f))), interpolation=cv2.INTER_AREA)
@@ -114,7 +99,7 @@ class CameraScan:
         with self._lock:
             tile = Region(self._tiles[self._next_tile], self.scale)
             self._next_tile = (self._next_tile + 1) % len(self._tiles)
-        out, budget = [tile], self.plan.sweep_share / 2 * w * h * self.scale**2
+        out, budget = [tile], self.profile.sweep_share / 2 * w * h * self.scale**2
         for box in sorted(moving, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])):
             region = Region(box, self.scale)
             if region.cost > budget:

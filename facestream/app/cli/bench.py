@@ -43,7 +43,6 @@ def bench(
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
     from facestream.app import tables
     from facestream.app.bench import clip_bench
-    from facestream.app.demo import find_sample
 
     s = settings_of(ctx)
     command = "facestream " + " ".join(sys.argv[1:])
@@ -56,12 +55,10 @@ def bench(
     elif detection:
         block, rows = "detection", _detection(s, frames or 150, command)
     else:
-        sample = find_sample(s.faces_dir) if video is None else None
-        clip = video or sample.video
+        clip, people = _clip_and_people(s, video, enroll_dir)
         bar, tick = progress(None, "naive baseline", "frame")
         with bar:
-            figs = clip_bench(s, clip, list(enroll_dir or (sample.people if sample else [])), workers,
-                              fps if live else None, frames, baseline, ablation, say, tick)
+            figs = clip_bench(s, clip, people, workers, fps if live else None, frames, baseline, ablation, say, tick)
         for f in figs:
             for line in f.lines():
                 typer.echo(line)
@@ -72,6 +69,19 @@ def bench(
     if readme:
         tables.update_readme(readme, block, rows)
         say(f"wrote the table into {readme}")
+
+
+def _clip_and_people(s: Settings, video: Path | None, enroll_dir: list[Path] | None) -> tuple[Path, list[Path]]:
+    """The clip to play and whom to enroll first: --enroll, else the sample's people, else those the clip's
+    labels.json names (a clip with no labels: nobody, said so)."""
+    from facestream.app.demo import clip_people, find_sample
+
+    sample = find_sample(s.faces_dir) if video is None else None
+    clip = video or sample.video
+    people = list(enroll_dir or (sample.people if sample else clip_people(clip, s.faces_dir)))
+    say(f"enrolling {', '.join(p.name for p in people)}" if people else
+        f"nobody to enroll: {clip.name} has no entry in a labels.json beside it; name folders with --enroll")
+    return clip, people
 
 
 def _enrollment(s: Settings, folder: Path) -> list[str]:
@@ -113,20 +123,21 @@ def _sightings(s: Settings, sizes: list[int], command: str) -> list[str]:
 def _detection(s: Settings, frames: int, command: str) -> list[str]:
     from facestream.app.bench import pipeline_run
     from facestream.app.demo import find_sample
-    from facestream.app.detbench import detection_bench, synthetic, write_video
+    from facestream.app.detbench import PROFILES, detection_bench, synthetic, write_video
     from facestream.app.tables import detection_table
 
-    profiles = ["fast", "balanced", "thorough"]
-    figs = detection_bench(s, s.faces_dir, profiles, frames, say)
-    video = write_video(synthetic(s.faces_dir, frames)[0], s.data_dir / "cache" / "synthetic-1080p.mp4")
+    figs = detection_bench(s, s.faces_dir, PROFILES, frames, say)
+    video = write_video(synthetic(s, s.faces_dir, frames)[0], s.data_dir / "cache" / "synthetic-1080p.mp4")
     sample = find_sample(s.faces_dir)
     live = {}
-    for profile in profiles[:2]:  # thorough is not real time at 1080p on a CPU
-        p = s.replace(detection=profile)
-        say(f"{profile}: live 1080p camera at 15 fps, then the clip at full push...")
-        live[profile] = [pipeline_run(p, video, [], fps=15.0, max_frames=225, say=say),
-                         pipeline_run(p, sample.video, sample.people, say=say)]
-        for f in live[profile]:
+    for label, changes in PROFILES:
+        if changes["detection"] == "thorough":
+            continue  # not real time at 1080p on a CPU
+        p = s.replace(**changes)
+        say(f"{label}: live 1080p camera at 15 fps, then the clip at full push...")
+        live[label] = [pipeline_run(p, video, [], fps=15.0, max_frames=225, say=say),
+                       pipeline_run(p, sample.video, sample.people, say=say)]
+        for f in live[label]:
             for line in f.lines():
                 typer.echo(line)
     return detection_table(figs, live, command)

@@ -1,0 +1,78 @@
+"""Detection profiles: where and at which scale a live frame, or a still photo, is searched for faces.
+
+Built once from the settings (:meth:`DetectionProfile.of`) and used by the analyzer, the camera scan,
+the worker and the benches, so the profile names are decided here and nowhere else:
+
+- ``fast``: one pass over the frame downscaled to ``detect_max_side``;
+- ``balanced`` (default): a coarse pass at ``scan_coarse_px``, plus, by the camera's scan
+  (:mod:`facestream.models.vision.scan`), the faces of the last second close up, areas that moved, and
+  a sweep of the frame at the scale where faces of ``scan_min_face_px`` reach the detector's smallest;
+- ``thorough``: the whole frame at the scale where faces of ``name_min_face_px`` are found (full
+  resolution for a detector that finds faces that small, enlarged for one that does not).
+
+Scales are in the detector's terms: :attr:`Backend.min_face_px` is the smallest face it finds at
+scale 1. Kept valid Python 3.7 (the in-server gear builds one from its settings namespace).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from facestream.models.vision.detect import backend
+
+PROFILES = ("fast", "balanced", "thorough")
+#: A frame this late (ms since it was added to its stream) is searched and embedded on the cheap: no sweep
+#: or moving areas, no fresh look at faces already tracked, one view per new face. Keeping up with the
+#: camera comes first; a late frame must not make the next one later.
+LATE_MS = 150
+#: A still photo (enrollment, search) is searched at most this large first, then enlarged 2x if no face.
+STILL_MAX_SIDE = 1280
+
+
+@dataclass(frozen=True)
+class DetectionProfile:
+    """One profile's parameters, in pixels of the frame."""
+
+    name: str  # fast | balanced | thorough
+    detector: str  # the registry name of the detector
+    detector_min_face: int  # the smallest face the detector finds at scale 1
+    frame_px: int  # the whole-frame pass sees frames downscaled to this longest side (never enlarged)
+    min_face_px: int  # the smallest face the profile looks for (balanced: in the scan's regions)
+    sweep_share: float  # balanced: the share of the frame swept per frame (0: no scan)
+    small_frame_px: int  # frames whose longest side is under this are enlarged 2x (few pixels per face)
+
+    @classmethod
+    def of(cls, s) -> "DetectionProfile":
+        """The profile the settings ``s`` choose (Settings, or the gear's namespace of the same fields)."""
+        if s.detection not in PROFILES:
+            raise ValueError("detection %r: choose one of %s" % (s.detection, ", ".join(PROFILES)))
+        smallest = backend(s.detector).min_face_px
+        if s.detection == "thorough":
+            return cls("thorough", s.detector, smallest, 1 << 30, s.name_min_face_px, 0.0, 0)
+        if s.detection == "fast":
+            return cls("fast", s.detector, smallest, s.detect_max_side, smallest, 0.0, s.small_frame_px)
+        return cls("balanced", s.detector, smallest, s.scan_coarse_px, s.scan_min_face_px, s.scan_share,
+                   s.small_frame_px)
+
+    @property
+    def scans(self) -> bool:
+        """Whether cameras get a scan (tracked faces, motion, sweep) beside the whole-frame pass."""
+        return self.name == "balanced"
+
+    def scale_for(self, face_px: float) -> float:
+        """The resize factor at which a face of ``face_px`` becomes the smallest the detector finds."""
+        return self.detector_min_face / max(1.0, face_px)
+
+    def frame_scale(self, width: int, height: int) -> float:
+        """The whole-frame pass's resize factor for a frame of this size."""
+        side = max(width, height)
+        if side < self.small_frame_px:
+            return 2.0
+        if self.name == "thorough":
+            return max(1.0, self.scale_for(self.min_face_px))
+        return min(1.0, self.frame_px / side)
+
+    def still_scales(self, width: int, height: int) -> tuple[float, ...]:
+        """The scales a still photo is tried at, cheapest first, until a face is found."""
+        first = min(1.0, STILL_MAX_SIDE / max(width, height))
+        return first, 2 * first
