@@ -59,7 +59,8 @@ class CameraScan:
         ``late_ms`` behind by more than :data:`LATE_MS` skips motion and sweep: the worker catches up."""
         h, w = rgb.shape[:2]
         coarse = self.profile.frame_scale(w, h)
-        moving = self._motion(rgb)
+        finer = self.scale > coarse  # sweep and moving areas search finer than the coarse pass (not on small frames)
+        moving = self._motion(rgb) if finer else []
         with self._lock:
             faces = [b for b, _ in self._faces]
             if self.profile.sweep_share > 0 and (not self._tiles or self._tiles[-1][2:] != (w, h)):
@@ -71,7 +72,7 @@ class CameraScan:
             scale = min(self.scale, 1.6 * self.profile.scale_for(min(box[2] - box[0], box[3] - box[1])))
             if scale > coarse:  # else the coarse pass sees it at least as large
                 out.append(Region(grow(box, 0.6, 8, w, h), scale))
-        if self.profile.sweep_share > 0 and late_ms <= LATE_MS:
+        if self.profile.sweep_share > 0 and late_ms <= LATE_MS and finer:
             out += self._budgeted(moving, w, h)
         return out
 
