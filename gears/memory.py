@@ -65,11 +65,8 @@ class Memory:
                 kept.visitor, kept.young = earlier, 0
         if kept.visitor and self.visitors.join(kept.visitor, vector, camera, ts_ms):
             return
-        earlier = self.visitors.fitting(probe)
-        if earlier is not None and self.visitors.join(earlier, probe, camera, ts_ms):
-            kept.visitor = earlier
-        else:
-            kept.visitor, kept.young = self.visitors.create(probe, camera, ts_ms), YOUNG_LOOKS
+        kept.visitor, new = self.visitors.place(probe, camera, ts_ms)
+        kept.young = YOUNG_LOOKS if new else 0
 
     def keep(self, kept: Kept, face: Face, index: int, vector: np.ndarray, quality: Quality, rgb: np.ndarray,
              camera: str, ts_ms: int) -> None:

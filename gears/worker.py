@@ -23,7 +23,6 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import cv2
 import redis
 
 from facestream.commands import ensure_group, group_info, scan_ids
@@ -76,7 +75,6 @@ class Worker:
         """``n`` detection threads, started now with their detectors built (300 ms each, not on a frame)."""
         if n < 2:
             return None
-        cv2.setNumThreads(1)  # frames are detected in parallel already: OpenCV's own threads would only contend
         pool = ThreadPoolExecutor(n, thread_name_prefix="detect", initializer=lambda: analyzer.detector)
         ready = threading.Barrier(n)
         for f in [pool.submit(ready.wait) for _ in range(n)]:
@@ -171,7 +169,10 @@ class Worker:
         if oldest is not None and len(self._inflight) >= 2 * self.s.detect_threads:
             oldest.result()  # enough in hand: wait for the oldest instead of reading more
             return 0
-        block = self.s.block_ms if not self._inflight else None if oldest is None or oldest.done() else 5
+        if not self._inflight:
+            block: int | None = self.s.block_ms
+        else:  # frames in hand: take what has arrived, or wait a few ms while the oldest is being detected
+            block = None if oldest is None or oldest.done() else 5
         reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in streams}, count=self.s.read_count,
                                   block=block)
         batch = [(text(stream), text(entry_id), fields) for stream, entries in reply or []
@@ -179,19 +180,18 @@ class Worker:
         self._inflight += list(zip(batch, self._prepare_ahead(batch)))
         return len(batch)
 
-    def _finish_ready(self) -> int:
-        """Finish, in the order read, the frames in hand whose detection is done (without threads: all)."""
+    def _finish_ready(self, wait: bool = False) -> int:
+        """Finish, in the order read, the frames in hand whose detection is done (``wait``: all of them,
+        waiting for their detection; without threads: all)."""
         done = 0
-        while self._inflight and (self._inflight[0][1] is None or self._inflight[0][1].done()):
+        while self._inflight and (wait or self._inflight[0][1] is None or self._inflight[0][1].done()):
             (stream, entry_id, fields), prepared = self._inflight.pop(0)
             done += self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
         return done
 
     def flush(self) -> int:
         """Finish every frame in hand, in the order read (waiting for their detection)."""
-        inflight, self._inflight = self._inflight, []
-        return sum(self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
-                   for (stream, entry_id, fields), prepared in inflight)
+        return self._finish_ready(wait=True)
 
     def _prepare_ahead(self, batch: list[tuple[str, str, Fields]]) -> list[Future[Prepared | Exception] | None]:
         """Start decoding and detecting every frame of the batch in the thread pool (None: no pool)."""

@@ -19,7 +19,7 @@ Called through ``call(*args)`` like :mod:`facestream.models.store.sightings` (th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -85,10 +85,14 @@ class Visitors:
 
     def assign(self, vector: np.ndarray, camera: str, ts_ms: int) -> str:
         """The visitor this unknown face belongs to: the one :meth:`fitting` finds (joined), or a new one."""
+        return self.place(vector, camera, ts_ms)[0]
+
+    def place(self, vector: np.ndarray, camera: str, ts_ms: int) -> Tuple[str, bool]:
+        """:meth:`assign`, and whether the visitor is a new one."""
         vid = self.fitting(vector)
         if vid is not None and self.join(vid, vector, camera, ts_ms):
-            return vid
-        return self.create(vector, camera, ts_ms)
+            return vid, False
+        return self.create(vector, camera, ts_ms), True
 
     def create(self, vector: np.ndarray, camera: str, ts_ms: int) -> str:
         self.ensure_index()
