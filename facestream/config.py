@@ -88,7 +88,24 @@ class Settings(BaseSettings):
     )
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
                                 "to this longest side.")
-    embedder: Literal["dlib"] = Field("dlib", description="Face embedder backend (128-d dlib ResNet).")
+    embedder: Literal["onnx", "dlib"] = Field(
+        "onnx", description="Face embedder: onnx (an ONNX model on onnxruntime: embedder_model) or dlib (dlib's "
+        "own C++ ResNet, the reference; the same vectors as the default ONNX model, ~3x slower).",
+    )
+    embedder_model: str = Field(
+        "", description="onnx: the model file; empty: dlib's 128-d ResNet, converted once from "
+        "face_recognition_models into <data_dir>/models. Its chip size and vector size are read from the file; "
+        "a gallery enrolled with another model is refused (re-enroll).",
+    )
+    embedder_align: Literal["dlib", "arcface"] = Field(
+        "dlib", description="onnx: how chips are aligned: dlib (dlib's 5-point chip) or arcface (ArcFace's "
+        "5-point template on the detector's landmarks, as InsightFace-style 112 px models expect).",
+    )
+    embedder_colour: Literal["rgb", "bgr"] = Field("rgb", description="onnx: the model's channel order.")
+    embedder_mean: float = Field(0.0, description="onnx: subtracted from each pixel (0-255) before embedder_std "
+                                 "(ArcFace-style models: 127.5; the default model normalises inside).")
+    embedder_std: float = Field(1.0, gt=0, description="onnx: each pixel minus embedder_mean is divided by this "
+                                "(ArcFace-style models: 127.5).")
     small_frame_px: int = Field(
         480, ge=0, description="Frames whose longest side is under this are enlarged 2x for detection "
         "(their faces are few pixels).",

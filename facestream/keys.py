@@ -10,6 +10,7 @@ Layout (with the default prefix ``fs``)::
     fs:person:<person_id>  hash    display name, metadata JSON, created time
     fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality
     fs:idx:faces           index   RediSearch HNSW vector index over fs:face:*
+    fs:model               string  "<model id> <dim>": the embedding model every vector under the prefix comes from
     fs:facecount:<person_id> string counter used to number a person's faces
     fs:present:<camera>    hash    person_id → "last_seen_ms|name" of people now on a camera (drives events)
     fs:answered:<stream>:<entry id> string  idempotency marker of an answered frame (expires)
@@ -97,6 +98,11 @@ class Keys:
     @property
     def index(self) -> str:
         return f"{self.prefix}:idx:faces"
+
+    @property
+    def model(self) -> str:
+        """Which embedding model made this prefix's vectors (:mod:`facestream.models.store.stamp`)."""
+        return f"{self.prefix}:model"
 
     @property
     def cohort_prefix(self) -> str:

@@ -39,13 +39,14 @@ if TYPE_CHECKING:
 class Memory:
     """Visitors and sightings for one step (off with ``sightings: false``)."""
 
-    def __init__(self, settings: StepSettings, keys: Keys, call: Callable[..., Any]):
+    def __init__(self, settings: StepSettings, keys: Keys, call: Callable[..., Any], dim: int):
         self.on = bool(settings.sightings)
-        self.keys, self.call = keys, call
+        self.keys, self.call, self.dim = keys, call, dim
         self.ttl_ms = int(settings.sightings_retention_h * 3_600_000)
         self.per_track = settings.sightings_per_track
         self.thumb_px = settings.thumb_px
-        self.visitors = Visitors(call, keys, settings.visitor_distance, self.ttl_ms, settings.hnsw_ef_runtime)
+        self.visitors = Visitors(call, keys, settings.visitor_distance, self.ttl_ms, settings.hnsw_ef_runtime,
+                                 dim)
         self._indexed = False
         self._untracked: dict[tuple[str, str], tuple[int, Kept]] = {}  # (camera, label) -> (window start, allowance)
 
@@ -82,7 +83,7 @@ class Memory:
         if not keep:
             return
         if not self._indexed:
-            ensure_sightings_index(self.call, self.keys)
+            ensure_sightings_index(self.call, self.keys, self.dim)
             self._indexed = True
         sighting = Sighting(sid, camera, ts_ms, face.person_id, face.visitor, face.track_id, face.reason,
                             face.distance, quality.to_json(), np.asarray(vector, dtype="<f4").tobytes(),

@@ -28,6 +28,7 @@ from facestream.keys import Keys
 from facestream.models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, StoredPolicy, decide, unnamed
 from facestream.models.store.knn import nearest_stranger, search_with
 from facestream.models.store.sightings import Kept
+from facestream.models.store.stamp import ModelStamp, claim
 from facestream.models.vision.image import decode_frame
 from facestream.models.vision.profile import LATE_MS
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
@@ -122,7 +123,9 @@ class Step:
         self.worker = worker
         self.names = Names(call, self.keys)
         self.policy = StoredPolicy(call, self.keys.policy, self.keys.index, Policy.of(settings))
-        self.memory = Memory(settings, self.keys, call)
+        embedder = analyzer.embedder  # refused at start if the gallery holds another model's vectors
+        claim(call, self.keys, ModelStamp(embedder.model_id, embedder.dim))
+        self.memory = Memory(settings, self.keys, call, embedder.dim)
         self.last_timings: dict[str, float] = {}
 
     def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Scan | None = None) -> Prepared:

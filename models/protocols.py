@@ -22,8 +22,20 @@ class Detector(Protocol):
         """All faces in an RGB uint8 image, in its pixels (the caller resizes: see DetectionProfile)."""
 
 
+class Network(Protocol):
+    """An embedding network (see :mod:`facestream.models.vision.networks`): aligned chips in, numbers out."""
+
+    model_id: str  # which vectors it makes: a gallery is enrolled with one model only
+    dim: int
+    size: int  # the chip's side in px
+
+    def __call__(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """(len(chips), dim) float32 for RGB uint8 chips of ``size`` px, in one batch."""
+
+
 class Embedder(Protocol):
     name: str
+    model_id: str
     dim: int
 
     def embed(self, rgb: np.ndarray, detections: Sequence[Detection], views: int = 1) -> Embeddings:

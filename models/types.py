@@ -16,6 +16,10 @@ import numpy as np
 Box = Tuple[int, int, int, int]  # left, top, right, bottom, in image pixels
 
 
+#: The model id of dlib's face ResNet vectors, from dlib itself or its ONNX conversion (the same vectors).
+DLIB_MODEL_ID = "dlib-resnet-v1"
+
+
 @dataclass
 class Detection:
     """A face box in image pixels (left, top, right, bottom), the detector's score, optional 5 landmarks."""

@@ -65,6 +65,7 @@ class NoFaces:
 
     detector = None
     profile = DetectionProfile.of(load_settings(detection="fast"))  # whole frames: no camera scan
+    model_id, dim = "dlib-resnet-v1", 128
 
     @property
     def embedder(self) -> "NoFaces":

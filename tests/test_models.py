@@ -35,7 +35,7 @@ def test_backend_selection():
     assert isinstance(make_detector("hog", s), HogDetector)
     assert isinstance(make_detector("cnn", s), CnnDetector)
     assert {d: make_detector(d, s).name for d in ("retinaface", "hog", "cnn")} == {d: d for d in ("retinaface", "hog", "cnn")}
-    assert make_embedder("dlib").dim == 128
+    assert make_embedder(load_settings(embedder="dlib")).dim == make_embedder(s).dim == 128
     with pytest.raises(BackendUnavailable, match="unknown detector 'yolo'; choose one of " + ", ".join(DETECTORS)):
         FaceAnalyzer(load_settings(detector="yolo"))  # at start-up, not on the first frame
 

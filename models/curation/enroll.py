@@ -24,8 +24,10 @@ from facestream.errors import BadFrame, ConfigError
 from facestream.keys import check_id
 from facestream.models.matcher import BLURRY, TOO_SMALL, TURNED, Policy
 from facestream.models.store.gallery import FaceEntry, Gallery, display_name
+from facestream.models.store.stamp import ModelStamp
 from facestream.models.types import Quality
 from facestream.models.vision.analyzer import FaceAnalyzer, main_face
+from facestream.models.vision.embed import make_network
 from facestream.models.vision.image import IMAGE_SUFFIXES, decode
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -248,11 +250,19 @@ def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool
     return out
 
 
+def model_stamp(settings: Settings) -> ModelStamp:
+    """The model the settings embed with, as the gallery records it (the network is loaded to read it)."""
+    network = make_network(settings)
+    return ModelStamp(network.model_id, network.dim)
+
+
 def enroll(gallery: Gallery, items: list[Item], settings: Settings, options: Options | None = None,
            workers: int = 1, progress: Callable[[Outcome], None] | None = None) -> Summary:
-    """Analyse every item and write each person's faces atomically once their files are done."""
+    """Analyse every item and write each person's faces atomically once their files are done; refused
+    before any analysis if the gallery holds another model's vectors."""
     options = options or Options()
     summary = Summary(files=len(items))
+    gallery.use_model(model_stamp(settings))
     gallery.ensure_index()
     outcomes = analyze_all(items, settings, options, workers, progress)
     try:

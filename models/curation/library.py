@@ -28,6 +28,7 @@ from facestream.models.matcher import Policy
 from facestream.models.store import sightings
 from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.models.store.sightings import Hit, labelled, load, vector_of, view_score
+from facestream.models.store.stamp import check, prefix_dim
 from facestream.models.store.visitors import Visitors
 from facestream.records import UNKNOWN, Sighting
 
@@ -62,8 +63,9 @@ def person_id_for(name: str) -> str:
 
 
 def visitors_of(r: redis.Redis, s: Settings) -> Visitors:
-    return Visitors(r.execute_command, Keys(s.key_prefix), s.visitor_distance,
-                    int(s.sightings_retention_h * 3_600_000), s.hnsw_ef_runtime)
+    keys = Keys(s.key_prefix)
+    return Visitors(r.execute_command, keys, s.visitor_distance, int(s.sightings_retention_h * 3_600_000),
+                    s.hnsw_ef_runtime, prefix_dim(r.execute_command, keys))
 
 
 def photo_vector(path: Path, s: Settings) -> np.ndarray:
@@ -117,6 +119,9 @@ def enroll(r: redis.Redis, s: Settings, paths: list[str | Path], person: str | N
 def search(r: redis.Redis, s: Settings, photo: str | Path, limit: int = 20, since: str | None = None,
            camera: str | None = None) -> list[Hit]:
     """Every sighting of the face in ``photo`` (``since``: 30m, 24h, 7d), nearest first."""
+    from facestream.models.curation.enroll import model_stamp
+
+    check(r.execute_command, Keys(s.key_prefix), model_stamp(s))  # another model's sightings: no answer, an error
     return find(r, s, photo_vector(Path(photo), s), limit, since_ms(since), camera)
 
 

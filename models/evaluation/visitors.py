@@ -105,7 +105,7 @@ def group(r: redis.Redis, s: Settings, played: Played, distance: float) -> Group
     """Assign every played photo to a visitor at ``distance`` (a scratch prefix, emptied first)."""
     keys = Keys(s.key_prefix)
     clear(r, keys, sightings=False)
-    visitors = Visitors(r.execute_command, keys, distance, 3_600_000, s.hnsw_ef_runtime)
+    visitors = Visitors(r.execute_command, keys, distance, 3_600_000, s.hnsw_ef_runtime, played.vectors.shape[1])
     ids = [visitors.assign(v, "eval", i) for i, v in enumerate(played.vectors)]
     precision, recall = pairwise(played.identity, ids)
     return Grouping(distance, len(set(ids)), precision, recall)
@@ -115,7 +115,7 @@ def search_recall(r: redis.Redis, s: Settings, played: Played) -> tuple[float, i
     """Store every photo as a sighting; mean recall@10 of the probes' searches, and how many probes counted."""
     keys = Keys(s.key_prefix)
     clear(r, keys, sightings=True)
-    ensure_sightings_index(r.execute_command, keys)
+    ensure_sightings_index(r.execute_command, keys, played.vectors.shape[1])
     for i, v in enumerate(played.vectors):
         write(r.execute_command, keys, Sighting(str(i), "eval", i, vector=v.astype("<f4").tobytes()), 3_600_000)
     by_identity = defaultdict(set)

@@ -17,6 +17,7 @@ import redis
 
 from facestream.commands import delete_keys, drop_index, ft_info
 from facestream.keys import Keys
+from facestream.models.store.stamp import prefix_dim
 from facestream.models.store.gallery import FaceEntry, ensure_vector_index
 from facestream.models.store.knn import VECTOR_FIELD, nearest_stranger
 from facestream.replies import text
@@ -31,9 +32,10 @@ COHORT = "cohort"
 class Cohort:
     """The impostor bank in one Redis: ``fs:cohort:<n>`` hashes behind ``fs:idx:cohort``."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, dim: int = 128):
-        self.r, self.s, self.dim = client, settings, dim
+    def __init__(self, client: redis.Redis, settings: Settings, dim: int | None = None):
+        self.r, self.s = client, settings
         self.keys = Keys(settings.key_prefix)
+        self.dim = dim or prefix_dim(client.execute_command, self.keys)
 
     def add(self, faces: Sequence[FaceEntry], not_of: str = "") -> int:
         """Store ``faces`` (``not_of``: the person feedback said they are not). Returns faces written."""

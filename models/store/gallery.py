@@ -21,6 +21,7 @@ import redis
 from facestream.commands import delete_keys, drop_index, ft_info, scan_ids
 from facestream.errors import GalleryError
 from facestream.keys import VISITOR_RE, Keys, check_id
+from facestream.models.store.stamp import ModelStamp, claim, prefix_dim
 from facestream.models.store.knn import METRIC, VECTOR_FIELD, create_vector_index, search_with
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
@@ -52,11 +53,23 @@ class FaceEntry:
 class Gallery:
     """Enrolled people and their face vectors in one Redis, behind one index."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, dim: int = 128):
+    def __init__(self, client: redis.Redis, settings: Settings, dim: int | None = None):
         self.r = client
         self.s = settings
         self.keys = Keys(settings.key_prefix)
-        self.dim = dim
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        """The vectors' size: as given, else the prefix's model stamp's (read once)."""
+        if self._dim is None:
+            self._dim = prefix_dim(self.r.execute_command, self.keys)
+        return self._dim
+
+    def use_model(self, stamp: ModelStamp) -> None:
+        """Enroll with ``stamp``'s model: stamp the prefix, or GalleryError if it holds another model's vectors."""
+        claim(self.r.execute_command, self.keys, stamp)
+        self._dim = stamp.dim
 
     # --- index -------------------------------------------------------------------------------------
     def ensure_index(self) -> None:

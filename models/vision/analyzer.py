@@ -44,7 +44,7 @@ class FaceAnalyzer:
         self.profile = DetectionProfile.of(settings)
         self._local = threading.local()
         self.detector  # build it now: a bad backend fails at start-up, not on the first frame
-        self.embedder: Embedder = make_embedder(settings.embedder)
+        self.embedder: Embedder = make_embedder(settings)
         self.min_face_px = settings.min_face_px
         self.still_views = settings.enroll_views
         self.probe_views = settings.probe_views

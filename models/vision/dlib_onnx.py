@@ -13,18 +13,21 @@ under 1e-4 on every shared gallery face).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from facestream.models.types import DLIB_MODEL_ID
 from facestream.models.vision.dlib_net import DlibFormatError, Layer, read_net
+
+log = logging.getLogger(__name__)
 
 #: Written into the converted file and the gallery's model stamp: the converted graph and dlib's own
 #: network give the same vectors, so a gallery enrolled with either serves both.
-MODEL_ID = "dlib-resnet-v1"
-FILE_NAME = "dlib_face_recognition_resnet_model_v1.onnx"
+MODEL_ID = DLIB_MODEL_ID
 
 
 def build_graph(net: list[Layer]):  # -> onnx.ModelProto
@@ -124,11 +127,14 @@ def convert(dat: str | Path, out: str | Path) -> Path:
 
 
 def converted_model(cache_dir: str | Path) -> Path:
-    """The converted dlib model in ``cache_dir``, converted now if it is missing or its source changed
-    (the file name carries a hash of the ``.dat`` it came from)."""
+    """The converted dlib model in ``cache_dir``, converted now (~1 s) if it is missing or its source
+    changed: the file name carries a hash of the ``.dat`` it came from."""
     import face_recognition_models as frm
 
     dat = Path(frm.face_recognition_model_location())
     digest = hashlib.sha256(dat.read_bytes()).hexdigest()[:12]
-    out = Path(cache_dir) / f"{FILE_NAME[:-5]}-{digest}.onnx"
-    return out if out.exists() else convert(dat, out)
+    out = Path(cache_dir) / f"{dat.stem}-{digest}.onnx"
+    if not out.exists():
+        log.warning("converting dlib's face ResNet to ONNX, once: %s", out)
+        convert(dat, out)
+    return out

@@ -1,48 +1,58 @@
-"""Face embedders: RGB image + boxes → L2-normalised vectors (one row per box) and a quality estimate.
+"""The face embedder: RGB image + boxes → L2-normalised vectors (one row per box) and a quality estimate.
 
-The default is dlib's ResNet (the face_recognition model, 128-d, 99.38% on LFW), fed faces
-aligned with dlib's 5-point shape predictor. Vectors are unit length, so the squared L2
-distance RediSearch returns is ``2 - 2·cos``.
+Each face is aligned (:mod:`.align`: dlib's 5-point chip, or the ArcFace template), then every chip of
+the call goes through the network (:mod:`.networks`: ONNX by default, dlib's C++ for reference) in one
+batch. Vectors are unit length, so the squared L2 distance RediSearch returns is ``2 - 2·cos``.
 
 A face can be embedded from several *views* (the aligned chip cut with other paddings, and mirrored),
-averaged into one vector: steadier, at the cost of one network pass per view (~16 ms on this CPU).
-Measured on ../shared (README, "Naming"): views of the probe are the largest single gain in naming.
+averaged into one vector: steadier, at the cost of one network pass per view. Measured on ../shared
+(README, "Naming"): views of the probe are the largest single gain in naming.
+
+Quality (sharpness, head turn) is measured on dlib's chip and 5 points whatever the model, so the
+naming gates mean the same with any network.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from facestream.errors import BackendUnavailable
 from facestream.models.types import Detection, Embeddings, Quality
+from facestream.models.vision.align import DLIB_PADDING, arcface_chip, arcface_points, dlib_chip, mirrored
+from facestream.models.vision.networks import DlibNetwork, OnnxNetwork
 
 if TYPE_CHECKING:
-    from facestream.models.protocols import Embedder
+    from facestream.config import Settings
+    from facestream.models.protocols import Network
 
-#: View sets by size, chosen on ../shared (README, "Naming"): 1 is dlib's own chip (padding 0.25); 2 that
-#: chip and its mirror image (LFW pairs: 1 view 0.983, 2 views 0.993); 4 the chip cut with paddings 0.2
+#: View sets by size, chosen on ../shared (README, "Naming"): 1 is the plain chip (dlib's padding 0.25); 2
+#: that chip and its mirror image (LFW pairs: 1 view 0.983, 2 views 0.993); 4 the chip cut with paddings 0.2
 #: and 0.3 and their mirrors (known probes named at 1% false accepts: 1 view 0.80, 4 views 0.85).
 VIEWS = {1: ((0.25, False),), 2: ((0.25, False), (0.25, True)),
          4: ((0.2, False), (0.3, False), (0.2, True), (0.3, True))}
-CHIP_PX = 150
+QUALITY_CHIP_PX = 150  # sharpness is measured on dlib's 150 px chip (name_min_sharpness is in its units)
+
+#: embedder setting -> its network, built from the settings
+NETWORKS: dict[str, Callable[[Settings], Network]] = {
+    "onnx": OnnxNetwork.of,
+    "dlib": lambda s: DlibNetwork(),
+}
 
 
-class DlibEmbedder:
-    """dlib's face_recognition_model_v1 with 5-point alignment; models load once per instance."""
+class FaceEmbedder:
+    """Aligns faces the way ``network`` was trained (``align``: dlib or arcface) and embeds them."""
 
-    name = "dlib"
-    dim = 128
-
-    def __init__(self) -> None:
+    def __init__(self, network: Network, align: str = "dlib", name: str = "onnx"):
         import cv2
         import dlib
         import face_recognition_models as frm
 
         self._cv2, self._dlib = cv2, dlib
         self._shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-        self._net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+        self.network, self.align, self.name = network, align, name
+        self.dim, self.model_id = network.dim, network.model_id
 
     def embed(self, rgb: np.ndarray, detections: Sequence[Detection], views: int = 1) -> Embeddings:
         """One vector per detection, the mean of ``views`` (1, 2 or 4) network passes, one batch for all."""
@@ -53,11 +63,19 @@ class DlibEmbedder:
         chips, quality = [], []
         for d in detections:
             shape = self._shape(rgb, self._dlib.rectangle(*predictor_box(d)))
-            cut = {pad: self._dlib.get_face_chip(rgb, shape, CHIP_PX, pad) for pad, _ in VIEWS[views]}
-            chips += [np.ascontiguousarray(cut[pad][:, ::-1]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
-            quality.append(Quality(d.size, self._sharpness(next(iter(cut.values()))), _yaw(shape)))
-        out = np.asarray(self._net.compute_face_descriptor(chips), dtype=np.float32)
+            cut = {pad: self._chip(rgb, d, shape, pad) for pad, _ in VIEWS[views]}
+            chips += [mirrored(cut[pad]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
+            reference = cut.get(DLIB_PADDING) if self.align == "dlib" and self.network.size == QUALITY_CHIP_PX else None
+            if reference is None:
+                reference = dlib_chip(rgb, shape, QUALITY_CHIP_PX, DLIB_PADDING)
+            quality.append(Quality(d.size, self._sharpness(reference), _yaw(shape)))
+        out = self.network(chips)
         return Embeddings(normalize(out.reshape(len(detections), views, self.dim).sum(axis=1)), quality)
+
+    def _chip(self, rgb: np.ndarray, d: Detection, shape, padding: float) -> np.ndarray:
+        if self.align == "dlib":
+            return dlib_chip(rgb, shape, self.network.size, padding)
+        return arcface_chip(rgb, arcface_points(d.landmarks, shape), self.network.size, padding)
 
     def _sharpness(self, chip: np.ndarray) -> float:
         grey = self._cv2.cvtColor(chip, self._cv2.COLOR_RGB2GRAY)
@@ -97,8 +115,15 @@ def normalize(vecs: np.ndarray) -> np.ndarray:
     return (vecs / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def make_embedder(name: str) -> Embedder:
-    """The embedder backend called ``name``."""
-    if name == "dlib":
-        return DlibEmbedder()
-    raise BackendUnavailable(f"unknown embedder {name!r}; available: dlib")
+def make_network(settings: Settings) -> Network:
+    """The network the settings name (``embedder``, and for onnx its model and input contract)."""
+    make = NETWORKS.get(settings.embedder)
+    if make is None:
+        raise BackendUnavailable(f"unknown embedder {settings.embedder!r}; available: {', '.join(NETWORKS)}")
+    return make(settings)
+
+
+def make_embedder(settings: Settings) -> FaceEmbedder:
+    """The embedder the settings name: its network, aligned as the network expects."""
+    align = settings.embedder_align if settings.embedder == "onnx" else "dlib"
+    return FaceEmbedder(make_network(settings), align, settings.embedder)
