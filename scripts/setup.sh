@@ -4,19 +4,20 @@
 #   scripts/setup.sh          runtime
 #   scripts/setup.sh --test   runtime + test tools
 #   scripts/setup.sh --mtcnn  + the optional MTCNN detector (TensorFlow, ~1.7 GB)
-#   scripts/setup.sh --prebuilt-dlib  keep the prebuilt dlib-bin wheel instead of building dlib with
-#                                     OpenBLAS (embeddings ~75 ms instead of ~16 ms per face)
+#   scripts/setup.sh --blas-dlib  also build dlib with OpenBLAS (~10 minutes, once): only the `embedder: dlib`
+#                                 reference and the cnn detector use it; the default ONNX embedder does not
+# Nothing is compiled by default: every package is a prebuilt wheel (dlib-bin for dlib's alignment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${FACESTREAM_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 extras=()
-build_dlib=1
+build_dlib=0
 for a in "$@"; do
   case "$a" in
     --test) extras+=(test) ;;
     --mtcnn) extras+=(mtcnn) ;;
-    --prebuilt-dlib) build_dlib=0 ;;
+    --blas-dlib) build_dlib=1 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -47,10 +48,11 @@ apt_install() {  # apt_install COMMAND PACKAGE...: unless COMMAND exists
   command -v "$1" >/dev/null 2>&1 || { shift; apt_install_pkg "$@"; }
 }
 apt_install redis-cli redis-tools
-# dlib built against OpenBLAS embeds a face ~4.6x faster than the prebuilt dlib-bin wheel, with HOG as
-# fast (README, "Speed"). The wheel is built once (about 8 minutes on 2 cores) into .facestream/wheels
-# and reused; x86-64-v3 (AVX2/FMA, any x86 CPU since ~2015) so images and venvs stay portable.
-# Without a compiler, the libraries or an AVX2 CPU it says why and keeps dlib-bin.
+# --blas-dlib: dlib built against OpenBLAS runs dlib's own ResNet ~4x faster than the prebuilt dlib-bin
+# wheel (README, "Speed"); the default ONNX embedder is faster than either. The wheel is built once (about
+# 8 minutes on 2 cores) into .facestream/wheels and reused; x86-64-v3 (AVX2/FMA, any x86 CPU since ~2015)
+# so images and venvs stay portable. Without a compiler, the libraries or an AVX2 CPU it says why and
+# keeps dlib-bin.
 install_blas_dlib() {
   local wheels=.facestream/wheels whl
   whl=$(ls "$wheels"/dlib-20.0.1-*.whl 2>/dev/null | head -1 || true)
@@ -59,8 +61,8 @@ install_blas_dlib() {
     apt_install g++ g++; apt_install cmake cmake
     [ -e /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h ] || apt_install_pkg libopenblas-dev liblapack-dev
     command -v g++ >/dev/null && command -v cmake >/dev/null || {
-      echo "setup.sh: g++/cmake missing (run as root, or --prebuilt-dlib); keeping dlib-bin" >&2; return 0; }
-    echo "setup.sh: building dlib 20.0.1 with OpenBLAS, once (about 8 minutes on 2 cores; --prebuilt-dlib skips it)" >&2
+      echo "setup.sh: g++/cmake missing (run as root); keeping dlib-bin" >&2; return 0; }
+    echo "setup.sh: building dlib 20.0.1 with OpenBLAS, once (about 8 minutes on 2 cores)" >&2
     local tmp; tmp=$(mktemp -d)
     quiet "${pip[@]}" install "wheel>=0.40"  # setuptools stays as pyproject pins it (pkg_resources)
     quiet "${pip[@]}" download --no-deps --no-binary dlib --no-build-isolation "dlib==20.0.1" -d "$tmp"

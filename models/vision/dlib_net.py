@@ -150,64 +150,77 @@ def _expect(found: str, *names: str) -> str:
 
 def _details(rd: _Reader, layer: Layer) -> None:
     """One layer's own fields (``dlib/dnn/layers.h``, ``input.h``, ``loss.h``), checked against ``layer``."""
-    v = rd.string()
-    kind = layer.kind
-    if kind == "input":
-        _expect(v, "input_rgb_image_sized")
-        layer.weights["mean"] = np.array([rd.float() for _ in range(3)], np.float32)
-        if (rd.int(), rd.int()) != (layer.size, layer.size):
-            raise DlibFormatError(f"input is not {layer.size} px")
-    elif kind == "con":
-        _expect(v, "con_4", "con_5", "con_6")
-        params = rd.tensor().ravel()
-        filters, nr, nc, sy, sx, _py, _px = (rd.int() for _ in range(7))
-        k = layer.kernel
-        if (filters, nr, nc, sy, sx) != (layer.size, k, k, layer.stride, layer.stride):
-            raise DlibFormatError(f"con {filters}x{nr}x{nc}/{sy} where {layer.size}x{k}x{k}/{layer.stride} was expected")
-        wshape, bshape = rd.alias(), rd.alias()
-        for _ in range(4):
-            rd.float()  # learning-rate and weight-decay multipliers
-        use_bias = rd.bool() if v in ("con_5", "con_6") else True
-        if v == "con_6" and rd.bool():
-            raise DlibFormatError("con with a fused relu is not supported")
-        w = int(np.prod(wshape))
-        layer.weights["w"] = params[:w].reshape(wshape)
-        layer.weights["b"] = params[w:w + int(np.prod(bshape))] if use_bias else np.zeros(filters, np.float32)
-    elif kind == "affine":
-        _affine(rd, layer, _expect(v, "affine_", "affine_2", "bn_con2"))
-    elif kind == "relu":
-        if _expect(v, "relu_", "relu_2") == "relu_2" and rd.bool():
-            raise DlibFormatError("disabled relu is not supported")
-    elif kind in ("max_pool", "avg_pool", "avg_pool_all"):
-        _expect(v, f"{kind.replace('_all', '')}_2")
-        nr, nc, sy, sx, py, px = (rd.int() for _ in range(6))
-        want = (0, 0, 1, 1) if kind == "avg_pool_all" else (layer.size, layer.size, layer.stride, layer.stride)
-        if (nr, nc, sy, sx, py, px) != (*want, 0, 0):
-            raise DlibFormatError(f"{kind} {nr}x{nc}/{sy} pad {py} where {want} was expected")
-    elif kind == "add_prev":
-        _expect(v, "add_prev_")
-    elif kind == "fc":
-        _expect(v, "fc_2", "fc_3")
-        outputs, inputs = rd.int(), rd.int()
-        params = rd.tensor().ravel()
-        rd.alias(), rd.alias()
-        bias_mode = rd.int()
-        for _ in range(4):
-            rd.float()
-        if v == "fc_3":
-            rd.bool()
-        if outputs != layer.size or bias_mode != 1:  # 1: FC_NO_BIAS
-            raise DlibFormatError(f"fc of {outputs} outputs, bias mode {bias_mode}: expected {layer.size}, no bias")
-        layer.weights["w"] = params[: inputs * outputs].reshape(inputs, outputs)
-    elif kind == "loss":
-        if _expect(v, "loss_metric_", "loss_metric_2") == "loss_metric_2":
-            rd.float(), rd.float()
-    else:
-        raise DlibFormatError(f"no reader for layer kind {kind!r}")
+    read = _READERS.get(layer.kind)
+    if read is None:
+        raise DlibFormatError(f"no reader for layer kind {layer.kind!r}")
+    read(rd, layer, rd.string())
+
+
+def _input(rd: _Reader, layer: Layer, v: str) -> None:
+    _expect(v, "input_rgb_image_sized")
+    layer.weights["mean"] = np.array([rd.float() for _ in range(3)], np.float32)
+    if (rd.int(), rd.int()) != (layer.size, layer.size):
+        raise DlibFormatError(f"input is not {layer.size} px")
+
+
+def _con(rd: _Reader, layer: Layer, v: str) -> None:
+    _expect(v, "con_4", "con_5", "con_6")
+    params = rd.tensor().ravel()
+    filters, nr, nc, sy, sx, _py, _px = (rd.int() for _ in range(7))
+    k = layer.kernel
+    if (filters, nr, nc, sy, sx) != (layer.size, k, k, layer.stride, layer.stride):
+        raise DlibFormatError(f"con {filters}x{nr}x{nc}/{sy} where {layer.size}x{k}x{k}/{layer.stride} was expected")
+    wshape, bshape = rd.alias(), rd.alias()
+    for _ in range(4):
+        rd.float()  # learning-rate and weight-decay multipliers
+    use_bias = rd.bool() if v in ("con_5", "con_6") else True
+    if v == "con_6" and rd.bool():
+        raise DlibFormatError("con with a fused relu is not supported")
+    w = int(np.prod(wshape))
+    layer.weights["w"] = params[:w].reshape(wshape)
+    layer.weights["b"] = params[w:w + int(np.prod(bshape))] if use_bias else np.zeros(filters, np.float32)
+
+
+def _relu(rd: _Reader, layer: Layer, v: str) -> None:
+    if _expect(v, "relu_", "relu_2") == "relu_2" and rd.bool():
+        raise DlibFormatError("disabled relu is not supported")
+
+
+def _pool(rd: _Reader, layer: Layer, v: str) -> None:
+    _expect(v, f"{layer.kind.replace('_all', '')}_2")
+    nr, nc, sy, sx, py, px = (rd.int() for _ in range(6))
+    want = (0, 0, 1, 1) if layer.kind == "avg_pool_all" else (layer.size, layer.size, layer.stride, layer.stride)
+    if (nr, nc, sy, sx, py, px) != (*want, 0, 0):
+        raise DlibFormatError(f"{layer.kind} {nr}x{nc}/{sy} pad {py} where {want} was expected")
+
+
+def _add_prev(rd: _Reader, layer: Layer, v: str) -> None:
+    _expect(v, "add_prev_")
+
+
+def _fc(rd: _Reader, layer: Layer, v: str) -> None:
+    _expect(v, "fc_2", "fc_3")
+    outputs, inputs = rd.int(), rd.int()
+    params = rd.tensor().ravel()
+    rd.alias(), rd.alias()
+    bias_mode = rd.int()
+    for _ in range(4):
+        rd.float()
+    if v == "fc_3":
+        rd.bool()
+    if outputs != layer.size or bias_mode != 1:  # 1: FC_NO_BIAS
+        raise DlibFormatError(f"fc of {outputs} outputs, bias mode {bias_mode}: expected {layer.size}, no bias")
+    layer.weights["w"] = params[: inputs * outputs].reshape(inputs, outputs)
+
+
+def _loss(rd: _Reader, layer: Layer, v: str) -> None:
+    if _expect(v, "loss_metric_", "loss_metric_2") == "loss_metric_2":
+        rd.float(), rd.float()
 
 
 def _affine(rd: _Reader, layer: Layer, version: str) -> None:
     """y = gamma * x + beta per channel; a batch-norm layer is folded into that form as dlib does."""
+    _expect(version, "affine_", "affine_2", "bn_con2")
     params = rd.tensor().ravel()
     gshape, _ = rd.alias(), rd.alias()
     n = int(np.prod(gshape))
@@ -227,3 +240,7 @@ def _affine(rd: _Reader, layer: Layer, version: str) -> None:
         if version == "affine_2" and rd.bool():
             raise DlibFormatError("disabled affine layer is not supported")
     layer.weights["gamma"], layer.weights["beta"] = gamma.astype(np.float32), beta.astype(np.float32)
+
+
+_READERS = {"input": _input, "con": _con, "affine": _affine, "relu": _relu, "max_pool": _pool, "avg_pool": _pool,
+            "avg_pool_all": _pool, "add_prev": _add_prev, "fc": _fc, "loss": _loss}

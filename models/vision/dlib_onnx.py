@@ -30,65 +30,88 @@ log = logging.getLogger(__name__)
 MODEL_ID = DLIB_MODEL_ID
 
 
+class _Graph:
+    """ONNX nodes and weights being built, with the shape (channels, rows, columns) of the current output."""
+
+    def __init__(self, size: int):
+        self.nodes: list = []
+        self.inits: list = []
+        self.x, self.shape = "chips", (3, size, size)
+        self.tags: dict[int, tuple[str, tuple[int, int, int]]] = {}
+
+    def const(self, value: np.ndarray) -> str:
+        from onnx import numpy_helper
+
+        name = f"c{len(self.inits)}"
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attrs) -> str:
+        from onnx import helper
+
+        out = f"{op.lower()}{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def add(self, layer: Layer) -> None:
+        """Append ``layer`` (as read by :func:`read_net`) after the current output."""
+        w, x, (c, h, wd) = layer.weights, self.x, self.shape
+        if layer.kind == "input":  # dlib's normalisation: (pixel - mean) / 256
+            x = self.node("Sub", [x, self.const(w["mean"].reshape(1, 3, 1, 1))])
+            x = self.node("Mul", [x, self.const(np.array(1 / 256, np.float32))])
+        elif layer.kind == "con":
+            pad = layer.kernel // 2 if layer.stride == 1 else 0  # dlib's default padding
+            x = self.node("Conv", [x, self.const(w["w"]), self.const(w["b"])], kernel_shape=[layer.kernel] * 2,
+                          strides=[layer.stride] * 2, pads=[pad] * 4)
+            self.shape = (layer.size, _out(h, layer.kernel, layer.stride, pad), _out(wd, layer.kernel, layer.stride, pad))
+        elif layer.kind == "affine":
+            x = self.node("Mul", [x, self.const(w["gamma"].reshape(1, -1, 1, 1))])
+            x = self.node("Add", [x, self.const(w["beta"].reshape(1, -1, 1, 1))])
+        elif layer.kind == "relu":
+            x = self.node("Relu", [x])
+        elif layer.kind in ("max_pool", "avg_pool"):
+            x = self.node("MaxPool" if layer.kind == "max_pool" else "AveragePool", [x],
+                          kernel_shape=[layer.size] * 2, strides=[layer.stride] * 2)
+            self.shape = (c, _out(h, layer.size, layer.stride, 0), _out(wd, layer.size, layer.stride, 0))
+        elif layer.kind == "tag":
+            self.tags[layer.size] = (x, self.shape)
+        elif layer.kind == "skip":
+            x, self.shape = self.tags[layer.size]
+        elif layer.kind == "add_prev":
+            other, other_shape = self.tags[layer.size]
+            target = tuple(max(a, b) for a, b in zip(self.shape, other_shape))
+            x = self.node("Add", [self._pad_to(x, self.shape, target), self._pad_to(other, other_shape, target)])
+            self.shape = target
+        elif layer.kind == "avg_pool_all":
+            x = self.node("Flatten", [self.node("GlobalAveragePool", [x])])
+        elif layer.kind == "fc":
+            x = self.node("MatMul", [x, self.const(w["w"])])
+        elif layer.kind != "loss":  # the loss only trains
+            raise DlibFormatError(f"no ONNX form for layer kind {layer.kind!r}")
+        self.x = x
+
+    def _pad_to(self, x: str, shape: tuple[int, ...], target: tuple[int, ...]) -> str:
+        """``x`` zero-padded at the end of channels, rows and columns up to ``target`` (dlib's tt::add)."""
+        if shape == target:
+            return x
+        return self.node("Pad", [x, self.const(np.array([0, 0, 0, 0, 0, *(t - s for t, s in zip(target, shape))],
+                                                        np.int64))])
+
+
 def build_graph(net: list[Layer]):  # -> onnx.ModelProto
     """The ONNX model computing ``net`` (layers as :func:`read_net` gives them)."""
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    nodes: list = []
-    inits: list = []
-
-    def const(name: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def node(op: str, inputs: list[str], **attrs) -> str:
-        out = f"{op.lower()}{len(nodes)}"
-        nodes.append(helper.make_node(op, inputs, [out], **attrs))
-        return out
-
+    g = _Graph(net[0].size)
+    for layer in net:
+        g.add(layer)
+    g.nodes[-1].output[0] = "embedding"
     size = net[0].size
-    x = node("Sub", ["chips", const("mean", net[0].weights["mean"].reshape(1, 3, 1, 1))])
-    x = node("Mul", [x, const("scale", np.array(1 / 256, np.float32))])
-    shape = (3, size, size)  # channels, rows, columns of x
-    tags: dict[int, tuple[str, tuple[int, int, int]]] = {}
-    for i, layer in enumerate(net[1:-1], 1):
-        w = layer.weights
-        if layer.kind == "con":
-            pad = layer.kernel // 2 if layer.stride == 1 else 0  # dlib's default padding
-            x = node("Conv", [x, const(f"w{i}", w["w"]), const(f"b{i}", w["b"])], kernel_shape=[layer.kernel] * 2,
-                     strides=[layer.stride] * 2, pads=[pad] * 4)
-            shape = (layer.size, *(_out(n, layer.kernel, layer.stride, pad) for n in shape[1:]))
-        elif layer.kind == "affine":
-            x = node("Mul", [x, const(f"g{i}", w["gamma"].reshape(1, -1, 1, 1))])
-            x = node("Add", [x, const(f"a{i}", w["beta"].reshape(1, -1, 1, 1))])
-        elif layer.kind == "relu":
-            x = node("Relu", [x])
-        elif layer.kind in ("max_pool", "avg_pool"):
-            op = "MaxPool" if layer.kind == "max_pool" else "AveragePool"
-            x = node(op, [x], kernel_shape=[layer.size] * 2, strides=[layer.stride] * 2)
-            shape = (shape[0], *(_out(n, layer.size, layer.stride, 0) for n in shape[1:]))
-        elif layer.kind == "tag":
-            tags[layer.size] = (x, shape)
-        elif layer.kind == "skip":
-            x, shape = tags[layer.size]
-        elif layer.kind == "add_prev":
-            other, other_shape = tags[layer.size]
-            target = tuple(max(a, b) for a, b in zip(shape, other_shape))
-            x = node("Add", [_pad_to(node, const, x, shape, target, i), _pad_to(node, const, other, other_shape, target, -i)])
-            shape = target
-        elif layer.kind == "avg_pool_all":
-            x = node("Flatten", [node("GlobalAveragePool", [x])])
-            shape = (shape[0], 1, 1)
-        elif layer.kind == "fc":
-            x = node("MatMul", [x, const(f"w{i}", w["w"])])
-        else:
-            raise DlibFormatError(f"no ONNX form for layer kind {layer.kind!r}")
-    nodes[-1].output[0] = "embedding"
     graph = helper.make_graph(
-        nodes, "dlib_face_recognition_resnet_model_v1",
+        g.nodes, "dlib_face_recognition_resnet_model_v1",
         [helper.make_tensor_value_info("chips", TensorProto.FLOAT, ["batch", 3, size, size])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", net[-2].size])], inits)
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", net[-2].size])], g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="facestream")
     model.ir_version = 8  # readable by onnxruntime >= 1.10
     helper.set_model_props(model, {"facestream.model_id": MODEL_ID, "source": "dlib_face_recognition_resnet_model_v1.dat"})
@@ -98,14 +121,6 @@ def build_graph(net: list[Layer]):  # -> onnx.ModelProto
 
 def _out(n: int, window: int, stride: int, pad: int) -> int:
     return (n + 2 * pad - window) // stride + 1
-
-
-def _pad_to(node, const, x: str, shape: tuple[int, int, int], target: tuple[int, int, int], i: int) -> str:
-    """``x`` zero-padded at the end of channels, rows and columns up to ``target`` (dlib's tt::add)."""
-    if shape == target:
-        return x
-    pads = np.array([0, 0, 0, 0, 0, *(t - s for t, s in zip(target, shape))], np.int64)
-    return node("Pad", [x, const(f"pad{i}", pads)])
 
 
 def convert(dat: str | Path, out: str | Path) -> Path:
