@@ -206,7 +206,7 @@ def enroll_rate(settings: Settings, folder: Path, still: bool, workers: int) -> 
         wall = time.perf_counter() - t0
     finally:
         gallery.clear()
-    label = (f"enrollment path: {s.detector} at 1x, then 2x, then {s.enroll_fallback_detector}; "
+    label = (f"enrollment path: {s.detector} at <=640 px, <=1280 px, then 2x, then {s.enroll_fallback_detector}; "
              f"{s.enroll_views} views" if still else f"live path: {s.probe_views} views") + f", {workers} processes"
     return EnrollFigures(label, len(items), sum(summary.enrolled.values()), wall)
 

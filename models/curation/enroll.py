@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
@@ -25,7 +25,7 @@ from facestream.keys import check_id
 from facestream.models.matcher import BLURRY, TOO_SMALL, TURNED, Policy
 from facestream.models.store.gallery import FaceEntry, Gallery, display_name
 from facestream.models.store.stamp import ModelStamp
-from facestream.models.types import Quality
+from facestream.models.types import Detection, Quality
 from facestream.models.vision.analyzer import FaceAnalyzer, main_face
 from facestream.models.vision.embed import make_network
 from facestream.models.vision.image import IMAGE_SUFFIXES, decode
@@ -136,28 +136,45 @@ def _init(settings: Settings, options: Options) -> None:
     _analyzer, _options = FaceAnalyzer(settings), options
 
 
-def analyze_file(item: Item) -> Outcome:
+CHUNK = 8  # files per task: their photos' faces go through the network in one batch
+
+
+def analyze_chunk(items: list[Item]) -> list[Outcome]:
+    """The outcome of each item: photos detected one by one, then their faces embedded in one batch."""
     assert _analyzer is not None, "call _init first"
-    try:
-        return _analyze_video(item) if item.is_video else _analyze_image(item)
-    except BadFrame as e:
-        return Outcome(item, skipped=f"unreadable: {e}")
+    outcomes: list[Outcome] = []
+    found: list[tuple[int, np.ndarray, Detection]] = []  # (index in outcomes, photo, its face)
+    for item in items:
+        try:
+            if item.is_video:
+                outcomes.append(_analyze_video(item))
+                continue
+            rgb = decode(item.path.read_bytes())
+            face = _find_face(rgb)
+        except BadFrame as e:
+            face = f"unreadable: {e}"
+        outcomes.append(Outcome(item, skipped=face if isinstance(face, str) else None))
+        if isinstance(face, Detection):
+            found.append((len(outcomes) - 1, rgb, face))
+    views = _analyzer.still_views if _options.still else _analyzer.probe_views  # a probe photo: a face's first look
+    embedded = _analyzer.embedder.embed_many([(rgb, [det]) for _, rgb, det in found], views)
+    for (i, _, det), out in zip(found, embedded):
+        poor = _options.gate and poor_face(out.quality[0], _analyzer.settings)
+        if poor:
+            outcomes[i].skipped = poor
+        else:
+            outcomes[i].faces.append(FaceEntry(out.vectors[0], outcomes[i].item.path.name, det.score, out.quality[0]))
+    return outcomes
 
 
-def _analyze_image(item: Item) -> Outcome:
-    rgb = decode(item.path.read_bytes())
+def _find_face(rgb: np.ndarray) -> Detection | str:
+    """The photo's face to enroll, or why there is none."""
     dets = _analyzer.detect_still(rgb) if _options.still else _analyzer.detect(rgb)
     if not dets:
-        return Outcome(item, skipped="no face found")
+        return "no face found"
     if len(dets) > 1 and not _options.allow_several:
-        return Outcome(item, skipped=f"several faces ({len(dets)}); crop it or use --main-face")
-    det = dets[main_face(dets, rgb.shape)]
-    out = (_analyzer.embed_still(rgb, [det]) if _options.still
-           else _analyzer.embedder.embed(rgb, [det], _analyzer.probe_views))  # a probe photo: a face's first look
-    poor = _options.gate and poor_face(out.quality[0], _analyzer.settings)
-    if poor:
-        return Outcome(item, skipped=poor)
-    return Outcome(item, [FaceEntry(out.vectors[0], item.path.name, det.score, out.quality[0])])
+        return f"several faces ({len(dets)}); crop it or use --main-face"
+    return dets[main_face(dets, rgb.shape)]
 
 
 def poor_face(q: Quality, s: Settings) -> str | None:
@@ -217,23 +234,35 @@ def _dedupe(faces: list[FaceEntry], threshold: float) -> tuple[list[FaceEntry], 
 
 
 def analyze_all(items: list[Item], settings: Settings, options: Options, workers: int,
-                progress: Callable[[Outcome], None] | None = None) -> Iterator[Outcome]:
-    """Outcomes in item order, computed by ``workers`` processes (1: in this process)."""
-    if workers <= 1 or len(items) < 4:
+                progress: Callable[[Outcome], None] | None = None,
+                on_model: Callable[[ModelStamp], None] | None = None) -> Iterator[Outcome]:
+    """Outcomes in item order, computed by ``workers`` processes (1: in this process), :data:`CHUNK` files
+    per task. ``on_model`` is told the analysing model before the first outcome is yielded (it may refuse)."""
+    chunks = [items[i: i + CHUNK] for i in range(0, len(items), CHUNK)]
+    if workers <= 1 or len(chunks) < 2:
         _init(settings, options)
-        for it in items:
-            o = analyze_file(it)
-            progress and progress(o)
-            yield o
-        return
-    with ProcessPoolExecutor(workers, initializer=_init, initargs=(settings, options)) as pool:
-        try:
-            for o in pool.map(analyze_file, items, chunksize=4):
+        model: Future[ModelStamp] = Future()
+        model.set_result(_model())
+        done: Iterable[list[Outcome]] = map(analyze_chunk, chunks)
+        pool = None
+    else:
+        pool = ProcessPoolExecutor(workers, initializer=_init, initargs=(settings, options))
+        model = pool.submit(_model)  # read where the model is loaded anyway: no extra load here
+        done = pool.map(analyze_chunk, chunks)
+    try:
+        if on_model is not None:
+            on_model(model.result())
+        for outcomes in done:
+            for o in outcomes:
                 progress and progress(o)
                 yield o
-        except BaseException:
+    except BaseException:
+        if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
 
 def embed_files(paths: list[Path], settings: Settings, workers: int, still: bool,
@@ -256,15 +285,23 @@ def model_stamp(settings: Settings) -> ModelStamp:
     return ModelStamp(network.model_id, network.dim)
 
 
+def _model() -> ModelStamp:
+    assert _analyzer is not None, "call _init first"
+    return ModelStamp(_analyzer.embedder.model_id, _analyzer.dim)
+
+
 def enroll(gallery: Gallery, items: list[Item], settings: Settings, options: Options | None = None,
            workers: int = 1, progress: Callable[[Outcome], None] | None = None) -> Summary:
-    """Analyse every item and write each person's faces atomically once their files are done; refused
-    before any analysis if the gallery holds another model's vectors."""
+    """Analyse every item and write each person's faces atomically once their files are done; refused as
+    soon as the model is loaded if the gallery holds another model's vectors."""
     options = options or Options()
     summary = Summary(files=len(items))
-    gallery.use_model(model_stamp(settings))
-    gallery.ensure_index()
-    outcomes = analyze_all(items, settings, options, workers, progress)
+
+    def use(model: ModelStamp) -> None:
+        gallery.use_model(model)
+        gallery.ensure_index()
+
+    outcomes = analyze_all(items, settings, options, workers, progress, use)
     try:
         for pid, group in groupby(outcomes, key=lambda o: o.item.person_id):
             group = list(group)

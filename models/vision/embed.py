@@ -56,21 +56,31 @@ class FaceEmbedder:
 
     def embed(self, rgb: np.ndarray, detections: Sequence[Detection], views: int = 1) -> Embeddings:
         """One vector per detection, the mean of ``views`` (1, 2 or 4) network passes, one batch for all."""
+        return self.embed_many([(rgb, detections)], views)[0]
+
+    def embed_many(self, images: Sequence[tuple[np.ndarray, Sequence[Detection]]], views: int = 1) -> list[Embeddings]:
+        """:meth:`embed` for several images, every chip of every image in one network batch (~15% less
+        network time per chip at 16 chips than at 2)."""
         if views not in VIEWS:
             raise ValueError(f"views must be one of {sorted(VIEWS)}, not {views}")
-        if not detections:
-            return Embeddings(np.zeros((0, self.dim), np.float32), [])
-        chips, quality = [], []
-        for d in detections:
-            shape = self._shape(rgb, self._dlib.rectangle(*predictor_box(d)))
-            cut = {pad: self._chip(rgb, d, shape, pad) for pad, _ in VIEWS[views]}
-            chips += [mirrored(cut[pad]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
-            reference = cut.get(DLIB_PADDING) if self.align == "dlib" and self.network.size == QUALITY_CHIP_PX else None
-            if reference is None:
-                reference = dlib_chip(rgb, shape, QUALITY_CHIP_PX, DLIB_PADDING)
-            quality.append(Quality(d.size, self._sharpness(reference), _yaw(shape)))
-        out = self.network(chips)
-        return Embeddings(normalize(out.reshape(len(detections), views, self.dim).sum(axis=1)), quality)
+        chips: list[np.ndarray] = []
+        quality: list[Quality] = []
+        for rgb, detections in images:
+            for d in detections:
+                shape = self._shape(rgb, self._dlib.rectangle(*predictor_box(d)))
+                cut = {pad: self._chip(rgb, d, shape, pad) for pad, _ in VIEWS[views]}
+                chips += [mirrored(cut[pad]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
+                same = self.align == "dlib" and self.network.size == QUALITY_CHIP_PX
+                reference = cut[DLIB_PADDING] if same and DLIB_PADDING in cut else dlib_chip(rgb, shape, QUALITY_CHIP_PX,
+                                                                                            DLIB_PADDING)
+                quality.append(Quality(d.size, self._sharpness(reference), _yaw(shape)))
+        vectors = (normalize(self.network(chips).reshape(len(quality), views, self.dim).sum(axis=1)) if chips
+                   else np.zeros((0, self.dim), np.float32))
+        out, at = [], 0
+        for _, detections in images:
+            out.append(Embeddings(vectors[at: at + len(detections)], quality[at: at + len(detections)]))
+            at += len(detections)
+        return out
 
     def _chip(self, rgb: np.ndarray, d: Detection, shape, padding: float) -> np.ndarray:
         if self.align == "dlib":
