@@ -10,6 +10,7 @@ import numpy as np
 
 from facestream.app.bench import EnrollFigures, Figures
 from facestream.app.detbench import ProfileFigures
+from facestream.app.embedbench import EmbedFigures
 from facestream.app.knnbench import KnnFigures
 from facestream.app.sightbench import SightingFigures
 from facestream.config import Settings
@@ -69,6 +70,17 @@ def enrollment_table(figs: list[EnrollFigures], folder: Path) -> list[str]:
     rows = [f"`facestream bench --enrollment {folder}` on {machine_line()}:", "",
             "| path | files | faces | seconds | faces/s |", "|---|---|---|---|---|"]
     rows += [f"| {f.label} | {f.files} | {f.faces} | {f.wall_s:.1f} | {f.faces / f.wall_s:.1f} |" for f in figs]
+    return rows
+
+
+def embedding_table(figs: list[EmbedFigures], command: str) -> list[str]:
+    """``bench --embedding``: ms per face for each runtime, batch 1 and 8, and how many times the slowest."""
+    runtimes = list(dict.fromkeys(f.runtime for f in figs))
+    ms = {(f.runtime, f.batch): f.ms_per_face for f in figs}
+    slowest = max(ms.get((r, 1), 0.0) for r in runtimes)
+    rows = [f"`{command}` on {machine_line()}, one thread each, {time.strftime('%Y-%m-%d')}:", "",
+            "| runtime | ms/face, batch 1 | ms/face, batch 8 | faster than the slowest (batch 1) |", "|---|---|---|---|"]
+    rows += [f"| {r} | {ms[(r, 1)]:.1f} | {ms[(r, 8)]:.1f} | {slowest / ms[(r, 1)]:.1f}x |" for r in runtimes]
     return rows
 
 

@@ -37,6 +37,10 @@ def bench(
     enrollment: Annotated[Optional[Path], typer.Option(help="Instead: time enrolling this folder of <Person>/ images.")] = None,
     sightings: Annotated[Optional[str], typer.Option(help="Instead: the sightings index at these sizes (insert, memory, "
                                                      "24 h search), e.g. 100000,1000000.")] = None,
+    embedding: Annotated[bool, typer.Option("--embedding", help="Instead: ms per face embedding, ONNX vs the dlib builds "
+                                            "(this one and each --dlib-wheel), batch 1 and 8.")] = False,
+    dlib_wheel: Annotated[Optional[list[Path]], typer.Option("--dlib-wheel", help="With --embedding: another dlib build "
+                                                             "to time (default: the wheels in .facestream/wheels).")] = None,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
@@ -54,6 +58,8 @@ def bench(
         block, rows = "sightings", _sightings(s, _numbers("--sightings", sightings), command)
     elif detection:
         block, rows = "detection", _detection(s, frames or 150, command)
+    elif embedding:
+        block, rows = "embedding", _embedding(s, dlib_wheel, command)
     else:
         clip, people = _clip_and_people(s, video, enroll_dir)
         bar, tick = progress(None, "naive baseline", "frame")
@@ -92,6 +98,13 @@ def _enrollment(s: Settings, folder: Path) -> list[str]:
     for f in figs:
         typer.echo(f.line())
     return enrollment_table(figs, folder)
+
+
+def _embedding(s: Settings, wheels: list[Path] | None, command: str) -> list[str]:
+    from facestream.app.embedbench import embedding_bench, found_wheels
+    from facestream.app.tables import embedding_table
+
+    return embedding_table(embedding_bench(s, found_wheels() if wheels is None else wheels, say), command)
 
 
 def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[str]:
