@@ -22,6 +22,7 @@ SESSION_ID = "facestream"
 def render(settings: Settings) -> str:
     """The gear script with the given settings baked in (the server has no facestream config)."""
     values = json.loads(settings.model_dump_json(exclude={"redis_url", "data_dir"}))
+    values["data_dir"] = ".facestream"  # the server's own, under its working directory (the converted model goes there)
     text = SCRIPT.read_text()
     marker = 'SETTINGS_JSON = "{}"'
     if marker not in text:

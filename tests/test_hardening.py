@@ -63,7 +63,7 @@ def test_decoding_is_bounded_by_the_real_header_before_anything_is_decoded():
 def test_a_bad_timestamp_is_dead_lettered_and_the_commit_script_writes_nothing_half_way(r, settings):
     keys = Keys(settings.key_prefix)
     stream = keys.frames("cam")
-    step = Step(settings, None, r.execute_command, "w")
+    step = Step(settings, NoFaces(), r.execute_command, "w")
     entry = r.xadd(stream, {"camera": "cam", "ts_ms": "-5", "jpeg": jpeg()}).decode()
     assert step.handle(stream, entry, r.xrange(stream)[0][1]) == "deadletter"
     assert r.xlen(keys.results) == 0 and r.xlen(keys.events) == 0

@@ -12,6 +12,7 @@ from facestream.config import load_settings
 from facestream.errors import BackendUnavailable, GalleryError
 from facestream.keys import Keys
 from facestream.models.curation.enroll import Item, enroll
+from facestream.models.curation.library import clear_vectors
 from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.models.store.stamp import ModelStamp, claim
 from facestream.models.types import Detection
@@ -139,6 +140,10 @@ def test_gallery_follows_the_model_and_refuses_another(own_model, faces_dir, r, 
     same_size = ModelStamp("someone-elses-arcface", 64)
     with pytest.raises(GalleryError, match="come from model toy_arcface-.* this embedder is someone-elses-arcface"):
         claim(r.execute_command, Keys(s.key_prefix), same_size)
+    # What the message says to do works: clear, then enroll with the default model.
+    assert clear_vectors(r, settings) == 1 and r.get(Keys(s.key_prefix).model) is None
+    assert enroll(Gallery(r, settings), [Item("obama", "Barack Obama", next(person.iterdir()))], settings).enrolled
+    assert Gallery(r, settings).dim == 128
 
 
 def test_unstamped_gallery_counts_as_dlibs(r, settings):

@@ -6,13 +6,14 @@ from facestream.gears.step import Step
 from facestream.keys import Keys
 from facestream.records import Face, FrameResult, IdentityEvent
 from facestream.replies import text
+from conftest import NoFaces
 
 
 def test_identity_events_written_by_the_commit_script_match_the_record(r, settings):
     """The script builds event fields itself (Redis cannot call Python): both definitions must agree."""
     keys = Keys(settings.key_prefix)
     stream = keys.frames("cam")
-    step = Step(settings, None, r.execute_command, "w")  # committing needs no models
+    step = Step(settings, NoFaces(), r.execute_command, "w")  # committing needs no models
     seen = FrameResult("1000-0", "cam", 1, 1000, [Face((0, 0, 40, 40), person_id="p1", name="P One")])
     later = FrameResult("9000-0", "cam", 2, 1000 + int(settings.absent_after_s * 1000) + 1, [])
     assert step.commit_result(stream, "", seen) and step.commit_result(stream, "", later)

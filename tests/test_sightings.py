@@ -99,7 +99,7 @@ def test_untracked_faces_of_one_label_share_one_allowance_per_window(r, settings
     from facestream.records import Face
 
     keys = Keys(settings.key_prefix)
-    memory = Memory(settings, keys, r.execute_command)
+    memory = Memory(settings, keys, r.execute_command, 128)
     rgb = np.full((120, 160, 3), 128, np.uint8)
     look = _person(9, 1)[0]
     for k in range(20):  # 20 frames of one stranger without tracking, 0.1 s apart

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import redis
 
-from facestream.commands import delete_keys
+from facestream.commands import delete_keys, drop_index
 from facestream.config import Settings
 from facestream.errors import FacestreamError, GalleryError
 from facestream.keys import VISITOR_RE, Keys
 from facestream.models.matcher import Policy
 from facestream.models.store import sightings
+from facestream.models.store.cohort import Cohort
 from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.models.store.sightings import Hit, labelled, load, vector_of, view_score
 from facestream.models.store.stamp import check, prefix_dim
@@ -200,3 +201,17 @@ def forget(r: redis.Redis, s: Settings, who: str) -> Forgotten:
     if not (out.sightings or out.faces or out.visitor or out.presence):
         raise FacestreamError(f"nothing is kept of {who!r} (no sighting, face, visitor or presence)")
     return out
+
+
+def clear_vectors(r: redis.Redis, s: Settings) -> int:
+    """Drop every vector under the key prefix (enrolled people, cohort, sightings, visitors), the policy
+    calibrated on them and the model stamp: what switching to another embedding model needs. Returns the
+    number of people removed."""
+    keys, gallery = Keys(s.key_prefix), Gallery(r, s)
+    people = len(gallery.people())
+    gallery.clear()
+    Cohort(r, s, dim=gallery.dim).clear()
+    drop_index(r, keys.visitors_index, keys.visitor_prefix + "*")
+    drop_index(r, keys.sightings_index, keys.sighting_prefix + "*")
+    r.delete(keys.visitor_counter, keys.policy, keys.model)
+    return people

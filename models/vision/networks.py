@@ -72,7 +72,7 @@ class OnnxNetwork:
 
     @classmethod
     def of(cls, s: Settings) -> OnnxNetwork:
-        path = Path(s.embedder_model) if s.embedder_model else converted_model(s.data_dir / "models")
+        path = Path(s.embedder_model) if s.embedder_model else converted_model(Path(s.data_dir) / "models")
         return cls(path, s.embedder_align, s.embedder_colour, s.embedder_mean, s.embedder_std, s.onnx_threads,
                    s.onnx_providers)
 

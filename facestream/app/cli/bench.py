@@ -37,16 +37,13 @@ def bench(
     enrollment: Annotated[Optional[Path], typer.Option(help="Instead: time enrolling this folder of <Person>/ images.")] = None,
     sightings: Annotated[Optional[str], typer.Option(help="Instead: the sightings index at these sizes (insert, memory, "
                                                      "24 h search), e.g. 100000,1000000.")] = None,
-    embedding: Annotated[bool, typer.Option("--embedding", help="Instead: ms per face embedding, ONNX vs the dlib builds "
-                                            "(this one and each --dlib-wheel), batch 1 and 8.")] = False,
-    dlib_wheel: Annotated[Optional[list[Path]], typer.Option("--dlib-wheel", help="With --embedding: another dlib build "
-                                                             "to time (default: the wheels in .facestream/wheels).")] = None,
+    embedding: Annotated[bool, typer.Option("--embedding", help="Instead: ms per face embedding, ONNX vs this dlib and each --dlib-wheel, batch 1 and 8.")] = False,
+    dlib_wheel: Annotated[Optional[list[Path]], typer.Option("--dlib-wheel", help="With --embedding: another dlib build to time (default: .facestream/wheels/*).")] = None,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
     from facestream.app import tables
-    from facestream.app.bench import clip_bench
 
     s = settings_of(ctx)
     command = "facestream " + " ".join(sys.argv[1:])
@@ -61,20 +58,29 @@ def bench(
     elif embedding:
         block, rows = "embedding", _embedding(s, dlib_wheel, command)
     else:
-        clip, people = _clip_and_people(s, video, enroll_dir)
-        bar, tick = progress(None, "naive baseline", "frame")
-        with bar:
-            figs = clip_bench(s, clip, people, workers, fps if live else None, frames, baseline, ablation, say, tick)
-        for f in figs:
-            for line in f.lines():
-                typer.echo(line)
-        if baseline and not live:
-            typer.echo(tables.ratio_line(figs[-1], figs[0]))
-        block, rows = "live" if live else "ablation" if ablation else "clip", tables.pipeline_table(figs, command)
+        block, rows = "live" if live else "ablation" if ablation else "clip", _clip(
+            s, video, enroll_dir, workers, fps if live else None, frames, baseline, ablation, command)
     typer.echo("\n".join(rows))
     if readme:
         tables.update_readme(readme, block, rows)
         say(f"wrote the table into {readme}")
+
+
+def _clip(s: Settings, video: Path | None, enroll_dir: list[Path] | None, workers: int, fps: float | None,
+          frames: int | None, baseline: bool, ablation: bool, command: str) -> list[str]:
+    from facestream.app import tables
+    from facestream.app.bench import clip_bench
+
+    clip, people = _clip_and_people(s, video, enroll_dir)
+    bar, tick = progress(None, "naive baseline", "frame")
+    with bar:
+        figs = clip_bench(s, clip, people, workers, fps, frames, baseline, ablation, say, tick)
+    for f in figs:
+        for line in f.lines():
+            typer.echo(line)
+    if baseline and fps is None:
+        typer.echo(tables.ratio_line(figs[-1], figs[0]))
+    return tables.pipeline_table(figs, command)
 
 
 def _clip_and_people(s: Settings, video: Path | None, enroll_dir: list[Path] | None) -> tuple[Path, list[Path]]:

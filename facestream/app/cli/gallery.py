@@ -85,6 +85,18 @@ def people_delete(ctx: typer.Context, person_id: str) -> None:
     typer.echo(f"deleted {person_id}: {out.faces} face vectors, {out.sightings} sightings")
 
 
+@people_app.command("clear")
+def people_clear(ctx: typer.Context, yes: Annotated[bool, typer.Option("--yes", help="Really drop them.")] = False) -> None:
+    """Remove every enrolled person and every stored vector (cohort, sightings, visitors) and the model stamp:
+    before re-enrolling with another embedding model."""
+    from facestream.models.curation.library import clear_vectors
+
+    if not yes:
+        raise FacestreamError("people clear drops every enrolled person and stored face vector; add --yes to do it")
+    s = settings_of(ctx)
+    typer.echo(f"removed {clear_vectors(connect(s), s)} people and every stored vector under {s.key_prefix!r}")
+
+
 @app.command()
 def calibrate(
     ctx: typer.Context,
