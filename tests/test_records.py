@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from conftest import NoFaces
+
 from facestream.gears.step import Step
 from facestream.keys import Keys
 from facestream.records import Face, FrameResult, IdentityEvent
 from facestream.replies import text
-from conftest import NoFaces
 
 
 def test_identity_events_written_by_the_commit_script_match_the_record(r, settings):

@@ -21,8 +21,8 @@ import redis
 from facestream.commands import delete_keys, drop_index, ft_info, scan_ids
 from facestream.errors import GalleryError
 from facestream.keys import VISITOR_RE, Keys, check_id
-from facestream.models.store.stamp import ModelStamp, claim, prefix_dim
 from facestream.models.store.knn import METRIC, VECTOR_FIELD, create_vector_index, search_with
+from facestream.models.store.stamp import ModelStamp, claim, prefix_dim
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
 
