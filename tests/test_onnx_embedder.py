@@ -173,3 +173,15 @@ def test_bad_model_files_are_one_line_errors(tmp_path):
     onnx.save(m, tmp_path / "rect.onnx")
     with pytest.raises(BackendUnavailable, match="not square"):
         make_embedder(load_settings(embedder_model=str(tmp_path / "rect.onnx")))
+
+
+def test_embedder_takes_the_execution_providers_setting(tmp_path):
+    """onnx_providers picks the embedder's providers as the detector's: cpu here; cuda refused with what is missing."""
+    own = _channel_means_model(tmp_path / "p.onnx", 112, 8)
+    emb = make_embedder(load_settings(embedder_model=str(own)))
+    assert emb.network._session.get_providers() == ["CPUExecutionProvider"]
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(BackendUnavailable, match="needs CUDAExecutionProvider.*install onnxruntime-gpu"):
+            make_embedder(load_settings(embedder_model=str(own), onnx_providers="cuda"))
