@@ -16,13 +16,12 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 import time
 from collections import defaultdict, deque
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 import numpy as np
 import redis
@@ -30,11 +29,15 @@ import redis.asyncio as aioredis
 import supervision as sv
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from facestream.config import Settings
+from facestream.consumer.auth import Sessions, Users
+from facestream.consumer.guard import Guard, SecurityHeaders, allowed_hosts, login_routes
 from facestream.consumer.library import PAGE as LIBRARY_PAGE
 from facestream.consumer.library import routes as library_routes
 from facestream.errors import BadFrame, BadRecord, ConfigError
@@ -48,15 +51,16 @@ from facestream.status import read_status
 log = logging.getLogger("facestream.dashboard")
 
 PAGE = Path(__file__).with_name("dashboard.html")
+LOGIN_PAGE = Path(__file__).with_name("login.html")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to serve beyond this machine without a token."""
-    if host not in LOOPBACK and not token:
-        raise ConfigError(f"binding {host} exposes the dashboard beyond this machine: set --token (or FACESTREAM_DASHBOARD_TOKEN)")
+def check_bind(host: str, auth: bool) -> None:
+    """Refuse to serve without logins beyond this machine."""
+    if host not in LOOPBACK and not auth:
+        raise ConfigError(f"--no-auth serves the dashboard to anyone who can reach {host}: only on 127.0.0.1")
 
 
 class Hub:
@@ -199,26 +203,6 @@ def content_security_policy(page: str) -> str:
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
-def token_guard(token: str | None) -> Callable[[Handler], Handler]:
-    """Wraps a handler so it answers 401 unless the request carries ``token`` (?token= or Bearer)."""
-
-    def authorized(request: Request) -> bool:
-        if not token:
-            return True
-        given = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        return secrets.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode())  # any characters
-
-    def guard(handler: Handler) -> Handler:
-        async def wrapped(request: Request) -> Response:
-            if not authorized(request):
-                return JSONResponse({"error": "missing or wrong token"}, status_code=401)
-            return await handler(request)
-
-        return wrapped
-
-    return guard
-
-
 async def _updates(hub: Hub) -> AsyncIterator[dict[str, str]]:
     """One page's SSE messages: what is known now (recent events, each camera's latest result), then live."""
     q: asyncio.Queue = asyncio.Queue()
@@ -235,26 +219,28 @@ async def _updates(hub: Hub) -> AsyncIterator[dict[str, str]]:
         hub.subscribers.discard(q)
 
 
-def create_app(url: str, settings: Settings, token: str | None = None) -> Starlette:
+def create_app(url: str, settings: Settings, token: str | None = None, auth: bool = True, bind: str = "127.0.0.1",
+               public_names: Sequence[str] = ()) -> Starlette:
+    """The dashboard app: logins on (``auth``) unless told otherwise, answering only the Host names
+    :func:`facestream.consumer.guard.allowed_hosts` lists."""
     hub = Hub(url, settings)
     client = client_for(settings, url)
-    guard = token_guard(token)
+    users, sessions = Users(settings.data_dir / "dashboard"), Sessions()
+    if auth:
+        users.ensure_admin()
+    guard = Guard(sessions, token, auth)
 
-    page = PAGE.read_text()
-    headers = {"Content-Security-Policy": content_security_policy(page), "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer"}
+    def html(name: Path | str) -> Callable[[Request], Awaitable[Response]]:
+        page = Path(name).read_text()
+        headers = {"Content-Security-Policy": content_security_policy(page)}
 
-    async def index(request: Request) -> Response:
-        return HTMLResponse(page, headers=headers)
+        async def serve(request: Request) -> Response:
+            return HTMLResponse(page, headers=headers)
+
+        return serve
 
     async def stream(request: Request) -> Response:
         return EventSourceResponse(_updates(hub), ping=10)
-
-    library_page = LIBRARY_PAGE.read_text()
-    library_headers = {**headers, "Content-Security-Policy": content_security_policy(library_page)}
-
-    async def library(request: Request) -> Response:
-        return HTMLResponse(library_page, headers=library_headers)
 
     async def frame(request: Request) -> Response:
         jpeg = await asyncio.to_thread(hub.annotated_frame, client, request.path_params["camera"])
@@ -269,6 +255,9 @@ def create_app(url: str, settings: Settings, token: str | None = None) -> Starle
         for t in tasks:
             t.cancel()
 
-    return Starlette(routes=[Route("/", guard(index)), Route("/stream", guard(stream)),
-                             Route("/frame/{camera}.jpg", guard(frame)), *library_routes(client, settings, guard, library)],
-                     lifespan=lifespan)
+    routes = [Route("/", guard(html(PAGE), page=True)), Route("/login", guard(html(LOGIN_PAGE), None, page=True)),
+              *login_routes(users, sessions, guard, auth), Route("/stream", guard(stream)),
+              Route("/frame/{camera}.jpg", guard(frame)), *library_routes(client, settings, guard, html(LIBRARY_PAGE))]
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(bind, list(public_names))),
+                  Middleware(SecurityHeaders)]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -21,8 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from facestream.config import Settings
+from facestream.consumer.guard import IMAGE, JSON, Guard
 from facestream.errors import FacestreamError
 from facestream.keys import ID_RE, Keys
+from facestream.models.curation import audit
 from facestream.models.curation import library as curation
 from facestream.models.store.gallery import Gallery
 from facestream.models.store.sightings import Hit, labelled, load
@@ -54,13 +56,25 @@ class Library:
                 return JSONResponse({"error": READ_ONLY}, status_code=403)
             return JSONResponse({"error": str(e)}, status_code=400)
 
+    def changed(self, request: Request, action: str, target: str, detail: str = "") -> None:
+        """Record a change made through the dashboard in the audit trail (who, from where, what)."""
+        user = request.state.user
+        audit.record(self.r, self.keys, user.name, request.client.host if request.client else "?", action, target, detail)
+
     async def photo(self, request: Request) -> Path:
-        """The uploaded photo (raw body) in a temporary file; FacestreamError if empty or too large."""
-        body = await request.body()
+        """The uploaded photo (raw body) in a temporary file; FacestreamError if empty or too large (refused
+        from its Content-Length, or as soon as more than the limit has arrived: never held whole)."""
+        limit = self.s.max_frame_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FacestreamError(f"photo of {declared} bytes is over max_frame_bytes={limit}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise FacestreamError(f"photo is over max_frame_bytes={limit}")
         if not body:
             raise FacestreamError("send the photo as the request body")
-        if len(body) > self.s.max_frame_bytes:
-            raise FacestreamError(f"photo of {len(body)} bytes is over max_frame_bytes={self.s.max_frame_bytes}")
         f = tempfile.NamedTemporaryFile(suffix=".jpg", delete=False)
         f.write(body)
         f.close()
@@ -86,17 +100,20 @@ class Library:
 
         def work() -> dict[str, Any]:
             try:
-                return {"person_id": pid, "enrolled": curation.enroll_photo(self.r, self.s, path, pid, name)}
+                enrolled = curation.enroll_photo(self.r, self.s, path, pid, name)
             finally:
                 path.unlink(missing_ok=True)
+            self.changed(request, "enroll", pid, f"{enrolled} face(s)")
+            return {"person_id": pid, "enrolled": enrolled}
 
         return await self.call(work, 201)
 
     async def rename(self, request: Request) -> Response:
-        pid, body = request.path_params["person_id"], await _json(request)
+        pid, body = request.path_params["person_id"], await json_body(request)
 
         def work() -> dict[str, Any]:
             Gallery(self.r, self.s).rename(pid, str(body.get("name", "")))
+            self.changed(request, "rename", pid, str(body.get("name", "")).strip())
             return {"person_id": pid, "name": str(body.get("name", "")).strip()}
 
         return await self.call(work)
@@ -107,7 +124,8 @@ class Library:
         def work() -> dict[str, Any]:
             Gallery(self.r, self.s).person(pid)
             out = curation.forget(self.r, self.s, pid)
-            return {"faces": out.faces, "sightings": out.sightings}
+            self.changed(request, "forget", audit.digest(pid), f"{out.faces} faces, {out.sightings} sightings")
+            return {"faces": out.faces, "sightings": out.sightings, "entries": out.entries}
 
         return await self.call(work)
 
@@ -121,7 +139,7 @@ class Library:
         return out
 
     async def name(self, request: Request) -> Response:
-        vid, body = request.path_params["visitor"], await _json(request)
+        vid, body = request.path_params["visitor"], await json_body(request)
         new, existing = body.get("name"), body.get("as")
 
         def work() -> dict[str, Any]:
@@ -129,14 +147,21 @@ class Library:
                 raise FacestreamError('send {"name": "New Person"} or {"as": "person_id"}')
             pid = str(existing or body.get("person_id") or curation.person_id_for(str(new)))
             done = curation.name_visitor(self.r, self.s, vid, pid, str(new) if new else None)
+            self.changed(request, "name", done.person_id, f"from {vid}: {done.enrolled} face(s)")
             return {"person_id": done.person_id, "enrolled": done.enrolled, "relabelled": done.relabelled}
 
         return await self.call(work)
 
     async def merge(self, request: Request) -> Response:
-        body = await _json(request)
+        body = await json_body(request)
         into, other = str(body.get("into", "")), str(body.get("other", ""))
-        return await self.call(lambda: {"relabelled": curation.visitors_of(self.r, self.s).merge(into, other)})
+
+        def work() -> dict[str, Any]:
+            relabelled = curation.visitors_of(self.r, self.s).merge(into, other)
+            self.changed(request, "merge", into, f"{other} merged in")
+            return {"relabelled": relabelled}
+
+        return await self.call(work)
 
     # --- search and thumbnails ----------------------------------------------------------------------
     async def search(self, request: Request) -> Response:
@@ -165,7 +190,7 @@ class Library:
         return Response(found.thumb, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def json_body(request: Request) -> dict[str, Any]:
     try:
         body = json.loads(await request.body() or b"{}")
     except ValueError:
@@ -173,8 +198,8 @@ async def _json(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def routes(client: redis.Redis, settings: Settings, guard: Callable, page: Callable) -> list[Route]:
-    """The pages' routes, each behind the dashboard's token ``guard``; ``page`` serves the HTML."""
+def routes(client: redis.Redis, settings: Settings, guard: Guard, page: Callable) -> list[Route]:
+    """The pages' routes, each behind the dashboard's ``guard`` with the role it needs; ``page`` serves the HTML."""
     lib = Library(client, settings)
 
     def listing(fn: Callable[[], Any]) -> Callable:
@@ -182,15 +207,19 @@ def routes(client: redis.Redis, settings: Settings, guard: Callable, page: Calla
             return await lib.call(fn)
         return handler
 
+    def changes() -> list[dict[str, Any]]:
+        return [c.to_json() for c in audit.recent(client, lib.keys)]
+
     return [
-        Route("/library", guard(page)),
+        Route("/library", guard(page, page=True)),
         Route("/api/people", guard(listing(lib.people)), methods=["GET"]),
-        Route("/api/people", guard(lib.enroll), methods=["POST"]),
-        Route("/api/people/{person_id}/rename", guard(lib.rename), methods=["POST"]),
-        Route("/api/people/{person_id}", guard(lib.delete), methods=["DELETE"]),
+        Route("/api/people", guard(lib.enroll, "admin", IMAGE), methods=["POST"]),
+        Route("/api/people/{person_id}/rename", guard(lib.rename, "admin", JSON), methods=["POST"]),
+        Route("/api/people/{person_id}", guard(lib.delete, "admin"), methods=["DELETE"]),
         Route("/api/visitors", guard(listing(lib.visitors)), methods=["GET"]),
-        Route("/api/visitors/merge", guard(lib.merge), methods=["POST"]),
-        Route("/api/visitors/{visitor}/name", guard(lib.name), methods=["POST"]),
-        Route("/api/search", guard(lib.search), methods=["POST"]),
+        Route("/api/visitors/merge", guard(lib.merge, "admin", JSON), methods=["POST"]),
+        Route("/api/visitors/{visitor}/name", guard(lib.name, "admin", JSON), methods=["POST"]),
+        Route("/api/audit", guard(listing(changes), "admin"), methods=["GET"]),
+        Route("/api/search", guard(lib.search, "viewer", IMAGE), methods=["POST"]),
         Route("/sighting/{sighting}.jpg", guard(lib.thumb)),
     ]

@@ -7,6 +7,7 @@ Layout (with the default prefix ``fs``)::
     fs:events              stream  identity events: a person appears on / leaves a camera
     fs:deadletter          stream  frames that could not be processed, with the reason
     fs:lost                hash    camera → frames trimmed from its stream before any worker read them
+    fs:audit               stream  gallery changes: when, who, from which address, what (MAXLEN ~ 10000)
     fs:person:<person_id>  hash    display name, metadata JSON, created time
     fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality
     fs:idx:faces           index   RediSearch HNSW vector index over fs:face:*
@@ -98,6 +99,10 @@ class Keys:
     @property
     def index(self) -> str:
         return f"{self.prefix}:idx:faces"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
 
     @property
     def model(self) -> str:

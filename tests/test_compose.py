@@ -38,7 +38,8 @@ def test_compose_default_runs_workers_producers_and_dashboard_on_one_redis():
     assert {"redis", "worker", "producer", "dashboard"} <= set(svc) and "redis-gears" not in svc
     assert {_redis_of(svc[n]) for n in ("worker", "producer", "dashboard")} == {"redis"}
     dash = svc["dashboard"]
-    assert dash["environment"]["FACESTREAM_DASHBOARD_TOKEN"] == "t0ken"
+    assert dash["environment"]["FACESTREAM_DATA_DIR"] == "/data"  # its users file outlives the container
+    assert "FACESTREAM_DASHBOARD_TOKEN" not in dash["environment"]  # logins, not a shared token
     assert [p.get("host_ip") if isinstance(p, dict) else p.split(":")[0] for p in dash["ports"]] == ["127.0.0.1"]
     assert dash["environment"]["FACESTREAM_REDIS_USERNAME"] == "fs-reader"
     assert "enroll" in _resolved("docker-compose.yml", "enroll")

@@ -117,14 +117,19 @@ def test_malformed_output_entries_are_skipped_by_the_dashboard_and_consume(r, se
         next(follow(r, settings, ("results",), "garbage"))
 
 
-def test_dashboard_sends_a_content_security_policy_and_takes_any_token(settings):
-    app = create_app(settings.redis_url, settings, token="s3cret")
-    with TestClient(app) as client:
-        assert client.get("/?token=%C3%A9t%C3%A9").status_code == 401  # non-ASCII: refused, not a 500
-        assert client.get("/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-        csp = client.get("/?token=s3cret").headers["content-security-policy"]
+def test_dashboard_sends_a_content_security_policy_and_takes_any_token(settings, tmp_path):
+    app = create_app(settings.redis_url, settings.replace(data_dir=tmp_path), token="s3cret")
+    with TestClient(app, base_url="http://localhost") as client:
+        bearer = {"Authorization": "Bearer s3cret"}
+        assert client.get("/api/me", headers={"Authorization": "Bearer \u00e9t\u00e9".encode("latin-1")}).status_code == 401  # not a 500
+        page = client.get("/", headers=bearer)
+        assert page.status_code == 200
+        csp = page.headers["content-security-policy"]
         assert "script-src 'sha256-" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
-        assert client.get("/frame/<script>.jpg?token=s3cret").status_code == 404
+        assert "frame-ancestors 'none'" in csp and page.headers["x-frame-options"] == "DENY"
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert client.get("/frame/<script>.jpg", headers=bearer).status_code == 400  # ids are checked first
+        assert client.get("/frame/nocam.jpg", headers=bearer).status_code == 404
 
 
 def test_credentials_are_redacted():

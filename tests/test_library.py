@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from starlette.testclient import TestClient
-from test_dashboard import CHROMIUM_FLAGS, HOSTILE, chromium, serving
+from test_dashboard import CHROMIUM_FLAGS, HOSTILE, chromium, client, log_in, login, serving, web
 
 from facestream.consumer.dashboard import create_app
 from facestream.keys import Keys
@@ -37,27 +36,31 @@ def _seen(r, settings, faces_dir, who: str, photo: str, camera: str) -> str:
     return vid
 
 
-def test_endpoints_list_search_name_and_refuse_bad_input(r, settings, faces_dir):
+def test_endpoints_list_search_name_and_refuse_bad_input(r, settings, faces_dir, tmp_path):
     vid = _seen(r, settings, faces_dir, LIN, "1.jpg", "door")
     photo = (faces_dir / "gallery" / LIN / "1.jpg").read_bytes()
-    with TestClient(create_app(settings.redis_url, settings, token="t")) as c:
-        assert c.get("/api/visitors").status_code == 401, "behind the token like every page"
-        visitors = c.get("/api/visitors?token=t").json()
+    jpeg = {"Content-Type": "image/jpeg"}
+    s = web(settings, tmp_path)
+    with client(create_app(s.redis_url, s)) as c:
+        assert c.get("/api/visitors").status_code == 401, "behind the login like every page"
+        log_in(c, "admin")
+        visitors = c.get("/api/visitors").json()
         assert [v["visitor"] for v in visitors] == [vid] and visitors[0]["sightings"] == ["door-1-0"]
-        assert c.get("/sighting/door-1-0.jpg?token=t").content[:2] == b"\xff\xd8"
-        assert c.get("/sighting/nope.jpg?token=t").status_code == 404
-        hits = c.post("/api/search?token=t&since=24h", content=photo).json()
+        assert c.get("/sighting/door-1-0.jpg").content[:2] == b"\xff\xd8"
+        assert c.get("/sighting/nope.jpg").status_code == 404
+        hits = c.post("/api/search?since=24h", content=photo, headers=jpeg).json()
         assert hits and hits[0]["who"] == vid and hits[0]["sighting_id"] == "door-1-0"
-        assert c.post("/api/search?token=t&since=yesterday", content=photo).json()["error"].startswith("--since")
-        assert "request body" in c.post("/api/search?token=t", content=b"").json()["error"]
-        assert c.post("/api/search?token=t", content=b"not a photo").status_code == 400
-        bad = c.post(f"/api/visitors/{vid}/name?token=t", json={}).json()["error"]
+        assert c.post("/api/search?since=yesterday", content=photo, headers=jpeg).json()["error"].startswith("--since")
+        assert "request body" in c.post("/api/search", content=b"", headers=jpeg).json()["error"]
+        assert c.post("/api/search", content=b"not a photo", headers=jpeg).status_code == 400
+        assert c.post("/api/search", content=photo, headers={"Content-Type": "text/plain"}).status_code == 415
+        bad = c.post(f"/api/visitors/{vid}/name", json={}).json()["error"]
         assert '{"name"' in bad
-        done = c.post(f"/api/visitors/{vid}/name?token=t", json={"name": "Lin-Manuel Miranda"}).json()
+        done = c.post(f"/api/visitors/{vid}/name", json={"name": "Lin-Manuel Miranda"}).json()
         assert done == {"person_id": LIN, "enrolled": 1, "relabelled": 1}
-        people = c.get("/api/people?token=t").json()
+        people = c.get("/api/people").json()
         assert people == [{"person_id": LIN, "name": "Lin-Manuel Miranda", "faces": 1, "photo": "door-1-0"}]
-        assert c.delete(f"/api/people/{LIN}?token=t").json() == {"faces": 1, "sightings": 1}
+        assert c.delete(f"/api/people/{LIN}").json() == {"faces": 1, "sightings": 1, "entries": 1}  # its naming
         assert not r.exists(Keys(settings.key_prefix).sighting("door-1-0"))
 
 
@@ -69,10 +72,11 @@ def test_the_pages_work_in_chromium_and_render_names_as_text(r, settings, faces_
     Gallery(r, settings).add_person("p1", HOSTILE, [FaceEntry(np.eye(128, dtype=np.float32)[0], "x")])
     upload = tmp_path / "lin.jpg"
     upload.write_bytes((faces_dir / "gallery" / LIN / "1.jpg").read_bytes())
-    with serving(settings, token="t0ken") as port, sync_playwright() as pw:
+    with serving(web(settings, tmp_path / "data")) as port, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
         page = browser.new_page(bypass_csp=True)  # to look for injected code's effect with page.evaluate
-        page.goto(f"http://127.0.0.1:{port}/library?token=t0ken")
+        login(page, port)
+        page.goto(f"http://127.0.0.1:{port}/library")
         page.wait_for_selector(f"#visitors-list:has-text('{vid}')", timeout=20_000)
         page.wait_for_selector("#people-list .card", timeout=20_000)
         assert HOSTILE in page.inner_text("#people-list") and page.evaluate("window.pwned === undefined")
@@ -86,3 +90,35 @@ def test_the_pages_work_in_chromium_and_render_names_as_text(r, settings, faces_
         page.screenshot(path=str(tmp_path / "library.png"))
         browser.close()
     assert Gallery(r, settings).person(LIN).faces == 1
+
+
+def test_after_forget_no_key_field_or_entry_names_the_person(r, settings):
+    from test_dashboard import _everything
+
+    from facestream.models.curation import audit
+    from facestream.models.curation.library import forget
+    from facestream.models.store.cohort import Cohort
+    from facestream.records import Face, FrameResult, IdentityEvent
+
+    keys, who, name = Keys(settings.key_prefix), "ann-42", "Annabel Zed"
+    vec = np.eye(128, dtype=np.float32)
+    Gallery(r, settings).add_person(who, name, [FaceEntry(vec[0], "ann.jpg")])
+    Gallery(r, settings).add_person("bob", "Bob", [FaceEntry(vec[1], "bob.jpg")])
+    Cohort(r, settings).add([FaceEntry(vec[2], "feedback")], not_of=who)
+    now = int(time.time() * 1000)
+    r.xadd(keys.results, FrameResult("1-0", "door", 1, now, [Face((0, 0, 9, 9), person_id=who, name=name),
+                                                             Face((9, 9, 19, 19), person_id="bob", name="Bob")]).to_fields())
+    r.xadd(keys.results, FrameResult("2-0", "door", 2, now, [Face((0, 0, 9, 9), person_id="bob", name="Bob")]).to_fields())
+    r.xadd(keys.events, IdentityEvent("appear", "door", who, name, now, "1-0").to_fields())
+    r.xadd(keys.events, IdentityEvent("appear", "door", "bob", "Bob", now, "1-0").to_fields())
+    r.hset(keys.presence("door"), mapping={who: f"{now}|{name}", "bob": f"{now}|Bob"})
+    ensure_sightings_index(r.execute_command, keys)
+    write(r.execute_command, keys, Sighting("door-1-0", "door", now, person_id=who, vector=vec[0].astype("<f4").tobytes()),
+          600_000)
+    audit.record(r, keys, "boss", "127.0.0.1", "rename", who, name)
+    audit.record(r, keys, "boss", "127.0.0.1", "rename", "bob", "Bob")
+    out = forget(r, settings, who)
+    assert (out.faces, out.sightings, out.presence, out.entries) == (1, 1, 1, 3)  # 1 result, 1 event, 1 audit entry
+    dump = repr(_everything(r, settings.key_prefix)).encode()
+    assert who.encode() not in dump and name.encode() not in dump
+    assert b"Bob" in dump and r.xlen(keys.results) == 1 and r.xlen(keys.events) == 1  # the others' stay

@@ -21,6 +21,7 @@ import redis
 
 from facestream.app.local import Answers, LocalPipeline, enroll_people
 from facestream.config import Settings
+from facestream.consumer.auth import Users, login_hint
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
 from facestream.models.store.gallery import Gallery
@@ -134,7 +135,9 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
         say(f"logs of the worker(s) and dashboard: {local.logs}/demo-*.log")
         dash_url = f"http://127.0.0.1:{dashboard_port}/"
         if dashboard_port:
-            say(f"dashboard: {dash_url}")
+            users = Users(settings.data_dir / "dashboard")
+            users.ensure_admin()
+            say(f"dashboard: {dash_url}  {login_hint(users, True)}")
         try:
             say(f"playing {sample.video.name} into {keys.frames(CAMERA)} with {workers} worker(s)")
             sent = Producer(client, settings, CAMERA, str(sample.video)).run().sent

@@ -27,7 +27,7 @@ DASHBOARD_KEYS = {"port", "host"}
 @dataclass
 class Dashboard:
     port: int = 8080
-    host: str = "127.0.0.1"  # anything else needs FACESTREAM_DASHBOARD_TOKEN in the environment
+    host: str = "127.0.0.1"  # logins are on whatever the address (facestream users)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from facestream.app.local import enroll_people, settings_env
 from facestream.app.stack import Stack, parse_stack, read_stack, source_problem
 from facestream.app.supervisor import Child, Supervisor
 from facestream.config import Settings
+from facestream.consumer.auth import Users, login_hint
 from facestream.errors import ConfigError, FacestreamError
 from facestream.models.store.gallery import Gallery
 from facestream.producer.capture import expand_source
@@ -54,8 +55,10 @@ def children(stack: Stack, s: Settings) -> list[Child]:
                          f"producer of {cam['camera']}: {redact(str(cam['source']))}"))
     if stack.dashboard is not None:
         d = stack.dashboard
+        users = Users(s.data_dir / "dashboard")
+        users.ensure_admin()
         out.append(Child("dashboard", ["dashboard", "--host", d.host, "--port", str(d.port)], logs / "dashboard.log",
-                         f"dashboard on http://{d.host}:{d.port}/"))
+                         f"dashboard on http://{d.host}:{d.port}/ ({login_hint(users, True)})"))
     return out
 
 

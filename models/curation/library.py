@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from facestream.commands import delete_keys, drop_index
 from facestream.config import Settings
 from facestream.errors import FacestreamError, GalleryError
 from facestream.keys import VISITOR_RE, Keys
+from facestream.models.curation import audit
 from facestream.models.matcher import Policy
 from facestream.models.store import sightings
 from facestream.models.store.cohort import Cohort
@@ -32,6 +34,7 @@ from facestream.models.store.sightings import Hit, labelled, load, vector_of, vi
 from facestream.models.store.stamp import check, prefix_dim
 from facestream.models.store.visitors import Visitors
 from facestream.records import UNKNOWN, Sighting
+from facestream.replies import text
 
 if TYPE_CHECKING:
     from facestream.models.curation.enroll import Summary
@@ -180,10 +183,13 @@ class Forgotten:
     faces: int  # gallery faces
     visitor: bool
     presence: int  # cameras they were listed as present on
+    entries: int = 0  # results, events and audit entries that named them (deleted: stream entries cannot be edited)
 
 
 def forget(r: redis.Redis, s: Settings, who: str) -> Forgotten:
-    """Erase everything kept of a person or visitor (``v-NNNNNN``); FacestreamError if nothing was kept."""
+    """Erase everything kept of a person or visitor (``v-NNNNNN``): gallery faces, sightings, visitor, presence,
+    the cohort's "not them" marks, and every results, events and audit entry that names them (a frame's
+    result goes with its other faces). FacestreamError if nothing was kept."""
     keys = Keys(s.key_prefix)
     label = "visitor" if VISITOR_RE.match(who) else "person_id"
     if who == UNKNOWN:
@@ -197,10 +203,35 @@ def forget(r: redis.Redis, s: Settings, who: str) -> Forgotten:
             p.hdel(k, who)
         p.delete(keys.visitor(who))
         visitor = bool(p.execute()[-1])
-    out = Forgotten(len(ids), faces, visitor, len(presence))
-    if not (out.sightings or out.faces or out.visitor or out.presence):
+    for k in r.scan_iter(match=keys.cohort_prefix + "*", count=1000):
+        if text(r.hget(k, "not_of") or b"") == who:
+            r.hset(k, "not_of", "")
+    entries = _erase_entries(r, keys, who) + audit.erased(r, keys, who)
+    out = Forgotten(len(ids), faces, visitor, len(presence), entries)
+    if not (out.sightings or out.faces or out.visitor or out.presence or out.entries):
         raise FacestreamError(f"nothing is kept of {who!r} (no sighting, face, visitor or presence)")
     return out
+
+
+def _erase_entries(r: redis.Redis, keys: Keys, who: str) -> int:
+    """Delete the results and events entries naming ``who``; returns how many."""
+    mark, deleted = who.encode(), 0
+    for stream, field in ((keys.results, b"faces"), (keys.events, b"person_id")):
+        start = "-"
+        while batch := r.xrange(stream, min=start, count=1000):
+            doomed = [eid for eid, f in batch if mark in f.get(field, b"") and _names(f, field, who)]
+            deleted += r.xdel(stream, *doomed) if doomed else 0
+            start = "(" + text(batch[-1][0])
+    return deleted
+
+
+def _names(fields: dict, field: bytes, who: str) -> bool:
+    if field == b"person_id":
+        return text(fields[field]) == who
+    try:
+        return any(who in (face.get("person_id"), face.get("visitor")) for face in json.loads(fields[field]))
+    except (ValueError, AttributeError, TypeError):
+        return True  # unreadable, and it contains the id: erased all the same
 
 
 def clear_vectors(r: redis.Redis, s: Settings) -> int:

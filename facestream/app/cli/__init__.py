@@ -6,10 +6,11 @@
 - :mod:`.sightings`: search, visitors, forget;
 - :mod:`.up`: up (the supervised local stack);
 - :mod:`.pipeline`: redis, work, status, gears, produce, consume, dashboard, demo;
+- :mod:`.users`: users (the dashboard's logins);
 - :mod:`.bench`: bench.
 """
 
-from facestream.app.cli import gallery, naming, sightings, pipeline, up, bench  # noqa: F401, I001 - each registers its commands, in this order
+from facestream.app.cli import gallery, naming, sightings, pipeline, users, up, bench  # noqa: F401, I001 - each registers its commands, in this order
 from facestream.app.cli.app import app, main
 
 __all__ = ["app", "main"]

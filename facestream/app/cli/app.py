@@ -30,6 +30,17 @@ def settings_of(ctx: typer.Context) -> Settings:
     return ctx.obj
 
 
+def audited(s: Settings, action: str, target: str, detail: str = "") -> None:
+    """Record a gallery change made from the command line in the audit trail (who: the OS user)."""
+    import getpass
+
+    from facestream.keys import Keys
+    from facestream.models.curation import audit
+    from facestream.server import connect
+
+    audit.record(connect(s), Keys(s.key_prefix), f"cli:{getpass.getuser()}", "cli", action, target, detail)
+
+
 def say(message: str) -> None:
     """Progress and notes go to stderr, so stdout stays the command's output."""
     typer.echo(message, err=True)

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from facestream.app.cli.app import DEFAULT_PROCESSES, app, progress, settings_of
+from facestream.app.cli.app import DEFAULT_PROCESSES, app, audited, progress, settings_of
 from facestream.config import Settings
 from facestream.errors import FacestreamError
+from facestream.models.curation.audit import digest
 from facestream.models.store.gallery import Gallery
 from facestream.server import connect
 
@@ -40,6 +41,8 @@ def enroll(
                                workers, tick, bar.reset)
     for line in summary.lines():
         typer.echo(line)
+    for pid, n in summary.enrolled.items():
+        audited(s, "enroll", pid, f"{n} face(s)")
     if summary.interrupted:
         raise typer.Exit(130)
     if not summary.enrolled:
@@ -71,6 +74,7 @@ def people_show(ctx: typer.Context, person_id: str) -> None:
 def people_rename(ctx: typer.Context, person_id: str, name: str) -> None:
     """Change a person's display name."""
     _gallery(settings_of(ctx)).rename(person_id, name)
+    audited(settings_of(ctx), "rename", person_id, name)
     typer.echo(f"{person_id} is now {name!r}")
 
 
@@ -82,6 +86,7 @@ def people_delete(ctx: typer.Context, person_id: str) -> None:
     s = settings_of(ctx)
     _gallery(s).person(person_id)  # a clear error for a person who is not enrolled
     out = forget(connect(s), s, person_id)
+    audited(s, "forget", digest(person_id), f"{out.faces} faces, {out.sightings} sightings")
     typer.echo(f"deleted {person_id}: {out.faces} face vectors, {out.sightings} sightings")
 
 
@@ -94,7 +99,9 @@ def people_clear(ctx: typer.Context, yes: Annotated[bool, typer.Option("--yes", 
     if not yes:
         raise FacestreamError("people clear drops every enrolled person and stored face vector; add --yes to do it")
     s = settings_of(ctx)
-    typer.echo(f"removed {clear_vectors(connect(s), s)} people and every stored vector under {s.key_prefix!r}")
+    n = clear_vectors(connect(s), s)
+    audited(s, "clear", "*", f"{n} people")
+    typer.echo(f"removed {n} people and every stored vector under {s.key_prefix!r}")
 
 
 @app.command()

@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from facestream.app.cli.app import app, say, settings_of
+from facestream.consumer.auth import login_hint
+from facestream.errors import FacestreamError
 from facestream.producer.capture import MAX_SIDE
 from facestream.redaction import configure_logging, redact
 from facestream.server import EmbeddedRedis, connect, redis_cli, resolve_url
@@ -173,20 +175,30 @@ def consume(
 @app.command()
 def dashboard(
     ctx: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --token.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
-    token: Annotated[Optional[str], typer.Option(envvar="FACESTREAM_DASHBOARD_TOKEN", help="Required as ?token= on every request.")] = None,
+    token: Annotated[Optional[str], typer.Option(envvar="FACESTREAM_DASHBOARD_TOKEN", help="Scripts: an admin token, sent as 'Authorization: Bearer TOKEN'.")] = None,
+    public_name: Annotated[Optional[list[str]], typer.Option(help="A Host name the dashboard answers besides loopback and --host (its name behind a proxy).")] = None,
+    certfile: Annotated[Optional[Path], typer.Option(help="Serve HTTPS with this certificate (PEM); with --keyfile.")] = None,
+    keyfile: Annotated[Optional[Path], typer.Option(help="The certificate's private key (PEM).")] = None,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="No logins (127.0.0.1 only): anyone on this machine is admin.")] = False,
 ) -> None:
-    """Live web page: each camera's latest frame with names, identity events, pipeline health (SSE)."""
+    """Live web page: each camera's latest frame with names, identity events, pipeline health (SSE); logins
+    with viewer and admin roles (facestream users)."""
     import uvicorn
 
+    from facestream.consumer.auth import Users
     from facestream.consumer.dashboard import check_bind, create_app
 
-    check_bind(host, token)
+    check_bind(host, not no_auth)
+    if (certfile is None) != (keyfile is None):
+        raise FacestreamError("--certfile and --keyfile go together")
     configure_logging()
     s = settings_of(ctx)
-    say(f"dashboard: http://{host}:{port}/" + (f"?token={token}" if token else ""))
-    uvicorn.run(create_app(resolve_url(s), s, token), host=host, port=port, log_level="warning")
+    scheme = "https" if certfile else "http"
+    app = create_app(resolve_url(s), s, token, not no_auth, host, public_name or [])
+    say(f"dashboard: {scheme}://{host}:{port}/  {login_hint(Users(s.data_dir / 'dashboard'), not no_auth)}")
+    uvicorn.run(app, host=host, port=port, log_level="warning", ssl_certfile=certfile, ssl_keyfile=keyfile)
 
 
 @app.command()

@@ -8,10 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from facestream.app.cli.app import app, say, settings_of
+from facestream.app.cli.app import app, audited, say, settings_of
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.models.curation.audit import digest
 from facestream.models.curation.library import since_ms
 from facestream.records import Sighting
 from facestream.server import connect
@@ -131,6 +132,7 @@ def visitors_name(
     s = settings_of(ctx)
     pid = as_ or person_id or person_id_for(new or "")
     done = name_visitor(connect(s), s, visitor, pid, new)
+    audited(s, "name", done.person_id, f"from {visitor}: {done.enrolled} face(s)")
     typer.echo(f"{visitor} is now {done.person_id}: {done.enrolled} face(s) enrolled, "
                f"{done.relabelled} sighting(s) relabelled")
 
@@ -147,6 +149,7 @@ def visitors_merge(ctx: typer.Context, into: str, other: str) -> None:
         moved = visitors_of(connect(s), s).merge(into, other)
     except ValueError as e:
         raise FacestreamError(str(e)) from None
+    audited(s, "merge", into, f"{other} merged in")
     typer.echo(f"merged {other} into {into}: {moved} sighting(s) relabelled")
 
 
@@ -157,5 +160,7 @@ def forget(ctx: typer.Context, who: Annotated[str, typer.Argument(help="A person
 
     s = settings_of(ctx)
     out = erase(connect(s), s, who)
+    audited(s, "forget", digest(who), f"{out.faces} faces, {out.sightings} sightings")
     typer.echo(f"forgot {who}: {out.sightings} sighting(s), {out.faces} gallery face(s)"
-               f"{', the visitor record' if out.visitor else ''}, present on {out.presence} camera(s)")
+               f"{', the visitor record' if out.visitor else ''}, present on {out.presence} camera(s), "
+               f"{out.entries} results/events/audit entries naming them")
