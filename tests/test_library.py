@@ -54,14 +54,19 @@ def test_endpoints_list_search_name_and_refuse_bad_input(r, settings, faces_dir,
         assert "request body" in c.post("/api/search", content=b"", headers=jpeg).json()["error"]
         assert c.post("/api/search", content=b"not a photo", headers=jpeg).status_code == 400
         assert c.post("/api/search", content=photo, headers={"Content-Type": "text/plain"}).status_code == 415
+        big = c.post("/api/search", content=b"\xff" * (s.max_frame_bytes + 1), headers=jpeg)
+        assert big.status_code == 400 and "over max_frame_bytes" in big.json()["error"]
         bad = c.post(f"/api/visitors/{vid}/name", json={}).json()["error"]
         assert '{"name"' in bad
         done = c.post(f"/api/visitors/{vid}/name", json={"name": "Lin-Manuel Miranda"}).json()
         assert done == {"person_id": LIN, "enrolled": 1, "relabelled": 1}
         people = c.get("/api/people").json()
         assert people == [{"person_id": LIN, "name": "Lin-Manuel Miranda", "faces": 1, "photo": "door-1-0"}]
+        assert [(x["user"], x["action"], x["target"]) for x in c.get("/api/audit").json()] == [("boss", "name", LIN)]
         assert c.delete(f"/api/people/{LIN}").json() == {"faces": 1, "sightings": 1, "entries": 1}  # its naming
         assert not r.exists(Keys(settings.key_prefix).sighting("door-1-0"))
+        (change,) = c.get("/api/audit").json()  # the naming is erased with the person; the erasure is kept
+        assert change["action"] == "forget" and change["target"].startswith("erased:") and LIN not in str(change)
 
 
 def test_the_pages_work_in_chromium_and_render_names_as_text(r, settings, faces_dir, tmp_path):
