@@ -23,6 +23,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from facestream.config import Settings
 from facestream.errors import ServerError
@@ -185,10 +187,15 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
+#: One attempt, no retries: redis-py's default retries a refused connection for ~4 s, which is what a
+#: liveness check must not do.
+ONCE = Retry(NoBackoff(), 0)
+
+
 def _answers(port: int) -> bool:
     """True if a Redis answers on the port (an authentication error is an answer)."""
     try:
-        redis.Redis(host=HOST, port=port, socket_timeout=1).ping()
+        redis.Redis(host=HOST, port=port, socket_timeout=1, socket_connect_timeout=1, retry=ONCE).ping()
     except redis.AuthenticationError:
         return True
     except redis.ResponseError as e:

@@ -56,6 +56,7 @@ class Worker:
         self.tracks: dict[str, CameraTracks] = {}  # with tracking: the streams this worker holds the lease of
         self.counts = Counts()
         self._stop = False
+        self._stopped = threading.Event()
         self._next_discover = 0.0
         self._next_claim = 0.0
         self._next_beat = 0.0
@@ -99,6 +100,7 @@ class Worker:
     def stop(self, *_: Any) -> None:
         """Finish the frames in hand, then return from :meth:`run` (SIGTERM/SIGINT handler)."""
         self._stop = True
+        self._stopped.set()  # wakes a retry wait at once
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
@@ -107,7 +109,7 @@ class Worker:
     def run(self, max_idle_s: float | None = None) -> Counts:
         """Process frames until stopped (or, with ``max_idle_s``, until no frame came for that long)."""
         last_work = time.monotonic()
-        backoff = Backoff()
+        backoff = Backoff(sleep=self._stopped.wait)  # Redis away: retry, but stop at once when told
         while not self._stop:
             try:
                 did = self.run_once()

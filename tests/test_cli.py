@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from facestream.keys import Keys
@@ -84,7 +85,8 @@ def test_pipeline_commands(run, r, settings, faces_dir, tmp_path):
     assert "camera a: sent 3" in out.stderr and "camera b: sent 3" in out.stderr
     assert r.xlen(Keys(settings.key_prefix).frames("b")) == 3
     assert "RG.PYEXECUTE is unknown" in run("gears", "load", ok=False).stderr
-    assert "set --token" in run("dashboard", "--host", "0.0.0.0", ok=False).stderr
+    assert "only on 127.0.0.1" in run("dashboard", "--host", "0.0.0.0", "--no-auth", ok=False).stderr
+    assert "--keyfile go together" in run("dashboard", "--certfile", str(config), ok=False).stderr
 
 
 def test_cohort_and_feedback_commands(run, faces_dir, settings, r):
@@ -136,3 +138,31 @@ def test_sightings_and_visitors_commands(run, r, settings, tmp_path):
     assert "sightings" in run("people", "delete", "Door_Person").stdout
     assert not list(r.scan_iter(match=keys.sighting("*")))
     assert "nothing is kept" in run("forget", "Door_Person", ok=False).stderr
+
+
+def test_dashboard_users_commands(run, tmp_path):
+    pw = tmp_path / "pw"
+    pw.write_text("a-long-password\n")
+    assert "added alice (viewer)" in run("users", "add", "alice", "--password-file", str(pw)).stdout
+    assert "exists" in run("users", "add", "alice", "--password-file", str(pw), ok=False).stderr
+    pw.write_text("short\n")
+    assert "at least 10 characters" in run("users", "add", "bob", "--role", "admin", "--password-file", str(pw), ok=False).stderr
+    pw.write_text("another-long-one\n")
+    run("users", "add", "bob", "--role", "admin", "--password-file", str(pw))
+    assert run("users", "list").stdout.split() == ["alice", "viewer", "bob", "admin"]
+    assert "password of alice changed" in run("users", "passwd", "alice", "--password-file", str(pw)).stdout
+    assert "the last admin" in run("users", "remove", "bob", ok=False).stderr
+    assert "removed alice" in run("users", "remove", "alice").stdout
+    assert "a-long-password" not in (tmp_path / "data" / "dashboard" / "users.json").read_text()
+
+
+def test_people_clear_asks_for_yes_and_audits(run, r, settings):
+    from facestream.models.store.gallery import FaceEntry, Gallery
+
+    Gallery(r, settings).add_person("ann", "Ann", [FaceEntry(np.eye(128, dtype=np.float32)[0], "x")])
+    assert "add --yes" in run("people", "clear", ok=False).stderr
+    assert "removed 1 people" in run("people", "clear", "--yes").stdout
+    keys = Keys(settings.key_prefix)
+    assert not r.exists(keys.person("ann"), keys.model)
+    (_, change), = r.xrange(keys.audit)
+    assert change[b"action"] == b"clear" and change[b"user"].startswith(b"cli:") and change[b"address"] == b"cli"

@@ -7,9 +7,11 @@ does not stop the others, and its retries show in its own log) and the dashboard
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +19,7 @@ import yaml
 
 from facestream.app.local import enroll_people, settings_env
 from facestream.app.stack import Stack, parse_stack, read_stack, source_problem
-from facestream.app.supervisor import Child, Supervisor
+from facestream.app.supervisor import Child, RedisWatch, Supervisor
 from facestream.config import Settings
 from facestream.consumer.auth import Users, login_hint
 from facestream.errors import ConfigError, FacestreamError
@@ -72,7 +74,9 @@ def up(path: Path, settings: Settings, say: Callable[[str], None]) -> None:
     client = connect(s, url)
     if stack.gallery:
         enroll_people(Gallery(client, s), stack.gallery, s, say)
-    supervisor = Supervisor(children(stack, s), settings_env(s, url), say)
+    logs = s.data_dir.resolve() / "up"
+    supervisor = Supervisor(children(stack, s), settings_env(s, url), say, RedisWatch(s, url, say),
+                            logs / "status.json")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -83,3 +87,19 @@ def up(path: Path, settings: Settings, say: Callable[[str], None]) -> None:
         supervisor.run(stop.is_set)
     finally:
         supervisor.stop()
+
+
+def status_lines(settings: Settings) -> list[str]:
+    """``facestream up --status``: each component of the running ``up`` (written every half second)."""
+    path = settings.data_dir.resolve() / "up" / "status.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise FacestreamError(f"no status at {path}: is facestream up running with this data_dir?") from None
+    age = time.time() - data["ts"]
+    lines = [f"{'component':16} {'state':6} {'pid':>7} {'restarts':>8}  last error"]
+    lines += [f"{c['name']:16} {c['state']:6} {c['pid'] or '-':>7} {c['restarts']:>8}  {c['last_error']}"
+              for c in data["components"]]
+    if age > 5:
+        lines.append(f"(written {age:.0f} s ago: facestream up is not running, or stuck)")
+    return lines

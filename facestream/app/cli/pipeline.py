@@ -209,8 +209,14 @@ def demo(
     once: Annotated[bool, typer.Option("--once", help="Exit after one pass instead of looping live.")] = False,
 ) -> None:
     """The whole pipeline on a sample video: embedded Redis, enrollment, worker(s), dashboard, producer."""
+    import signal
+
     from facestream.app.demo import run_demo
 
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt  # a service manager's stop (SIGTERM) ends the demo as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupted)
     s = settings_of(ctx)
     typer.echo(f"Redis ready at {redact(resolve_url(s))}  (inspect: {redis_cli(s)} XREVRANGE {s.key_prefix}:results + - COUNT 1)")
     if not run_demo(s, typer.echo, workers, port, keep_running=not once).complete:
