@@ -76,6 +76,9 @@ def test_pipeline_commands(run, r, settings, faces_dir, tmp_path):
     out = run("--config", str(config), "work", "--name", "cli-w", "--exit-when-idle", "2")
     assert "worker cli-w stopped: 5 results" in out.stderr
     assert "cli" in run("status").stdout
+    assert "0 worker(s) named cli-w* beating" in run("status", "--worker-alive", "cli-w", ok=False).stdout  # it left
+    r.hset(Keys(settings.key_prefix).worker("cli-x-1"), "ts_ms", "1")
+    assert "1 worker(s)" in run("status", "--worker-alive", "cli-x-").stdout
     lines = run("consume", "--from", "beginning", "--json", "--exit-when-idle", "1").stdout.splitlines()
     assert len(lines) == 5 and all(json.loads(x)["camera"] == "cli" for x in lines)
     cameras = tmp_path / "cameras.yaml"

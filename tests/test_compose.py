@@ -40,6 +40,10 @@ def test_compose_default_runs_workers_producers_and_dashboard_on_one_redis():
     dash = svc["dashboard"]
     assert dash["environment"]["FACESTREAM_DATA_DIR"] == "/data"  # its users file outlives the container
     assert "FACESTREAM_DASHBOARD_TOKEN" not in dash["environment"]  # logins, not a shared token
+    for name in ("redis", "worker", "dashboard"):  # each has a health check, and comes back when it dies
+        assert svc[name]["healthcheck"]["test"], name
+    assert "--worker-alive" in " ".join(svc["worker"]["healthcheck"]["test"])
+    assert {svc[n]["restart"] for n in ("redis", "worker", "producer", "dashboard")} == {"unless-stopped"}
     assert [p.get("host_ip") if isinstance(p, dict) else p.split(":")[0] for p in dash["ports"]] == ["127.0.0.1"]
     assert dash["environment"]["FACESTREAM_REDIS_USERNAME"] == "fs-reader"
     assert "enroll" in _resolved("docker-compose.yml", "enroll")

@@ -168,6 +168,10 @@ def test_up_restarts_a_killed_redis_and_nothing_sent_vanishes(faces_dir, tmp_pat
             _until(f"results flow again after kill {kill}", lambda: all(
                 _results_safe(r, keys, cam) > before[cam] for cam in before), 15, out)
             print(f"kill {kill}: results again after {time.monotonic() - killed:.1f} s")
+        time.sleep(1)  # a status write after the last recovery
+        status = subprocess.run([*FACESTREAM, "up", "--status", str(stack)], env=env, capture_output=True, text=True)
+        assert re.search(r"^redis\s+up\s+\d+\s+2 ", status.stdout, re.M), status.stdout + status.stderr
+        assert re.search(r"^camera-north\s+up\s+\d+\s+0 ", status.stdout, re.M), status.stdout
         cutoff = {cam: r.xrevrange(keys.frames(cam), count=1)[0][0] for cam in ("north", "south")}
         for cam, last in cutoff.items():  # every frame added up to now, both outages included, gets answered
             ids = [eid for eid, _ in r.xrange(keys.frames(cam), max=last)]
@@ -196,3 +200,54 @@ def _results_safe(r, keys: Keys, camera: str) -> int:
         return _results(r, keys, camera)
     except redis_py.ConnectionError:
         return 0
+
+
+def _family_dies_with(args: list[str], env: dict[str, str], ready: str, sig: int, children: int,
+                      timeout_s: float = 240) -> None:
+    """Start ``facestream *args``; once it printed ``ready`` and has children, send it ``sig``: every
+    descendant is gone within 5 s."""
+    import psutil
+
+    proc = subprocess.Popen([*FACESTREAM, *args], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = Output(proc)
+    try:
+        _until(f"{args[0]} printed {ready!r}", lambda: ready in out.text(), timeout_s, out)
+        _until(f"{args[0]} has {children} children", lambda: len(psutil.Process(proc.pid).children(recursive=True)) >= children,
+               60, out)
+        family = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(sig)
+        gone, alive = psutil.wait_procs(family, timeout=5)
+        assert not alive, f"still running 5 s after {signal.Signals(sig).name}: {[p.cmdline() for p in alive]}\n{out.text()}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+
+
+def test_children_die_with_up_killed_and_demo_and_bench_stopped(settings, faces_dir, tmp_path):
+    env = _env(settings, tmp_path)
+    stack = tmp_path / "stack.yaml"
+    stack.write_text(yaml.safe_dump({"workers": 1, "dashboard": {"port": _free_port()}, "cameras": [
+        {"camera": "door", "source": str(faces_dir / "videos" / CLIP), "loop": True, "fps": 2}]}))
+    _family_dies_with(["up", str(stack)], env, "dashboard        pid", signal.SIGKILL, 3)
+    _family_dies_with(["demo", "--port", str(_free_port())], env, "looping the sample", signal.SIGTERM, 2)
+    _family_dies_with(["bench", "--live", "--fps", "5", "--frames", "400", "--no-baseline"], env, "enrolling", signal.SIGKILL, 1)
+
+
+def test_the_systemd_unit_example_is_valid(tmp_path):
+    """docs/facestream.service, with its example paths pointed at this checkout, passes `systemd-analyze verify`."""
+    import shutil
+
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.skip("systemd-analyze not installed (Debian: systemd)")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    unit = open(os.path.join(repo, "docs", "facestream.service")).read()
+    assert "ExecStart=/opt/facestream/.venv/bin/facestream up " in unit and "KillMode=mixed" in unit
+    unit = unit.replace("/opt/facestream/.venv/bin/facestream", sys.executable + " -m facestream")
+    unit = unit.replace("/opt/facestream", str(tmp_path))
+    path = tmp_path / "facestream.service"
+    path.write_text(unit)
+    out = subprocess.run([exe, "verify", str(path)], capture_output=True, text=True, timeout=60)
+    problems = [ln for ln in (out.stdout + out.stderr).splitlines() if "facestream.service" in ln]
+    assert out.returncode == 0 and not problems, out.stdout + out.stderr

@@ -92,12 +92,20 @@ def work(
 
 
 @app.command()
-def status(ctx: typer.Context) -> None:
+def status(ctx: typer.Context, worker_alive: Annotated[Optional[str], typer.Option(
+        help="Instead: exit 0 if a worker whose name starts with this beats, else 1 (a container health check).")] = None,
+) -> None:
     """Per-camera backlog (lag, pending), live workers, and results/events/dead-letter counts."""
+    from facestream.keys import Keys
     from facestream.status import read_status
 
     s = settings_of(ctx)
-    for line in read_status(connect(s), s).lines():
+    client = connect(s)
+    if worker_alive is not None:
+        beats = list(client.scan_iter(match=Keys(s.key_prefix).worker(worker_alive + "*"), count=1000))
+        typer.echo(f"{len(beats)} worker(s) named {worker_alive}* beating")
+        raise typer.Exit(0 if beats else 1)
+    for line in read_status(client, s).lines():
         typer.echo(line)
 
 
