@@ -16,6 +16,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -28,6 +29,7 @@ from redis.retry import Retry
 
 from facestream.config import Settings
 from facestream.errors import ServerError
+from facestream.lifetime import die_with_parent
 from facestream.redaction import redact
 
 HOST = "127.0.0.1"
@@ -120,8 +122,9 @@ class EmbeddedRedis:
     def is_running(self) -> bool:
         return self.pid() is not None and _answers(self.port)
 
-    def start(self, wait_s: float = 15.0) -> str:
-        """Start the server in the background and return its URL; refuse if the port is taken."""
+    def start(self, wait_s: float = 15.0, attached: bool = False) -> str:
+        """Start the server in the background and return its URL; refuse if the port is taken. ``attached``:
+        as a child of this process that dies with it (tests), instead of a daemon that outlives it."""
         if self.is_running():
             raise ServerError(f"facestream's Redis is already running at {self.shown_url} (pid {self.pid()})")
         if port_in_use(self.port):
@@ -144,15 +147,21 @@ class EmbeddedRedis:
             "--dir", str(self.dir),
             "--appendonly", "yes",
             "--appendfsync", "everysec",
-            "--daemonize", "yes",
+            "--daemonize", "no" if attached else "yes",
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),
             # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
             "--loadmodule", str(bins.redisearch), "TIMEOUT", "0",
         ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o077))
-        if proc.returncode != 0:
-            raise ServerError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}")
+        if attached:
+            parent = os.getpid()
+            child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=lambda: (os.umask(0o077), die_with_parent(parent)))
+            threading.Thread(target=child.wait, daemon=True).start()  # reaped when it exits: no zombie pid
+        else:
+            proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o077))
+            if proc.returncode != 0:
+                raise ServerError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}")
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if _answers(self.port):

@@ -29,7 +29,7 @@ def free_port() -> int:
 def redis_server(tmp_path_factory) -> EmbeddedRedis:
     """A real embedded redis-server with RediSearch, on a free port, removed after the session."""
     server = EmbeddedRedis(free_port(), tmp_path_factory.mktemp("redis"))
-    server.start()
+    server.start(attached=True)  # a child of pytest: it goes when the test run goes, however it ends
     yield server
     server.stop()
 

@@ -251,3 +251,47 @@ def test_the_systemd_unit_example_is_valid(tmp_path):
     out = subprocess.run([exe, "verify", str(path)], capture_output=True, text=True, timeout=60)
     problems = [ln for ln in (out.stdout + out.stderr).splitlines() if "facestream.service" in ln]
     assert out.returncode == 0 and not problems, out.stdout + out.stderr
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_tests_redis_dies_with_the_test_run(tmp_path):
+    """conftest's server is started attached: a SIGKILLed test run leaves no Redis behind."""
+    port = _free_port()
+    code = ("import sys, time; from pathlib import Path; from facestream.server import EmbeddedRedis; "
+            f"s = EmbeddedRedis({port}, Path(sys.argv[1])); s.start(attached=True); print(s.pid(), flush=True); "
+            "time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    pid = int(proc.stdout.readline())
+    assert not _gone(pid)
+    proc.kill()
+    proc.wait()
+    _until("the server is gone", lambda: _gone(pid), 5)
+
+
+def test_up_reports_an_external_redis_outage_and_recovery(tmp_path):
+    from facestream.app.supervisor import RedisWatch
+    from facestream.config import load_settings
+    from facestream.server import EmbeddedRedis
+
+    server = EmbeddedRedis(_free_port(), tmp_path)
+    url = server.start(attached=True)
+    said: list[str] = []
+    watch = RedisWatch(load_settings(redis_url=url), url, said.append)
+    watch.check(time.monotonic())
+    assert said == [] and watch.status()["state"] == "up"
+    server.stop()
+    watch.check(time.monotonic())
+    assert re.match(r"redis\s+DOWN at redis://\*\*\*@127\.0\.0\.1:\d+/0: .*; the children retry until it is back", said[0])
+    assert watch.status()["state"] == "down" and not server.is_running(), "an external server is not restarted"
+    server.start(attached=True)
+    watch.check(time.monotonic())
+    assert re.match(r"redis\s+back after [\d.]+ s$", said[1]) and watch.status()["state"] == "up"
+    server.stop()

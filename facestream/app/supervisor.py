@@ -11,10 +11,8 @@ Each check writes ``status.json`` beside the logs: ``facestream up --status`` pr
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +24,7 @@ from typing import IO, Callable
 import redis
 
 from facestream.errors import ServerError
+from facestream.lifetime import die_with_parent
 from facestream.redaction import redact
 from facestream.server import ONCE, EmbeddedRedis, client_for
 
@@ -59,19 +58,6 @@ class Child:
         except OSError:
             return ""
         return lines[-1].strip()[:300] if lines else ""
-
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent: int) -> None:
-    """Run in a child between fork and exec: SIGTERM it when its parent dies, even by SIGKILL (Linux)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: stop() is the only way children end
-        return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
 
 
 class RedisWatch:
