@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     hnsw_ef_construction: int = Field(200, ge=10, description="HNSW build-time candidate list.")
     hnsw_ef_runtime: int = Field(200, ge=10, description="HNSW query-time candidate list.")
 
+    # --- MQTT (facestream mqtt) ---------------------------------------------------------------------
+    mqtt_host: str = Field("127.0.0.1", description="MQTT broker host (facestream mqtt).")
+    mqtt_port: int = Field(1883, ge=1, le=65535, description="MQTT broker port (8883 with mqtt_tls, usually).")
+    mqtt_username: str | None = Field(None, description="MQTT login; its password is read from mqtt_password_file.")
+    mqtt_password_file: Path | None = Field(None, description="File holding the MQTT password (never a setting).")
+    mqtt_tls: bool = Field(False, description="Connect to the broker over TLS (the system's CA certificates).")
+    mqtt_topic_prefix: str = Field("facestream", min_length=1, description="Prefix of every topic published.")
+    mqtt_discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix; empty: none.")
+
     # --- Sightings and visitors -------------------------------------------------------------------
     sightings: bool = Field(
         True, description="Keep each track's best views (vector, thumbnail, who) as searchable sightings, and "

@@ -85,6 +85,7 @@ if [ "$build_dlib" = 1 ]; then install_blas_dlib; fi
 if [[ " ${extras[*]-} " == *" test "* ]]; then
   apt_install docker-compose docker-compose
   apt_install chromium chromium  # the dashboard's end-to-end test drives it through Playwright
+  apt_install mosquitto mosquitto  # a real MQTT broker for tests/test_mqtt.py (the tests start their own)
   # A real RTSP camera for tests/test_rtsp.py: GStreamer's RTSP server, run with Debian's Python (PyGObject).
   /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
     || apt_install_pkg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

@@ -20,7 +20,7 @@ from facestream.errors import ConfigError, FacestreamError
 from facestream.keys import check_id
 from facestream.producer.capture import CAMERA_KEYS, Source, expand_source
 
-TOP_LEVEL = {"cameras", "workers", "dashboard", "gallery", "settings"}
+TOP_LEVEL = {"cameras", "workers", "dashboard", "gallery", "settings", "mqtt"}
 DASHBOARD_KEYS = {"port", "host"}
 
 
@@ -40,6 +40,7 @@ class Stack:
     dashboard: Dashboard | None = field(default_factory=Dashboard)
     gallery: list[Path] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    mqtt: bool = False  # run `facestream mqtt` too (its broker and topics: the mqtt_* settings)
 
     @property
     def worker_count(self) -> int:
@@ -81,6 +82,10 @@ def parse_stack(path: Path) -> tuple[Stack, list[str]]:
         stack.workers = workers
     stack.dashboard, dash_problems = _dashboard(data.get("dashboard", {}))
     problems += dash_problems
+    stack.mqtt = data.get("mqtt", False)
+    if not isinstance(stack.mqtt, bool):
+        problems.append("mqtt: true or false (the broker and topics are the mqtt_* settings)")
+        stack.mqtt = False
     stack.gallery = [path.parent / p for p in data.get("gallery") or []]
     problems += [f"gallery: {p} is not a folder" for p in stack.gallery if not p.is_dir()]
     stack.settings = data.get("settings") or {}

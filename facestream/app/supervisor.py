@@ -87,9 +87,7 @@ class RedisWatch:
     def check(self, now: float) -> None:
         if self._answers():
             if self.down_since is not None:
-                self.say(f"{self.name:16} back after {now - self.down_since:.1f} s" +
-                         (f" (restart {self.restarts})" if self.server else ""))
-                self.down_since, self.delay_s = None, FIRST_DELAY_S
+                self._back(now)
             return
         if self.down_since is None:
             self.down_since, self.due_at = now, now  # the first restart at once; failed ones back off
@@ -98,12 +96,19 @@ class RedisWatch:
             self.say(f"{self.name:16} DOWN at {where}: {self.last_error}; {what}")
         if self.server is not None and now >= self.due_at:
             try:
-                self.server.start()
-                self.restarts += 1
+                self.server.start()  # returns once it answers
             except ServerError as e:
                 self.last_error = str(e)[:200]
                 self.due_at, self.delay_s = now + self.delay_s, min(MAX_DELAY_S, self.delay_s * 2)
                 self.say(f"{self.name:16} could not start: {self.last_error}; next try in {self.delay_s:.0f} s")
+                return
+            self.restarts += 1
+            self._back(time.monotonic())
+
+    def _back(self, now: float) -> None:
+        self.say(f"{self.name:16} back after {now - self.down_since:.1f} s" +
+                 (f" (restart {self.restarts})" if self.server else ""))
+        self.down_since, self.delay_s = None, FIRST_DELAY_S
 
     def status(self) -> dict[str, object]:
         return {"name": self.name, "state": "down" if self.down_since is not None else "up", "pid":

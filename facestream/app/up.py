@@ -55,6 +55,8 @@ def children(stack: Stack, s: Settings) -> list[Child]:
             yaml.safe_dump({"cameras": [entry]}, f)
         out.append(Child(f"camera-{cam['camera']}", ["produce", "--cameras", str(spec)], logs / f"camera-{cam['camera']}.log",
                          f"producer of {cam['camera']}: {redact(str(cam['source']))}"))
+    if stack.mqtt:
+        out.append(Child("mqtt", ["mqtt"], logs / "mqtt.log", f"MQTT bridge to {s.mqtt_host}:{s.mqtt_port}"))
     if stack.dashboard is not None:
         d = stack.dashboard
         users = Users(s.data_dir / "dashboard")

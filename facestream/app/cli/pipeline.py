@@ -229,3 +229,23 @@ def demo(
     typer.echo(f"Redis ready at {redact(resolve_url(s))}  (inspect: {redis_cli(s)} XREVRANGE {s.key_prefix}:results + - COUNT 1)")
     if not run_demo(s, typer.echo, workers, port, keep_running=not once).complete:
         raise typer.Exit(1)
+
+
+@app.command()
+def mqtt(
+    ctx: typer.Context,
+    exit_when_idle: Annotated[Optional[float], typer.Option(help="Stop after this many seconds without an event.")] = None,
+) -> None:
+    """Publish identity events, presence and health on MQTT, with Home Assistant discovery (mqtt_* settings)."""
+    import signal
+
+    from facestream.consumer.mqtt import MqttBridge
+
+    configure_logging()
+    s = settings_of(ctx)
+    bridge = MqttBridge(connect(s), s)
+    bridge.connect()
+    signal.signal(signal.SIGTERM, bridge.stop)
+    signal.signal(signal.SIGINT, bridge.stop)
+    say(f"mqtt: publishing {s.key_prefix}'s events under {s.mqtt_topic_prefix}/ on {s.mqtt_host}:{s.mqtt_port}")
+    say(f"mqtt: stopped after {bridge.run(exit_when_idle)} messages")

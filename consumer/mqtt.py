@@ -1,0 +1,241 @@
+"""``facestream mqtt``: identity events and presence on MQTT, with Home Assistant discovery.
+
+The bridge reads the events stream in its own consumer group (``mqtt``): an entry is acknowledged only
+once the broker has acknowledged its message (QoS 1), so a restarted bridge publishes what it had not
+finished, and only that; a re-published entry says ``"redelivered": true``. After each event it publishes
+the camera's and the person's state from the workers' presence hashes (``fs:present:<camera>``), retained.
+Topics (``mqtt_topic_prefix``, default ``facestream``; docs/streams.md has the payloads):
+
+- ``<p>/events/<camera>``                 every appear/leave, not retained
+- ``<p>/cameras/<camera>/people``         who is in view now (retained JSON), ``.../count``, ``.../stranger`` ON/OFF
+- ``<p>/people/<person_id>/state``        ON while in view on any camera (retained), ``.../attributes``: where, when
+- ``<p>/health``                          the pipeline's counts (retained, every ``HEALTH_S``)
+- ``<p>/status``                          ``online``; ``offline`` as the last will
+
+Home Assistant discovery (``mqtt_discovery_prefix``, empty: off): one device per facestream key prefix, a
+presence binary sensor per enrolled person (removed when the person is deleted), per camera a "people in
+view" sensor and a "stranger in view" binary sensor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+
+from facestream.config import Settings
+from facestream.errors import BadRecord, FacestreamError
+from facestream.keys import VISITOR_RE, Keys
+from facestream.models.store.gallery import Gallery
+from facestream.records import UNKNOWN, IdentityEvent
+from facestream.replies import text
+from facestream.status import read_status
+
+log = logging.getLogger("facestream.mqtt")
+GROUP = "mqtt"
+HEALTH_S, SYNC_S, PUBLISH_TIMEOUT_S = 30.0, 10.0, 30.0
+
+
+class MqttBridge:
+    """Events stream → MQTT; ``run`` until ``stop()``."""
+
+    def __init__(self, client: redis.Redis, settings: Settings, name: str = "bridge"):
+        import paho.mqtt.client as mqtt
+
+        self.r, self.s, self.keys, self.name = client, settings, Keys(settings.key_prefix), name
+        self.p, self.node = settings.mqtt_topic_prefix.rstrip("/"), f"facestream_{settings.key_prefix}"
+        self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.node}_{name}",
+                                protocol=mqtt.MQTTv311)
+        if settings.mqtt_username:
+            self.mqtt.username_pw_set(settings.mqtt_username, _password(settings))
+        if settings.mqtt_tls:
+            self.mqtt.tls_set()
+        self.mqtt.will_set(f"{self.p}/status", "offline", qos=1, retain=True)
+        self.mqtt.reconnect_delay_set(1, 30)
+        self.mqtt.on_connect = self._on_connect
+        self._connected, self._refused = threading.Event(), ""
+        self._stop = threading.Event()
+        self.people: set[str] = set()
+        self.cameras: set[str] = set()
+        self.published = 0
+
+    # --- connection -----------------------------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:  # paho's signature
+        if reason.is_failure:
+            self._refused = str(reason)
+            return
+        self._connected.set()
+        client.publish(f"{self.p}/status", "online", qos=1, retain=True)
+
+    def connect(self, timeout_s: float = 15.0) -> None:
+        """Connect (paho reconnects by itself afterwards); FacestreamError in one line if refused."""
+        where = f"{self.s.mqtt_host}:{self.s.mqtt_port}"
+        try:
+            self.mqtt.connect(self.s.mqtt_host, self.s.mqtt_port, keepalive=30)
+        except OSError as e:
+            raise FacestreamError(f"cannot reach the MQTT broker at {where}: {e.strerror or e}") from None
+        self.mqtt.loop_start()
+        deadline = time.monotonic() + timeout_s
+        while not self._connected.is_set() and not self._refused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not self._connected.is_set():
+            self.mqtt.loop_stop()
+            why = self._refused or f"no answer within {timeout_s:.0f} s"
+            raise FacestreamError(f"the MQTT broker at {where} refused the connection: {why}")
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    # --- the loop -------------------------------------------------------------------------------------
+    def run(self, max_idle_s: float | None = None) -> int:
+        """Publish events until stopped (or idle for ``max_idle_s``); returns the messages published."""
+        self._ensure_group()
+        next_sync = next_health = 0.0
+        idle_since = time.monotonic()
+        pending = True  # first what an earlier run read but did not finish (its own pending entries)
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_sync:
+                self.sync_discovery()
+                next_sync = now + SYNC_S
+            if now >= next_health:
+                self._publish(f"{self.p}/health", json.dumps(self._health()), retain=True)
+                next_health = now + HEALTH_S
+            reply = self.r.xreadgroup(GROUP, self.name, {self.keys.events: "0" if pending else ">"},
+                                      count=100, block=None if pending else 1000)
+            entries = [e for _, es in reply or [] for e in es]
+            if pending and not entries:
+                pending = False
+                continue
+            for entry_id, fields in entries:
+                self._forward(text(entry_id), fields, redelivered=pending)
+            if entries:
+                idle_since = time.monotonic()
+            elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                break
+        self.mqtt.publish(f"{self.p}/status", "offline", qos=1, retain=True).wait_for_publish(5)
+        self.mqtt.disconnect()
+        self.mqtt.loop_stop()
+        return self.published
+
+    def _ensure_group(self) -> None:
+        try:  # from now on: a bridge added to a running pipeline does not replay the stream's history
+            self.r.xgroup_create(self.keys.events, GROUP, id="$", mkstream=True)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    def _forward(self, entry_id: str, fields: dict, redelivered: bool) -> None:
+        """Publish one event and the states it changes; acknowledge the entry once the broker has them."""
+        try:
+            ev = IdentityEvent.from_fields(fields)
+        except BadRecord as e:
+            log.warning("events entry %s skipped: %s", entry_id, e)
+            self.r.xack(self.keys.events, GROUP, entry_id)
+            return
+        visitor = bool(VISITOR_RE.match(ev.person_id))
+        payload = {"id": entry_id, "kind": ev.kind, "camera": ev.camera, "person_id": "" if visitor else ev.person_id,
+                   "name": UNKNOWN if visitor else ev.name, "visitor": ev.person_id if visitor else "",
+                   "ts_ms": ev.ts_ms, "frame_id": ev.frame_id, "redelivered": redelivered}
+        infos = [self._publish(f"{self.p}/events/{ev.camera}", json.dumps(payload))]
+        infos += self._camera_state(ev.camera)
+        if not visitor:
+            infos += self._person_state(ev.person_id)
+        for info in infos:
+            info.wait_for_publish(PUBLISH_TIMEOUT_S)
+            if not info.is_published():
+                raise FacestreamError("the MQTT broker did not acknowledge a message in time")
+        self.r.xack(self.keys.events, GROUP, entry_id)
+
+    def _publish(self, topic: str, payload: str, retain: bool = False):  # -> paho MQTTMessageInfo
+        self.published += 1
+        return self.mqtt.publish(topic, payload, qos=1, retain=retain)
+
+    # --- states ---------------------------------------------------------------------------------------
+    def _present(self, camera: str) -> dict[str, tuple[int, str]]:
+        """Who the workers list as in view on ``camera``: id -> (last seen ms, name)."""
+        out = {}
+        for k, v in self.r.hgetall(self.keys.presence(camera)).items():
+            ms, _, name = text(v).partition("|")
+            out[text(k)] = (int(ms or 0), name)
+        return out
+
+    def _camera_state(self, camera: str) -> list:
+        self._announce_camera(camera)
+        here = self._present(camera)
+        people = sorted(name for pid, (_, name) in here.items() if not VISITOR_RE.match(pid))
+        strangers = sorted(pid for pid in here if VISITOR_RE.match(pid))
+        base = f"{self.p}/cameras/{camera}"
+        return [self._publish(f"{base}/people", json.dumps({"people": people, "visitors": strangers}), True),
+                self._publish(f"{base}/count", str(len(here)), True),
+                self._publish(f"{base}/stranger", "ON" if strangers else "OFF", True)]
+
+    def _person_state(self, person_id: str) -> list:
+        seen = [(ms, cam) for cam in self.cameras for pid, (ms, _) in self._present(cam).items() if pid == person_id]
+        base = f"{self.p}/people/{person_id}"
+        last = max(seen) if seen else None
+        attrs = {"camera": last[1], "last_seen_ms": last[0]} if last else {}
+        return [self._publish(f"{base}/state", "ON" if seen else "OFF", True),
+                self._publish(f"{base}/attributes", json.dumps(attrs), True)]
+
+    def _health(self) -> dict[str, Any]:
+        st = read_status(self.r, self.s)
+        return {"results": st.results, "events": st.events, "deadletters": st.deadletters, "workers": len(st.workers),
+                "cameras": {c.camera: {"lag": c.lag, "pending": c.pending, "lost": c.lost} for c in st.cameras}}
+
+    # --- Home Assistant discovery -----------------------------------------------------------------------
+    def _discovery(self, kind: str, object_id: str, config: dict[str, Any] | None) -> None:
+        prefix = self.s.mqtt_discovery_prefix.rstrip("/")
+        if not prefix:
+            return
+        device = {"identifiers": [self.node], "name": f"facestream {self.s.key_prefix}", "manufacturer": "facestream"}
+        body = "" if config is None else json.dumps({
+            **config, "unique_id": f"{self.node}_{object_id}", "object_id": f"{self.node}_{object_id}",
+            "availability_topic": f"{self.p}/status", "device": device})
+        self._publish(f"{prefix}/{kind}/{self.node}/{object_id}/config", body, retain=True)
+
+    def _announce_camera(self, camera: str) -> None:
+        if camera in self.cameras:
+            return
+        self.cameras.add(camera)
+        base = f"{self.p}/cameras/{camera}"
+        self._discovery("sensor", f"{camera}_people", {"name": f"{camera} people in view", "state_topic": f"{base}/count",
+                                                       "json_attributes_topic": f"{base}/people", "icon": "mdi:account-group"})
+        self._discovery("binary_sensor", f"{camera}_stranger", {"name": f"{camera} stranger in view",
+                                                                "state_topic": f"{base}/stranger", "device_class": "occupancy"})
+
+    def sync_discovery(self) -> None:
+        """Announce every enrolled person and camera; withdraw people deleted since."""
+        people = {p.person_id: p.name for p in Gallery(self.r, self.s).people()}
+        for pid, name in people.items():
+            base = f"{self.p}/people/{pid}"
+            self._discovery("binary_sensor", f"{pid}_presence", {
+                "name": f"{name} in view", "state_topic": f"{base}/state", "json_attributes_topic": f"{base}/attributes",
+                "device_class": "presence"})
+        for pid in self.people - set(people):
+            self._discovery("binary_sensor", f"{pid}_presence", None)
+            self._publish(f"{self.p}/people/{pid}/state", "", retain=True)  # an empty retained message clears it
+            self._publish(f"{self.p}/people/{pid}/attributes", "", retain=True)
+        self.people = set(people)
+        cameras, _ = _camera_ids(self.r, self.keys)
+        for camera in cameras:
+            self._announce_camera(camera)
+
+
+def _camera_ids(r: redis.Redis, keys: Keys) -> tuple[list[str], list[bytes]]:
+    from facestream.commands import scan_ids
+
+    return scan_ids(r, keys.frames_prefix, "stream")
+
+
+def _password(s: Settings) -> str:
+    if s.mqtt_password_file is None:
+        raise FacestreamError("mqtt_username needs mqtt_password_file (the password is read from a file, never a setting)")
+    try:
+        return s.mqtt_password_file.read_text().strip()
+    except OSError as e:
+        raise FacestreamError(f"cannot read mqtt_password_file {s.mqtt_password_file}: {e.strerror}") from None
