@@ -28,6 +28,7 @@ from facestream.keys import Keys
 from facestream.models.curation.enroll import Options, enroll, plan
 from facestream.models.evaluation.evaluate import segment_scores
 from facestream.models.store.gallery import Gallery
+from facestream.models.vision.profile import STILL_MAX_SIDE, STILL_QUICK_SIDE
 from facestream.producer.capture import Producer
 from facestream.server import connect, resolve_url
 
@@ -206,7 +207,7 @@ def enroll_rate(settings: Settings, folder: Path, still: bool, workers: int) -> 
         wall = time.perf_counter() - t0
     finally:
         gallery.clear()
-    label = (f"enrollment path: {s.detector} at <=640 px, <=1280 px, then 2x, then {s.enroll_fallback_detector}; "
+    label = (f"enrollment path: {s.detector} at <={STILL_QUICK_SIDE} px, <={STILL_MAX_SIDE} px, then 2x, then {s.enroll_fallback_detector}; "
              f"{s.enroll_views} views" if still else f"live path: {s.probe_views} views") + f", {workers} processes"
     return EnrollFigures(label, len(items), sum(summary.enrolled.values()), wall)
 

@@ -58,6 +58,7 @@ class Gallery:
         self.s = settings
         self.keys = Keys(settings.key_prefix)
         self._dim = dim
+        self._indexed = False  # ensure_index ran (FT.INFO is not free: once per Gallery, not once per person)
 
     @property
     def dim(self) -> int:
@@ -75,11 +76,13 @@ class Gallery:
     def ensure_index(self) -> None:
         """Create the vector index if absent; refuse an existing one of another dimension or metric."""
         ensure_vector_index(self.r, self.s, self.keys.index, self.keys.face_prefix(), self.dim)
+        self._indexed = True
 
     def clear(self) -> None:
         """Drop the index and every person and face under this key prefix (scratch galleries)."""
         drop_index(self.r, self.keys.index, self.keys.face_prefix() + "*", self.keys.person_prefix + "*",
                    self.keys.face_counter("*"))
+        self._indexed = False
 
     # --- people ------------------------------------------------------------------------------------
     def add_person(self, person_id: str, name: str | None, faces: Sequence[FaceEntry],
@@ -90,7 +93,8 @@ class Gallery:
             raise GalleryError(f"{UNKNOWN!r} is reserved for faces that match nobody; pick another person id")
         if VISITOR_RE.match(person_id):
             raise GalleryError(f"{person_id!r} looks like a visitor id (v-NNNNNN); pick another person id")
-        self.ensure_index()
+        if not self._indexed:
+            self.ensure_index()
         for f in faces:
             if f.vector.shape != (self.dim,):
                 raise GalleryError(f"vector of {f.source} has shape {f.vector.shape}, expected ({self.dim},)")

@@ -28,7 +28,7 @@ LATE_MS = 150
 #: A still photo (enrollment, search) is searched at most :data:`STILL_QUICK_SIDE` large first (a portrait's
 #: face is found there at a quarter of the cost), then at most :data:`STILL_MAX_SIDE`, then that enlarged 2x,
 #: until a face is found.
-STILL_QUICK_SIDE = 640
+STILL_QUICK_SIDE = 192
 STILL_MAX_SIDE = 1280
 
 
