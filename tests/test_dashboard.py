@@ -338,3 +338,45 @@ def _everything(r, prefix: str) -> dict[bytes, object]:
                     b"set": lambda: r.smembers(key), b"zset": lambda: r.zrange(key, 0, -1, withscores=True),
                     b"list": lambda: r.lrange(key, 0, -1)}.get(kind, lambda: kind)()
     return out
+
+
+def test_https_dashboard_gives_a_secure_cookie(settings, tmp_path):
+    """`facestream dashboard --certfile --keyfile` serves HTTPS, and its session cookie is then Secure."""
+    import json
+    import ssl
+    import subprocess
+    import sys
+    import urllib.request
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed (to make a test certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    s = web(settings, tmp_path)
+    port = free_port()
+    env = {**os.environ, "FACESTREAM_REDIS_URL": s.redis_url, "FACESTREAM_KEY_PREFIX": s.key_prefix,
+           "FACESTREAM_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-m", "facestream", "dashboard", "--port", str(port), "--certfile", str(cert),
+                             "--keyfile", str(key)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    insecure = ssl.create_default_context()
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # our own throw-away certificate
+    base = f"https://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/login", context=insecure, timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stdout.read() if proc.poll() is not None else "no answer"
+                time.sleep(0.2)
+        name, password = USERS["admin"]
+        req = urllib.request.Request(f"{base}/login", json.dumps({"user": name, "password": password}).encode(),
+                                     {"Content-Type": "application/json", "Origin": base}, method="POST")
+        cookie = urllib.request.urlopen(req, context=insecure, timeout=5).headers["set-cookie"].lower()
+        assert "secure" in cookie and "httponly" in cookie and "samesite=strict" in cookie
+    finally:
+        proc.terminate()
+        proc.wait(20)
