@@ -20,8 +20,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facestream.errors import ConfigError
+
+if TYPE_CHECKING:
+    from facestream.config import Settings
 
 ROLES = ("viewer", "admin")
 COOKIE = "fs_session"
@@ -62,6 +66,11 @@ class Users:
         self.folder = Path(folder)
         self.path = self.folder / "users.json"
         self.first_password = self.folder / "admin.password"
+
+    @classmethod
+    def of(cls, settings: Settings) -> Users:
+        """The users of the dashboard run with ``settings`` (``<data_dir>/dashboard``)."""
+        return cls(settings.data_dir / "dashboard")
 
     def _load(self) -> dict[str, dict[str, str]]:
         if not self.path.exists():

@@ -37,7 +37,7 @@ from starlette.routing import Route
 
 from facestream.config import Settings
 from facestream.consumer.auth import Sessions, Users
-from facestream.consumer.guard import Guard, SecurityHeaders, allowed_hosts, login_routes
+from facestream.consumer.guard import LOOPBACK_NAMES, Guard, SecurityHeaders, allowed_hosts, login_routes
 from facestream.consumer.library import PAGE as LIBRARY_PAGE
 from facestream.consumer.library import routes as library_routes
 from facestream.errors import BadFrame, BadRecord, ConfigError
@@ -52,14 +52,13 @@ log = logging.getLogger("facestream.dashboard")
 
 PAGE = Path(__file__).with_name("dashboard.html")
 LOGIN_PAGE = Path(__file__).with_name("login.html")
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def check_bind(host: str, auth: bool) -> None:
     """Refuse to serve without logins beyond this machine."""
-    if host not in LOOPBACK and not auth:
+    if host not in LOOPBACK_NAMES and not auth:
         raise ConfigError(f"--no-auth serves the dashboard to anyone who can reach {host}: only on 127.0.0.1")
 
 
@@ -225,7 +224,7 @@ def create_app(url: str, settings: Settings, token: str | None = None, auth: boo
     :func:`facestream.consumer.guard.allowed_hosts` lists."""
     hub = Hub(url, settings)
     client = client_for(settings, url)
-    users, sessions = Users(settings.data_dir / "dashboard"), Sessions()
+    users, sessions = Users.of(settings), Sessions()
     if auth:
         users.ensure_admin()
     guard = Guard(sessions, token, auth)

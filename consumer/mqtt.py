@@ -142,9 +142,11 @@ class MqttBridge:
                    "name": UNKNOWN if visitor else ev.name, "visitor": ev.person_id if visitor else "",
                    "ts_ms": ev.ts_ms, "frame_id": ev.frame_id, "redelivered": redelivered}
         infos = [self._publish(f"{self.p}/events/{ev.camera}", json.dumps(payload))]
-        infos += self._camera_state(ev.camera)
+        self._announce_camera(ev.camera)
+        present = {cam: self._present(cam) for cam in self.cameras}  # read once for both states
+        infos += self._camera_state(ev.camera, present[ev.camera])
         if not visitor:
-            infos += self._person_state(ev.person_id)
+            infos += self._person_state(ev.person_id, present)
         for info in infos:
             info.wait_for_publish(PUBLISH_TIMEOUT_S)
             if not info.is_published():
@@ -164,9 +166,7 @@ class MqttBridge:
             out[text(k)] = (int(ms or 0), name)
         return out
 
-    def _camera_state(self, camera: str) -> list:
-        self._announce_camera(camera)
-        here = self._present(camera)
+    def _camera_state(self, camera: str, here: dict[str, tuple[int, str]]) -> list:
         people = sorted(name for pid, (_, name) in here.items() if not VISITOR_RE.match(pid))
         strangers = sorted(pid for pid in here if VISITOR_RE.match(pid))
         base = f"{self.p}/cameras/{camera}"
@@ -174,8 +174,8 @@ class MqttBridge:
                 self._publish(f"{base}/count", str(len(here)), True),
                 self._publish(f"{base}/stranger", "ON" if strangers else "OFF", True)]
 
-    def _person_state(self, person_id: str) -> list:
-        seen = [(ms, cam) for cam in self.cameras for pid, (ms, _) in self._present(cam).items() if pid == person_id]
+    def _person_state(self, person_id: str, present: dict[str, dict[str, tuple[int, str]]]) -> list:
+        seen = [(here[person_id][0], cam) for cam, here in present.items() if person_id in here]
         base = f"{self.p}/people/{person_id}"
         last = max(seen) if seen else None
         attrs = {"camera": last[1], "last_seen_ms": last[0]} if last else {}

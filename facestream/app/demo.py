@@ -135,7 +135,7 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
         say(f"logs of the worker(s) and dashboard: {local.logs}/demo-*.log")
         dash_url = f"http://127.0.0.1:{dashboard_port}/"
         if dashboard_port:
-            users = Users(settings.data_dir / "dashboard")
+            users = Users.of(settings)
             users.ensure_admin()
             say(f"dashboard: {dash_url}  {login_hint(users, True)}")
         try:

@@ -20,7 +20,7 @@ import redis
 from facestream.app.knnbench import _faces_near, _wait_indexed, clustered
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.models.evaluation.visitors import clear
+from facestream.models.curation.library import drop_visitors
 from facestream.models.store.sightings import ensure_sightings_index, search, store
 
 THUMB_BYTES = 3_000
@@ -49,7 +49,7 @@ class SightingFigures:
 def sightings_bench(client: redis.Redis, settings: Settings, size: int, queries: int = 500, per_visitor: int = 20,
                     say: Callable[[str], None] = print) -> SightingFigures:
     keys = Keys(settings.key_prefix + "_sightbench")
-    clear(client, keys, sightings=True)
+    drop_visitors(client, keys, sightings=True)
     rng = np.random.default_rng(7)
     vecs, centres = clustered(size, per_visitor)
     now = int(time.time() * 1000)
@@ -73,7 +73,7 @@ def sightings_bench(client: redis.Redis, settings: Settings, size: int, queries:
         per = (int(client.info("memory")["used_memory"]) - mem0) / size
         return _searches(client, keys, vecs, ts, centres, now, queries, settings.hnsw_ef_runtime, size / insert_s, per)
     finally:
-        clear(client, keys, sightings=True)
+        drop_visitors(client, keys, sightings=True)
 
 
 def _searches(client: redis.Redis, keys: Keys, vecs: np.ndarray, ts: np.ndarray, centres: np.ndarray, now: int,

@@ -59,7 +59,7 @@ def children(stack: Stack, s: Settings) -> list[Child]:
         out.append(Child("mqtt", ["mqtt"], logs / "mqtt.log", f"MQTT bridge to {s.mqtt_host}:{s.mqtt_port}"))
     if stack.dashboard is not None:
         d = stack.dashboard
-        users = Users(s.data_dir / "dashboard")
+        users = Users.of(s)
         users.ensure_admin()
         out.append(Child("dashboard", ["dashboard", "--host", d.host, "--port", str(d.port)], logs / "dashboard.log",
                          f"dashboard on http://{d.host}:{d.port}/ ({login_hint(users, True)})"))

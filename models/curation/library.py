@@ -242,7 +242,14 @@ def clear_vectors(r: redis.Redis, s: Settings) -> int:
     people = len(gallery.people())
     gallery.clear()
     Cohort(r, s, dim=gallery.dim).clear()
-    drop_index(r, keys.visitors_index, keys.visitor_prefix + "*")
-    drop_index(r, keys.sightings_index, keys.sighting_prefix + "*")
-    r.delete(keys.visitor_counter, keys.policy, keys.model)
+    drop_visitors(r, keys, sightings=True)
+    r.delete(keys.policy, keys.model)
     return people
+
+
+def drop_visitors(r: redis.Redis, keys: Keys, sightings: bool) -> None:
+    """Drop every visitor (and, with ``sightings``, every sighting) under ``keys``' prefix, index included."""
+    drop_index(r, keys.visitors_index, keys.visitor_prefix + "*")
+    if sightings:
+        drop_index(r, keys.sightings_index, keys.sighting_prefix + "*")
+    r.delete(keys.visitor_counter)

@@ -24,11 +24,11 @@ from typing import Callable
 import numpy as np
 import redis
 
-from facestream.commands import drop_index
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
 from facestream.models.curation.enroll import Outcome, embed_files
+from facestream.models.curation.library import drop_visitors
 from facestream.models.evaluation.identify import identity_of
 from facestream.models.matcher import Policy
 from facestream.models.store.sightings import ensure_sightings_index, search, write
@@ -104,7 +104,7 @@ def pairwise(truth: list[str], groups: list[str]) -> tuple[float, float]:
 def group(r: redis.Redis, s: Settings, played: Played, distance: float) -> Grouping:
     """Assign every played photo to a visitor at ``distance`` (a scratch prefix, emptied first)."""
     keys = Keys(s.key_prefix)
-    clear(r, keys, sightings=False)
+    drop_visitors(r, keys, sightings=False)
     visitors = Visitors(r.execute_command, keys, distance, 3_600_000, s.hnsw_ef_runtime, played.vectors.shape[1])
     ids = [visitors.assign(v, "eval", i) for i, v in enumerate(played.vectors)]
     precision, recall = pairwise(played.identity, ids)
@@ -114,7 +114,7 @@ def group(r: redis.Redis, s: Settings, played: Played, distance: float) -> Group
 def search_recall(r: redis.Redis, s: Settings, played: Played) -> tuple[float, int]:
     """Store every photo as a sighting; mean recall@10 of the probes' searches, and how many probes counted."""
     keys = Keys(s.key_prefix)
-    clear(r, keys, sightings=True)
+    drop_visitors(r, keys, sightings=True)
     ensure_sightings_index(r.execute_command, keys, played.vectors.shape[1])
     for i, v in enumerate(played.vectors):
         write(r.execute_command, keys, Sighting(str(i), "eval", i, vector=v.astype("<f4").tobytes()), 3_600_000)
@@ -130,14 +130,6 @@ def search_recall(r: redis.Redis, s: Settings, played: Played) -> tuple[float, i
         top = [h for h in hits if h != str(i)][:SEARCH_K]
         recalls.append(len(relevant & set(top)) / min(SEARCH_K, len(relevant)))
     return (float(np.mean(recalls)) if recalls else 0.0), len(recalls)
-
-
-def clear(r: redis.Redis, keys: Keys, sightings: bool) -> None:
-    """Drop the scratch visitors (and sightings) under ``keys``' prefix."""
-    drop_index(r, keys.visitors_index, keys.visitor_prefix + "*")
-    if sightings:
-        drop_index(r, keys.sightings_index, keys.sighting_prefix + "*")
-    r.delete(keys.visitor_counter)
 
 
 @dataclass
@@ -167,5 +159,5 @@ def evaluate(r: redis.Redis, s: Settings, root: Path, workers: int, distances: l
         groupings = [group(r, scratch, played, d) for d in distances]
         recall, searches = search_recall(r, scratch, played)
     finally:
-        clear(r, Keys(scratch.key_prefix), sightings=True)
+        drop_visitors(r, Keys(scratch.key_prefix), sightings=True)
     return VisitorReport(len(played.identity), len(set(played.identity)), played.skipped, groupings, recall, searches)

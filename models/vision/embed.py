@@ -65,14 +65,13 @@ class FaceEmbedder:
             raise ValueError(f"views must be one of {sorted(VIEWS)}, not {views}")
         chips: list[np.ndarray] = []
         quality: list[Quality] = []
+        reuse = self.align == "dlib" and self.network.size == QUALITY_CHIP_PX and DLIB_PADDING in dict(VIEWS[views])
         for rgb, detections in images:
             for d in detections:
                 shape = self._shape(rgb, self._dlib.rectangle(*predictor_box(d)))
                 cut = {pad: self._chip(rgb, d, shape, pad) for pad, _ in VIEWS[views]}
                 chips += [mirrored(cut[pad]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
-                same = self.align == "dlib" and self.network.size == QUALITY_CHIP_PX
-                reference = cut[DLIB_PADDING] if same and DLIB_PADDING in cut else dlib_chip(rgb, shape, QUALITY_CHIP_PX,
-                                                                                            DLIB_PADDING)
+                reference = cut[DLIB_PADDING] if reuse else dlib_chip(rgb, shape, QUALITY_CHIP_PX, DLIB_PADDING)
                 quality.append(Quality(d.size, self._sharpness(reference), _yaw(shape)))
         vectors = (normalize(self.network(chips).reshape(len(quality), views, self.dim).sum(axis=1)) if chips
                    else np.zeros((0, self.dim), np.float32))

@@ -205,7 +205,7 @@ def dashboard(
     s = settings_of(ctx)
     scheme = "https" if certfile else "http"
     app = create_app(resolve_url(s), s, token, not no_auth, host, public_name or [])
-    say(f"dashboard: {scheme}://{host}:{port}/  {login_hint(Users(s.data_dir / 'dashboard'), not no_auth)}")
+    say(f"dashboard: {scheme}://{host}:{port}/  {login_hint(Users.of(s), not no_auth)}")
     uvicorn.run(app, host=host, port=port, log_level="warning", ssl_certfile=certfile, ssl_keyfile=keyfile)
 
 

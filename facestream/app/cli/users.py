@@ -16,7 +16,7 @@ app.add_typer(users_app, name="users")
 
 
 def _users(ctx: typer.Context) -> Users:
-    return Users(settings_of(ctx).data_dir / "dashboard")
+    return Users.of(settings_of(ctx))
 
 
 def _password(password_file: Path | None) -> str:
