@@ -2,7 +2,7 @@
 identity events, and the pipeline's health; and the People, Visitors and Search pages
 (:mod:`facestream.consumer.library`, at ``/library``).
 
-One background task follows the results and events streams and fans them out to every open page
+One background task follows every camera's results and events streams and fans them out to every open page
 over Server-Sent Events; pages never talk to Redis. A frame is fetched, decoded and annotated only
 when a page asks for it, and a page asks for the next one only once the previous has loaded, so the
 server never decodes more frames than are shown.
@@ -25,7 +25,6 @@ from typing import AsyncIterator, Awaitable, Callable, Sequence
 
 import numpy as np
 import redis
-import redis.asyncio as aioredis
 import supervision as sv
 from sse_starlette.sse import EventSourceResponse
 from starlette.applications import Starlette
@@ -41,11 +40,12 @@ from facestream.consumer.guard import LOOPBACK_NAMES, Guard, SecurityHeaders, al
 from facestream.consumer.library import PAGE as LIBRARY_PAGE
 from facestream.consumer.library import routes as library_routes
 from facestream.errors import BadFrame, BadRecord, ConfigError
+from facestream.feed import Feed, newest
 from facestream.keys import Keys
 from facestream.models.vision.image import decode_frame, encode_jpeg
 from facestream.records import UNKNOWN, Face, Fields, Frame, FrameResult, IdentityEvent
-from facestream.replies import text
-from facestream.server import client_for
+from facestream.retry import UNREACHABLE
+from facestream.server import connect, connect_index
 from facestream.status import read_status
 
 log = logging.getLogger("facestream.dashboard")
@@ -63,10 +63,10 @@ def check_bind(host: str, auth: bool) -> None:
 
 
 class Hub:
-    """Follows the output streams once and fans records out to every subscribed page."""
+    """Follows every camera's output streams once and fans records out to every subscribed page."""
 
-    def __init__(self, url: str, settings: Settings):
-        self.url = url
+    def __init__(self, client: redis.Redis | redis.RedisCluster, settings: Settings, index: redis.Redis | None = None):
+        self.r, self.index = client, index or client  # the stream tier, the index tier
         self.s = settings
         self.keys = Keys(settings.key_prefix)
         self.latest: dict[str, FrameResult] = {}
@@ -81,34 +81,29 @@ class Hub:
                 q.put_nowait((kind, data))
 
     async def follow(self) -> None:
-        r = client_for(self.s, self.url, aioredis.Redis)
         while True:  # a page opened now still lists who appeared and left recently
             try:
-                recent = await r.xrevrange(self.keys.events, count=self.events.maxlen)
-                newest = await r.xrevrange(self.keys.results, count=1)
+                recent = await asyncio.to_thread(newest, self.r, self.keys, "events", self.events.maxlen)
                 break
-            except (redis.ConnectionError, OSError):
+            except UNREACHABLE:
                 await asyncio.sleep(1.0)
-        for entry_id, fields in reversed(recent):
-            self.take(self.keys.events, entry_id, fields, publish=False)
-        # Concrete ids, not '$': '$' on every call would miss what is appended between two calls.
-        last = {self.keys.results: text(newest[0][0]) if newest else "0-0",
-                self.keys.events: text(recent[0][0]) if recent else "0-0"}
+        for e in reversed(recent):
+            self.take(e.kind, e.entry_id, e.fields, publish=False)
+        feed = Feed(self.r, self.keys, ("results", "events"))
         while True:
             try:
-                reply = await r.xread(last, count=200, block=1000)
-            except (redis.ConnectionError, OSError):
+                entries = await asyncio.to_thread(feed.poll, 200, 1000)
+            except UNREACHABLE:
+                feed.restart()
                 await asyncio.sleep(1.0)
                 continue
-            for stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    last[text(stream)] = text(entry_id)
-                    self.take(text(stream), entry_id, fields)
+            for e in entries:
+                self.take(e.kind, e.entry_id, e.fields)
 
-    def take(self, stream: str, entry_id: bytes, fields: Fields, publish: bool = True) -> None:
+    def take(self, kind: str, entry_id: str, fields: Fields, publish: bool = True) -> None:
         """Keep and fan out one results/events entry; a malformed one is logged, counted and skipped."""
         try:
-            if stream == self.keys.results:
+            if kind == "results":
                 res = FrameResult.from_fields(fields)
                 self.latest[res.camera] = res
                 self.done_at[res.camera].append(time.time())
@@ -118,22 +113,21 @@ class Hub:
                 self.events.appendleft(data)
         except BadRecord as e:
             self.bad_records += 1
-            log.warning("%s %r skipped: %s", stream, entry_id, e)
+            log.warning("%s %s skipped: %s", kind, entry_id, e)
             return
         if publish:
             self.publish(kind, data)
 
     async def health_loop(self) -> None:
-        client = client_for(self.s, self.url)
         while True:
             try:
-                self.publish("health", await asyncio.to_thread(self.health, client))
-            except redis.RedisError:
+                self.publish("health", await asyncio.to_thread(self.health))
+            except UNREACHABLE + (redis.RedisError,):
                 self.publish("health", {"error": "Redis unreachable"})
             await asyncio.sleep(2.0)
 
-    def health(self, client: redis.Redis) -> dict:
-        st = read_status(client, self.s)
+    def health(self) -> dict:
+        st = read_status(self.r, self.s, self.index)
         now = time.time()
         cams = []
         for c in st.cameras:
@@ -146,12 +140,12 @@ class Hub:
                 "deadletters": st.deadletters, "lost": st.lost, "ignored_streams": len(st.bad_streams),
                 "bad_records": self.bad_records}
 
-    def annotated_frame(self, client: redis.Redis, camera: str) -> bytes | None:
+    def annotated_frame(self, camera: str) -> bytes | None:
         """The latest answered frame of ``camera`` as JPEG with boxes and names drawn (None: none to show)."""
         res = self.latest.get(camera)
         if res is None:  # also every camera id that is not valid: only valid ids get into latest
             return None
-        entries = client.xrange(self.keys.frames(camera), res.frame_id, res.frame_id)
+        entries = self.r.xrange(self.keys.frames(camera), res.frame_id, res.frame_id)
         if not entries:
             return None  # trimmed already
         try:
@@ -222,8 +216,9 @@ def create_app(url: str, settings: Settings, token: str | None = None, auth: boo
                public_names: Sequence[str] = ()) -> Starlette:
     """The dashboard app: logins on (``auth``) unless told otherwise, answering only the Host names
     :func:`facestream.consumer.guard.allowed_hosts` lists."""
-    hub = Hub(url, settings)
-    client = client_for(settings, url)
+    client = connect(settings, url)
+    index = connect_index(settings, client)
+    hub = Hub(client, settings, index)
     users, sessions = Users.of(settings), Sessions()
     if auth:
         users.ensure_admin()
@@ -242,7 +237,7 @@ def create_app(url: str, settings: Settings, token: str | None = None, auth: boo
         return EventSourceResponse(_updates(hub), ping=10)
 
     async def frame(request: Request) -> Response:
-        jpeg = await asyncio.to_thread(hub.annotated_frame, client, request.path_params["camera"])
+        jpeg = await asyncio.to_thread(hub.annotated_frame, request.path_params["camera"])
         if jpeg is None:
             return Response(status_code=404)
         return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
@@ -256,7 +251,7 @@ def create_app(url: str, settings: Settings, token: str | None = None, auth: boo
 
     routes = [Route("/", guard(html(PAGE), page=True)), Route("/login", guard(html(LOGIN_PAGE), None, page=True)),
               *login_routes(users, sessions, guard, auth), Route("/stream", guard(stream)),
-              Route("/frame/{camera}.jpg", guard(frame)), *library_routes(client, settings, guard, html(LIBRARY_PAGE))]
+              Route("/frame/{camera}.jpg", guard(frame)), *library_routes(index, settings, guard, html(LIBRARY_PAGE), client)]
     middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(bind, list(public_names))),
                   Middleware(SecurityHeaders)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

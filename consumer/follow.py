@@ -1,4 +1,4 @@
-"""Follow the results and/or events streams: from now, from the beginning, or from an id; alone or
+"""Follow every camera's results and/or events streams as one feed: from now, from the beginning, or from an id; alone or
 in a consumer group (several consumers split the entries). Survives Redis restarts by resuming
 after the last entry it saw.
 """
@@ -13,13 +13,12 @@ from typing import Iterator
 
 import redis
 
-from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.errors import BadRecord, ConfigError
+from facestream.feed import Feed
 from facestream.keys import Keys
 from facestream.records import FrameResult, IdentityEvent
-from facestream.replies import text
-from facestream.retry import Backoff
+from facestream.retry import UNREACHABLE, Backoff
 
 log = logging.getLogger("facestream.consumer")
 
@@ -31,78 +30,41 @@ def parse(kind: str, fields: dict) -> Record:
     return FrameResult.from_fields(fields) if kind == "results" else IdentityEvent.from_fields(fields)
 
 
-class _Cursor:
-    """Where one follower is in its streams: alone, the last id seen (a reconnect resumes after it); in a
-    group, first its own entries read but not yet handed out (a stop mid-batch, a crash), by history id
-    until there are none, then new ones ('>'). No gap, no repeat, either way."""
-
-    def __init__(self, streams: list[str], start: str, group: str | None, name: str):
-        self.group, self.name, self.start = group, name, start
-        self.last = {s: start for s in streams}
-        self.mine = {s: "0-0" for s in streams}
-        self.caught_up: set[str] = set()
-
-    def read(self, client: redis.Redis, count: int, block_ms: int) -> list:
-        if not self.group:
-            for s, i in self.last.items():
-                if i == "$":  # resolved once, so a reconnect resumes where we were
-                    top = client.xrevrange(s, count=1)
-                    self.last[s] = text(top[0][0]) if top else "0-0"
-            return client.xread(self.last, count=count, block=block_ms) or []
-        for s in self.last:
-            ensure_group(client, s, self.group, self.start)
-        ids = {s: (">" if s in self.caught_up else self.mine[s]) for s in self.last}
-        history = len(self.caught_up) < len(ids)
-        reply = client.xreadgroup(self.group, self.name, ids, count=count, block=None if history else block_ms) or []
-        self.caught_up |= {text(s) for s, entries in reply if ids[text(s)] != ">" and not entries}
-        return [(s, entries) for s, entries in reply if entries]
-
-    def seen(self, client: redis.Redis, stream: str, entry_id: str) -> None:
-        self.last[stream] = self.mine[stream] = entry_id
-        if self.group:
-            client.xack(stream, self.group, entry_id)
-
-
-def follow(client: redis.Redis, settings: Settings, kinds: tuple[str, ...] = ("results",), start: str = "$",
-           camera: str | None = None, group: str | None = None, name: str = "consumer",
+def follow(client: redis.Redis | redis.RedisCluster, settings: Settings, kinds: tuple[str, ...] = ("results",),
+           start: str = "$", camera: str | None = None, group: str | None = None, name: str = "consumer",
            block_ms: int = 1000, idle_exit_s: float | None = None, count: int = 100) -> Iterator[tuple[str, str, Record]]:
-    """Yield (kind, entry id, record). ``start``: '$' (new only), '0' (beginning) or an entry id.
+    """Yield (kind, entry id, record) of every camera's (or one ``camera``'s) ``kinds`` streams, oldest first.
+    ``start``: '$' (new only), '0' (beginning) or an entry id (every camera's stream from after it: ids are
+    append times in ms, so this resumes the feed where that entry was).
 
     Entries that are not our records are logged and skipped (acknowledged in a group), never fatal.
     """
     if not START_RE.match(start):
         raise ConfigError(f"start {start!r} must be 'now', 'beginning' or a stream entry id like 1712345678901-0")
-    keys = Keys(settings.key_prefix)
-    streams = {getattr(keys, k): k for k in kinds}
-    cursor = _Cursor(list(streams), start, group, name)
+    feed = Feed(client, Keys(settings.key_prefix), kinds, start, camera, group, name)
     backoff = Backoff()
     idle_since = time.monotonic()
     while True:
         try:
-            reply = cursor.read(client, count, block_ms)
+            entries = feed.poll(count, block_ms)
             backoff.reset()
-        except redis.ConnectionError as e:
-            cursor.caught_up.clear()  # entries read just before the outage may not have been handed out
+        except UNREACHABLE as e:
+            feed.restart()
             backoff.wait(log, f"Redis unreachable ({e})")
             continue
-        if not reply:
-            if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s and \
-                    len(cursor.caught_up) >= (len(streams) if group else 0):
+        if not entries:
+            if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s and feed.idle:
                 return
             continue
         idle_since = time.monotonic()
-        for stream, entries in reply:
-            stream = text(stream)
-            for entry_id, fields in entries:
-                entry_id = text(entry_id)
-                cursor.seen(client, stream, entry_id)
-                try:
-                    rec = parse(streams[stream], fields)
-                except BadRecord as e:  # written by someone else: say so, go on with the next
-                    log.warning("%s %s skipped: %s", stream, entry_id, e)
-                    continue
-                if camera is None or rec.camera == camera:
-                    yield streams[stream], entry_id, rec
+        for e in entries:
+            feed.ack(e)
+            try:
+                rec = parse(e.kind, e.fields)
+            except BadRecord as err:  # written by someone else: say so, go on with the next
+                log.warning("%s %s skipped: %s", e.stream, e.entry_id, err)
+                continue
+            yield e.kind, e.entry_id, rec
 
 
 def to_json(kind: str, entry_id: str, rec: Record) -> str:

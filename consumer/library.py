@@ -42,8 +42,9 @@ def _hit_json(h: Hit) -> dict[str, Any]:
 class Library:
     """The handlers, over one Redis client and the dashboard's settings."""
 
-    def __init__(self, client: redis.Redis, settings: Settings):
+    def __init__(self, client: redis.Redis, settings: Settings, streams: redis.Redis | redis.RedisCluster | None = None):
         self.r, self.s, self.keys = client, settings, Keys(settings.key_prefix)
+        self.streams = streams or client  # forgetting someone also erases their results and events
 
     async def call(self, work: Callable[[], Any], status: int = 200) -> Response:
         """Run ``work`` in a thread; its errors as one-line JSON (400 bad input, 403 read-only)."""
@@ -123,7 +124,7 @@ class Library:
 
         def work() -> dict[str, Any]:
             Gallery(self.r, self.s).person(pid)
-            out = curation.forget(self.r, self.s, pid)
+            out = curation.forget(self.r, self.s, pid, self.streams)
             self.changed(request, "forget", audit.digest(pid), f"{out.faces} faces, {out.sightings} sightings")
             return {"faces": out.faces, "sightings": out.sightings, "entries": out.entries}
 
@@ -198,9 +199,11 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def routes(client: redis.Redis, settings: Settings, guard: Guard, page: Callable) -> list[Route]:
-    """The pages' routes, each behind the dashboard's ``guard`` with the role it needs; ``page`` serves the HTML."""
-    lib = Library(client, settings)
+def routes(client: redis.Redis, settings: Settings, guard: Guard, page: Callable,
+           streams: redis.Redis | redis.RedisCluster | None = None) -> list[Route]:
+    """The pages' routes, each behind the dashboard's ``guard`` with the role it needs; ``page`` serves the HTML.
+    ``client``: the index tier; ``streams``: the stream tier (default the same server)."""
+    lib = Library(client, settings, streams)
 
     def listing(fn: Callable[[], Any]) -> Callable:
         async def handler(request: Request) -> Response:

@@ -1,9 +1,9 @@
 """``facestream mqtt``: identity events and presence on MQTT, with Home Assistant discovery.
 
-The bridge reads the events stream in its own consumer group (``mqtt``): an entry is acknowledged only
+The bridge reads every camera's events stream in its own consumer group (``mqtt``): an entry is acknowledged only
 once the broker has acknowledged its message (QoS 1), so a restarted bridge publishes what it had not
 finished, and only that; a re-published entry says ``"redelivered": true``. After each event it publishes
-the camera's and the person's state from the workers' presence hashes (``fs:present:<camera>``), retained.
+the camera's and the person's state from the workers' presence hashes (``fs:present:{<camera>}``), retained.
 Topics (``mqtt_topic_prefix``, default ``facestream``; docs/streams.md has the payloads):
 
 - ``<p>/events/<camera>``                 every appear/leave, not retained
@@ -27,8 +27,10 @@ from typing import Any
 
 import redis
 
+from facestream.commands import cameras
 from facestream.config import Settings
 from facestream.errors import BadRecord, FacestreamError
+from facestream.feed import Feed
 from facestream.keys import VISITOR_RE, Keys
 from facestream.models.store.gallery import Gallery
 from facestream.records import UNKNOWN, IdentityEvent
@@ -43,10 +45,12 @@ HEALTH_S, SYNC_S, PUBLISH_TIMEOUT_S = 30.0, 10.0, 30.0
 class MqttBridge:
     """Events stream → MQTT; ``run`` until ``stop()``."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, name: str = "bridge"):
+    def __init__(self, client: redis.Redis | redis.RedisCluster, settings: Settings, index: redis.Redis | None = None,
+                 name: str = "bridge"):
         import paho.mqtt.client as mqtt
 
         self.r, self.s, self.keys, self.name = client, settings, Keys(settings.key_prefix), name
+        self.index = index or client  # the index tier: who is enrolled
         self.p, self.node = settings.mqtt_topic_prefix.rstrip("/"), f"facestream_{settings.key_prefix}"
         self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.node}_{name}",
                                 protocol=mqtt.MQTTv311)
@@ -93,10 +97,11 @@ class MqttBridge:
     # --- the loop -------------------------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> int:
         """Publish events until stopped (or idle for ``max_idle_s``); returns the messages published."""
-        self._ensure_group()
+        # A camera's events from the bridge's first start on (a bridge added to a running pipeline does not
+        # replay history); first what an earlier run read but did not finish (its own pending entries).
+        feed = Feed(self.r, self.keys, ("events",), "$", group=GROUP, name=self.name)
         next_sync = next_health = 0.0
         idle_since = time.monotonic()
-        pending = True  # first what an earlier run read but did not finish (its own pending entries)
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= next_sync:
@@ -105,14 +110,10 @@ class MqttBridge:
             if now >= next_health:
                 self._publish(f"{self.p}/health", json.dumps(self._health()), retain=True)
                 next_health = now + HEALTH_S
-            reply = self.r.xreadgroup(GROUP, self.name, {self.keys.events: "0" if pending else ">"},
-                                      count=100, block=None if pending else 1000)
-            entries = [e for _, es in reply or [] for e in es]
-            if pending and not entries:
-                pending = False
-                continue
-            for entry_id, fields in entries:
-                self._forward(text(entry_id), fields, redelivered=pending)
+            entries = feed.poll(100, 1000)
+            for e in entries:
+                self._forward(e.entry_id, e.fields, e.redelivered)
+                feed.ack(e)
             if entries:
                 idle_since = time.monotonic()
             elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
@@ -122,20 +123,13 @@ class MqttBridge:
         self.mqtt.loop_stop()
         return self.published
 
-    def _ensure_group(self) -> None:
-        try:  # from now on: a bridge added to a running pipeline does not replay the stream's history
-            self.r.xgroup_create(self.keys.events, GROUP, id="$", mkstream=True)
-        except redis.ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
-
     def _forward(self, entry_id: str, fields: dict, redelivered: bool) -> None:
-        """Publish one event and the states it changes; acknowledge the entry once the broker has them."""
+        """Publish one event and the states it changes, waiting until the broker has them (the caller then
+        acknowledges the entry)."""
         try:
             ev = IdentityEvent.from_fields(fields)
         except BadRecord as e:
             log.warning("events entry %s skipped: %s", entry_id, e)
-            self.r.xack(self.keys.events, GROUP, entry_id)
             return
         visitor = bool(VISITOR_RE.match(ev.person_id))
         payload = {"id": entry_id, "kind": ev.kind, "camera": ev.camera, "person_id": "" if visitor else ev.person_id,
@@ -151,7 +145,6 @@ class MqttBridge:
             info.wait_for_publish(PUBLISH_TIMEOUT_S)
             if not info.is_published():
                 raise FacestreamError("the MQTT broker did not acknowledge a message in time")
-        self.r.xack(self.keys.events, GROUP, entry_id)
 
     def _publish(self, topic: str, payload: str, retain: bool = False):  # -> paho MQTTMessageInfo
         self.published += 1
@@ -183,7 +176,7 @@ class MqttBridge:
                 self._publish(f"{base}/attributes", json.dumps(attrs), True)]
 
     def _health(self) -> dict[str, Any]:
-        st = read_status(self.r, self.s)
+        st = read_status(self.r, self.s, self.index)
         return {"results": st.results, "events": st.events, "deadletters": st.deadletters, "workers": len(st.workers),
                 "cameras": {c.camera: {"lag": c.lag, "pending": c.pending, "lost": c.lost} for c in st.cameras}}
 
@@ -210,7 +203,7 @@ class MqttBridge:
 
     def sync_discovery(self) -> None:
         """Announce every enrolled person and camera; withdraw people deleted since."""
-        people = {p.person_id: p.name for p in Gallery(self.r, self.s).people()}
+        people = {p.person_id: p.name for p in Gallery(self.index, self.s).people()}
         for pid, name in people.items():
             base = f"{self.p}/people/{pid}"
             self._discovery("binary_sensor", f"{pid}_presence", {
@@ -221,15 +214,8 @@ class MqttBridge:
             self._publish(f"{self.p}/people/{pid}/state", "", retain=True)  # an empty retained message clears it
             self._publish(f"{self.p}/people/{pid}/attributes", "", retain=True)
         self.people = set(people)
-        cameras, _ = _camera_ids(self.r, self.keys)
-        for camera in cameras:
+        for camera in cameras(self.r, self.keys)[0]:
             self._announce_camera(camera)
-
-
-def _camera_ids(r: redis.Redis, keys: Keys) -> tuple[list[str], list[bytes]]:
-    from facestream.commands import scan_ids
-
-    return scan_ids(r, keys.frames_prefix, "stream")
 
 
 def _password(s: Settings) -> str:

@@ -7,10 +7,11 @@ in-server gear)::
 
     settings = Settings()                      # FACESTREAM_* environment, a config file, or defaults
     r = connect(settings)                      # the embedded Redis unless redis_url is set
-    enroll(r, settings, ["gallery/"])          # one folder per person: gallery/<person_id>/*.jpg
+    index = connect_index(settings, r)         # the gallery's server: r itself unless index_url is set
+    enroll(index, settings, ["gallery/"])      # one folder per person: gallery/<person_id>/*.jpg
     for kind, entry_id, result in follow(r, settings):
         print(result.camera, result.names)     # a FrameResult per answered frame
-    hits = search(r, settings, "photo.jpg")    # every sighting of that face, nearest first
+    hits = search(index, settings, "photo.jpg")  # every sighting of that face, nearest first
 
 :class:`Producer` pushes a camera's frames, :class:`Worker` answers them (``facestream produce`` and
 ``facestream work`` run these); the records (:class:`Frame`, :class:`FrameResult`, :class:`Face`,
@@ -34,6 +35,7 @@ _API = {
     "Settings": "facestream.config",
     "load_settings": "facestream.config",
     "connect": "facestream.server",
+    "connect_index": "facestream.server",
     "EmbeddedRedis": "facestream.server",
     "Frame": "facestream.records",
     "FrameResult": "facestream.records",
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
     from facestream.models.curation.library import enroll, search
     from facestream.producer.capture import Producer
     from facestream.records import DeadLetter, Face, Frame, FrameResult, IdentityEvent, Sighting
-    from facestream.server import EmbeddedRedis, connect
+    from facestream.server import EmbeddedRedis, connect, connect_index
 
 
 def __getattr__(name: str) -> object:

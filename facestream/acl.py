@@ -23,6 +23,8 @@ from facestream.keys import Keys
 
 ROLES = ("admin", "worker", "producer", "reader")
 _CONNECTION = "+@connection"  # AUTH, HELLO, PING, CLIENT SETINFO/SETNAME: what clients send on connect
+#: What redis-py's RedisCluster sends to learn and follow the slot map (harmless on a single server).
+_CLUSTER = ["+cluster|slots", "+cluster|shards", "+cluster|nodes", "+asking", "+readonly"]
 
 
 def rules(role: str, keys: Keys) -> list[str]:
@@ -30,14 +32,15 @@ def rules(role: str, keys: Keys) -> list[str]:
     mine = f"~{keys.prefix}:*"
     by_role = {
         "admin": [mine, "+@all", "-@dangerous", "+info"],
-        "worker": [mine, "-@all", "+@read", "+@write", "+@stream", "+@scripting", "+ft.search", "+ft.info", "+ft.create", _CONNECTION,
+        "worker": [mine, "-@all", "+@read", "+@write", "+@stream", "+@scripting", "+ft.search", "+ft.info", "+ft.create",
+                   "+ft._list", "+ft.dropindex", _CONNECTION,  # (sightings: time buckets made, listed, dropped)
                    "-@dangerous"],
         "producer": [f"~{keys.frames_prefix}*", "-@all", "+xadd", _CONNECTION],
-        "reader": [mine, "-@all", "+@read", "+ft.info", "+ft.search", _CONNECTION, "-@dangerous"],
+        "reader": [mine, "-@all", "+@read", "+ft.info", "+ft.search", "+ft._list", _CONNECTION, "-@dangerous"],
     }
     if role not in by_role:
         raise ConfigError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
-    return ["reset", "on", "resetchannels", *by_role[role]]
+    return ["reset", "on", "resetchannels", *by_role[role], *_CLUSTER]
 
 
 def user_name(role: str, keys: Keys) -> str:
@@ -68,8 +71,12 @@ def acl_file(out: Path, keys: Keys, roles: tuple[str, ...] = ROLES) -> Path:
     return path
 
 
-def apply(client: redis.Redis, keys: Keys, role: str, password_file: Path) -> str:
-    """Create or reset the user of ``role`` on a running server, its password in ``password_file``."""
+def apply(client: redis.Redis | redis.RedisCluster, keys: Keys, role: str, password_file: Path,
+          password: str | None = None) -> str:
+    """Create or reset the user of ``role`` on a running server (every node of a cluster), its password
+    ``password`` or a new one in ``password_file``."""
     name = user_name(role, keys)
-    client.execute_command("ACL", "SETUSER", name, *rules(role, keys), f">{new_password(password_file)}")
+    password = password or new_password(password_file)
+    where = {"target_nodes": redis.RedisCluster.ALL_NODES} if isinstance(client, redis.RedisCluster) else {}
+    client.execute_command("ACL", "SETUSER", name, *rules(role, keys), f">{password}", **where)
     return name

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import redis
 
 from facestream.errors import ConfigError
-from facestream.keys import check_id
+from facestream.keys import Keys, check_id
 from facestream.replies import as_dict, text
 
 CHUNK = 1000  # keys per DEL: bounded argument lists, no long-blocking single command
@@ -67,17 +67,26 @@ def ft_info(client: redis.Redis, index: str) -> dict[str, Any] | None:
         raise
 
 
-def scan_ids(client: redis.Redis, prefix: str, key_type: str | None = None) -> tuple[list[str], list[bytes]]:
-    """The ids of the keys ``<prefix><id>`` (of ``key_type``), sorted, and the raw keys that are not
-    valid ids (not UTF-8, not ``ID_RE``): those are skipped and reported, never parsed further.
+def scan_ids(client: redis.Redis, prefix: str, key_type: str | None = None,
+             tagged: bool = False) -> tuple[list[str], list[bytes]]:
+    """The ids of the keys ``<prefix><id>`` (``<prefix>{<id>}`` if ``tagged``) of ``key_type``, sorted, and
+    the raw keys that are not valid ids (not UTF-8, not ``ID_RE``, not tagged): those are skipped and
+    reported, never parsed further. On a Redis Cluster every master is scanned (``RedisCluster.scan_iter``).
 
     Keys come from anyone who can write to Redis; one bad name must not stop a worker or a page.
     """
     ids, bad = [], []
     for raw in client.scan_iter(match=prefix.encode() + b"*", count=CHUNK, _type=key_type):
         tail = bytes(raw)[len(prefix):]
+        if tagged:
+            tail = tail[1:-1] if tail[:1] == b"{" and tail[-1:] == b"}" else b" "  # " ": never an id
         try:
             ids.append(check_id("key", tail.decode("ascii")))
         except (UnicodeDecodeError, ConfigError):
             bad.append(bytes(raw))
     return sorted(ids), sorted(bad)
+
+
+def cameras(client: redis.Redis, keys: Keys, kind: str = "frames") -> tuple[list[str], list[bytes]]:
+    """The cameras that have a ``kind`` stream (``frames``, ``results``, ...), and the bad keys met."""
+    return scan_ids(client, keys.camera_prefix(kind), "stream", tagged=True)

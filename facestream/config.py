@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         None, repr=False,  # it may hold a password: never in a repr, a log line or a test failure
         description="Redis 8 / Redis Stack URL. Unset: use (and start if needed) the embedded server.",
     )
+    index_url: str | None = Field(
+        None, repr=False,
+        description="The index tier's Redis (gallery, cohort, sightings, visitors, policy): one server with the Query "
+        "Engine (Redis 8 / Redis Stack). Unset: the same server as redis_url. Set it when redis_url is a Redis Cluster.",
+    )
     redis_username: str | None = Field(None, description="Redis ACL user (see `facestream acl`); default: the URL's.")
     redis_password_file: Path | None = Field(
         None, description="File holding the Redis password (keeps it out of URLs, environments and logs)."
@@ -170,6 +175,10 @@ class Settings(BaseSettings):
         72.0, gt=0, description="Sightings and visitors expire this long after they were last written (key "
         "expiry: no sweeper). ~4 KB of Redis memory per sighting.",
     )
+    sightings_bucket_h: float = Field(
+        6.0, gt=0, le=168, description="Sightings are indexed in time buckets this long (one HNSW graph each): "
+        "a search touches the buckets of its window. Smaller: faster windowed searches, more indexes.",
+    )
     sightings_per_track: int = Field(
         3, ge=1, le=50, description="Views kept per track (the best by size, sharpness and pose); an untracked "
         "face is one sighting per look.",
@@ -217,7 +226,7 @@ class Settings(BaseSettings):
             raise ValueError("must be 1, 2 or 4 views")
         return v
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", "index_url")
     @classmethod
     def _url_shape(cls, v: str | None) -> str | None:
         if v in (None, ""):

@@ -2,25 +2,32 @@
 
 Layout (with the default prefix ``fs``)::
 
-    fs:frames:<camera>     stream  frame records from one camera (XADD MAXLEN ~ frames_maxlen)
-    fs:results             stream  one result record per processed frame, all cameras
-    fs:events              stream  identity events: a person appears on / leaves a camera
-    fs:deadletter          stream  frames that could not be processed, with the reason
-    fs:lost                hash    camera → frames trimmed from its stream before any worker read them
+    fs:frames:{<camera>}      stream  frame records from one camera (XADD MAXLEN ~ frames_maxlen)
+    fs:results:{<camera>}     stream  one result record per processed frame of the camera
+    fs:events:{<camera>}      stream  identity events: a person appears on / leaves the camera
+    fs:deadletter:{<camera>}  stream  the camera's frames that could not be processed, with the reason
+    fs:lost:{<camera>}        string  frames trimmed from the camera's stream before any worker read them
+    fs:present:{<camera>}     hash    person_id → "last_seen_ms|name" of people now on the camera (drives events)
+    fs:lease:{<camera>}       string  the worker that holds the camera (tracking)
+    fs:answered:{<camera>}:<entry id> string  idempotency marker of an answered frame (expires)
     fs:audit               stream  gallery changes: when, who, from which address, what (MAXLEN ~ 10000)
     fs:person:<person_id>  hash    display name, metadata JSON, created time
     fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality
     fs:idx:faces           index   RediSearch HNSW vector index over fs:face:*
     fs:model               string  "<model id> <dim>": the embedding model every vector under the prefix comes from
     fs:facecount:<person_id> string counter used to number a person's faces
-    fs:present:<camera>    hash    person_id → "last_seen_ms|name" of people now on a camera (drives events)
-    fs:answered:<stream>:<entry id> string  idempotency marker of an answered frame (expires)
     fs:worker:<name>       hash    heartbeat and counters of one worker (expires)
     fs:sighting:<id>       hash    one kept view of a face: camera, time, person/visitor, vector, thumbnail (expires)
     fs:idx:sightings       index   RediSearch HNSW + NUMERIC ts_ms + TAG camera/person_id/visitor over fs:sighting:*
     fs:visitor:<v-NNNNNN>  hash    one stranger seen: centroid vector, looks, first/last time, cameras (expires)
     fs:idx:visitors        index   RediSearch HNSW index over fs:visitor:*
     fs:visitorcount        string  counter numbering visitors
+
+Every key of one camera carries the camera id as a Redis Cluster hash tag (``{door}``): they live in
+one slot, so a frame's commit (result, events, presence, ack: one script) stays atomic on a cluster,
+and cameras spread over its masters. The *stream tier* (the camera keys, ``fs:worker:*``) and the
+*index tier* (people, faces, cohort, sightings, visitors, policy, model, audit) may be two servers
+(``redis_url`` / ``index_url``); the index tier is one Query Engine server, never a cluster.
 """
 
 from __future__ import annotations
@@ -52,33 +59,41 @@ class Keys:
 
     prefix: str = "fs"
 
+    def camera_key(self, kind: str, camera: str) -> str:
+        """``<prefix>:<kind>:{<camera>}``: one of the camera's keys, in the camera's cluster slot."""
+        return f"{self.camera_prefix(kind)}{{{check_id('camera', camera)}}}"
+
+    def camera_prefix(self, kind: str) -> str:
+        """What the camera keys of ``kind`` start with (then ``{<camera>}``)."""
+        return f"{self.prefix}:{kind}:"
+
+    def camera_pattern(self, kind: str) -> str:
+        """SCAN pattern of every camera's key of ``kind``."""
+        return f"{self.camera_prefix(kind)}{{*}}"
+
+    def camera_of(self, key: str) -> str:
+        """The camera id of one of a camera's keys (the hash tag)."""
+        return key[key.index("{") + 1:key.index("}")]
+
     def frames(self, camera: str) -> str:
-        return f"{self.prefix}:frames:{check_id('camera', camera)}"
+        return self.camera_key("frames", camera)
 
     @property
     def frames_prefix(self) -> str:
-        return f"{self.prefix}:frames:"
+        return self.camera_prefix("frames")
 
-    def camera_of(self, frames_key: str) -> str:
-        """The camera id of a frame stream key."""
-        return frames_key.rsplit(":", 1)[-1]
+    def results(self, camera: str) -> str:
+        return self.camera_key("results", camera)
 
-    @property
-    def results(self) -> str:
-        return f"{self.prefix}:results"
+    def events(self, camera: str) -> str:
+        return self.camera_key("events", camera)
 
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}:events"
+    def deadletter(self, camera: str) -> str:
+        return self.camera_key("deadletter", camera)
 
-    @property
-    def deadletter(self) -> str:
-        return f"{self.prefix}:deadletter"
-
-    @property
-    def lost(self) -> str:
-        """Hash camera → frames trimmed from its stream before any worker read them."""
-        return f"{self.prefix}:lost"
+    def lost(self, camera: str) -> str:
+        """Counter of the camera's frames trimmed from its stream before any worker read them."""
+        return self.camera_key("lost", camera)
 
     def person(self, person_id: str) -> str:
         return f"{self.prefix}:person:{check_id('person', person_id)}"
@@ -131,13 +146,13 @@ class Keys:
         return f"{self.prefix}:policy"
 
     def presence(self, camera: str) -> str:
-        return f"{self.prefix}:present:{camera}"
+        return self.camera_key("present", camera)
 
     def lease(self, camera: str) -> str:
-        return f"{self.prefix}:lease:{camera}"
+        return self.camera_key("lease", camera)
 
     def answered(self, stream: str, entry_id: str) -> str:
-        return f"{self.prefix}:answered:{stream.rsplit(':', 1)[-1]}:{entry_id}"
+        return f"{self.camera_key('answered', self.camera_of(stream))}:{entry_id}"
 
     def worker(self, name: str) -> str:
         return f"{self.prefix}:worker:{name}"

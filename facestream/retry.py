@@ -6,6 +6,13 @@ import logging
 import time
 from typing import Callable
 
+import redis
+from redis.exceptions import ClusterError, SlotNotCoveredError, TryAgainError
+
+#: What a loop waits out: Redis down or restarting, or a Redis Cluster between a master's death and its
+#: replica's promotion (redis-py's RedisCluster retries a few times, then raises one of the latter).
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, ClusterError, SlotNotCoveredError, TryAgainError)
+
 
 class Backoff:
     """Doubling waits from ``start`` up to ``cap`` seconds; ``reset()`` after a success."""

@@ -59,10 +59,12 @@ def find_binaries() -> Binaries:
 
 @dataclass(frozen=True)
 class EmbeddedRedis:
-    """One embedded server: a port and a data dir (holding its AOF, pid file and log)."""
+    """One embedded server: a port and a data dir (holding its AOF, pid file and log). ``cluster``: a Redis
+    Cluster node of the stream tier (:mod:`facestream.cluster`), without RediSearch (the index tier's)."""
 
     port: int
     data_dir: Path
+    cluster: bool = False
 
     @classmethod
     def from_settings(cls, s: Settings) -> "EmbeddedRedis":
@@ -138,7 +140,7 @@ class EmbeddedRedis:
         conf = self.dir / "redis.conf"  # the password in a file, not on the command line (ps shows that)
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(f"requirepass {self.password()}\n")
+            f.write(f"requirepass {self.password()}\n" + (f"masterauth {self.password()}\n" if self.cluster else ""))
         cmd = [
             str(bins.redis_server), str(conf),
             "--port", str(self.port),
@@ -150,9 +152,11 @@ class EmbeddedRedis:
             "--daemonize", "no" if attached else "yes",
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),
-            # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
-            "--loadmodule", str(bins.redisearch), "TIMEOUT", "0",
         ]  # fmt: skip
+        if self.cluster:  # a node times out (and its replica takes over) after 2 s
+            cmd += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
+        else:  # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
+            cmd += ["--loadmodule", str(bins.redisearch), "TIMEOUT", "0"]
         if attached:
             parent = os.getpid()
             child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -222,8 +226,13 @@ def resolve_url(s: Settings) -> str:
     return server.url if server.is_running() else server.start()
 
 
-def connect(s: Settings, url: str | None = None) -> redis.Redis:
-    """A binary-safe client (frames are bytes) speaking RESP2, so replies have one shape everywhere.
+Client = redis.Redis | redis.RedisCluster
+
+
+def connect(s: Settings, url: str | None = None) -> Client:
+    """A binary-safe client (frames are bytes) speaking RESP2, so replies have one shape everywhere; a
+    ``RedisCluster`` when the server at ``url`` is a Redis Cluster node (redis-py then follows MOVED /
+    ASK and fail-overs), else a plain ``Redis``. ``url``: default the stream tier's (``redis_url``).
 
     RESP2 matters: redis-py 8 defaults to RESP3, where FT.SEARCH answers with maps, while
     RedisGears' ``execute()`` always sees the flat RESP2 form. One parser serves both.
@@ -233,6 +242,9 @@ def connect(s: Settings, url: str | None = None) -> redis.Redis:
         tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}  # a socket has no keepalive
         client = client_for(s, url, decode_responses=False, health_check_interval=30, **tcp)
         client.ping()
+        if is_cluster_node(client):
+            client.close()
+            client = client_for(s, url, redis.RedisCluster, decode_responses=False, **tcp)
     except (redis.RedisError, ValueError) as e:
         hint = ""
         if not s.redis_url and "password" in str(e).lower():
@@ -240,6 +252,28 @@ def connect(s: Settings, url: str | None = None) -> redis.Redis:
                     "`facestream redis --stop` (the next command starts it again)")
         raise ServerError(redact(f"cannot reach Redis at {url}: {e}") + hint) from None
     return client
+
+
+def connect_index(s: Settings, streams: Client | None = None) -> redis.Redis:
+    """The index tier's client (gallery, cohort, sightings, visitors, policy): ``index_url``'s server, or
+    ``streams`` (else a new client of the stream tier) when both tiers are one server."""
+    if not s.index_url:
+        client = streams or connect(s)
+    else:
+        client = connect(s, s.index_url)
+    if isinstance(client, redis.RedisCluster):
+        raise ServerError("the index tier (gallery, sightings) must be one Redis server with the Query Engine, not a "
+                          "Redis Cluster: set index_url to such a server and keep redis_url for the cluster")
+    return client
+
+
+def is_cluster_node(client: redis.Redis) -> bool:
+    """Whether the server is a Redis Cluster node (CLUSTER SLOTS answers; elsewhere it is an error)."""
+    try:
+        client.execute_command("CLUSTER", "SLOTS")
+    except redis.ResponseError:  # "cluster support disabled", or an ACL user without the command
+        return False
+    return True
 
 
 def client_options(s: Settings) -> dict[str, object]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from facestream.commands import ft_info, group_info, scan_ids
+from facestream.commands import cameras, ft_info, group_info
 from facestream.config import Settings
 from facestream.keys import Keys
 from facestream.replies import text
@@ -79,13 +79,13 @@ def _policy_line(raw: bytes) -> str:
         return f"malformed ({type(e).__name__}), so the settings' is used"
 
 
-def read_status(client: redis.Redis, settings: Settings) -> Status:
+def read_status(client: redis.Redis | redis.RedisCluster, settings: Settings, index: redis.Redis | None = None) -> Status:
+    """The picture from the stream tier ``client`` and the index tier ``index`` (default: the same server)."""
     keys = Keys(settings.key_prefix)
-    cameras, bad = scan_ids(client, keys.frames_prefix, "stream")
-    lost = {_shown(k): int(v) for k, v in client.hgetall(keys.lost).items()}
-    st = Status(results=client.xlen(keys.results), events=client.xlen(keys.events),
-                deadletters=client.xlen(keys.deadletter), bad_streams=bad)
-    for camera in cameras:
+    found, bad = cameras(client, keys)
+    st = Status(results=_total(client, keys, "results"), events=_total(client, keys, "events"),
+                deadletters=_total(client, keys, "deadletter"), bad_streams=bad)
+    for camera in found:
         key = keys.frames(camera)
         group = group_info(client, key, settings.group)
         reader = client.get(keys.lease(camera))
@@ -95,14 +95,20 @@ def read_status(client: redis.Redis, settings: Settings) -> Status:
             0 if group is None else int(group["pending"]),
             0 if group is None else int(group["consumers"]),
             None if reader is None else _shown(reader),
-            lost.get(camera, 0),
+            int(client.get(keys.lost(camera)) or 0),
         ))
+    index = index or client
     st.gallery_faces, st.cohort_faces, st.sightings, st.visitors = (
-        int(text((ft_info(client, i) or {}).get("num_docs", 0)))
+        int(text((ft_info(index, i) or {}).get("num_docs", 0)))
         for i in (keys.index, keys.cohort_index, keys.sightings_index, keys.visitors_index))
-    raw = client.get(keys.policy)
+    raw = index.get(keys.policy)
     if raw is not None:
         st.policy = _policy_line(raw)
     for wkey in client.scan_iter(match=keys.worker_pattern, count=1000):
         st.workers[_shown(wkey).rsplit(":", 1)[-1]] = {_shown(k): _shown(v) for k, v in client.hgetall(wkey).items()}
     return st
+
+
+def _total(client: redis.Redis | redis.RedisCluster, keys: Keys, kind: str) -> int:
+    """Entries in every camera's ``kind`` stream together."""
+    return sum(client.xlen(keys.camera_key(kind, c)) for c in cameras(client, keys, kind)[0])

@@ -52,4 +52,4 @@ def beat(client: redis.Redis, keys: Keys, name: str, counts: Counts, streams: li
             cam = keys.camera_of(stream)
             metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
             metrics.PENDING.labels(cam).set(int(g["pending"]))
-    metrics.DEADLETTERS.set(client.xlen(keys.deadletter))
+    metrics.DEADLETTERS.set(sum(client.xlen(keys.deadletter(keys.camera_of(s))) for s in streams))

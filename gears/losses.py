@@ -4,8 +4,7 @@ A camera stream is capped (``MAXLEN ~ frames_maxlen``); when workers fall furthe
 that, the oldest unread frames are trimmed away and can never be answered. Redis keeps what is
 needed to count them exactly: ``entries-added - length`` entries have left the stream, and the
 group has read ``entries-read`` of all entries ever added. If more have left than the group has
-read, the difference was trimmed unread. :data:`ACCOUNT_LUA` adds it to ``fs:lost`` (camera →
-frames) and moves the group's read counter past them, atomically, so each is counted once.
+read, the difference was trimmed unread. :data:`ACCOUNT_LUA` adds it to the camera's ``fs:lost:{cam}`` and moves the group's read counter past them, atomically, so each is counted once.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import redis
 
 from facestream.keys import Keys
 
-# KEYS: frame stream, losses hash; ARGV: group, camera. Returns the frames newly counted as lost.
+# KEYS: frame stream, the camera's loss counter; ARGV: group. Returns the frames newly counted as lost.
 ACCOUNT_LUA = """
 local function map(flat)
   local m = {}
@@ -37,7 +36,7 @@ local left = s['entries-added'] - s['length']
 local lost = left - read
 if lost <= 0 then return 0 end
 redis.call('XGROUP', 'SETID', KEYS[1], ARGV[1], g['last-delivered-id'], 'ENTRIESREAD', left)
-redis.call('HINCRBY', KEYS[2], ARGV[2], lost)
+redis.call('INCRBY', KEYS[2], lost)
 return lost
 """
 
@@ -52,7 +51,7 @@ class LossCounter:
     def account(self, stream: str) -> int:
         """Count the frames of ``stream`` trimmed unread since the last look; returns how many."""
         try:
-            return int(self._account(keys=[stream, self.keys.lost], args=[self.group, self.keys.camera_of(stream)]))
+            return int(self._account(keys=[stream, self.keys.lost(self.keys.camera_of(stream))], args=[self.group]))
         except redis.ResponseError as e:
             if "no such key" in str(e).lower() or "NOGROUP" in str(e):
                 return 0  # stream deleted meanwhile; discover() notices

@@ -19,7 +19,7 @@ import numpy as np
 
 from facestream.keys import Keys
 from facestream.models.matcher import QUALITY_REASONS, Match
-from facestream.models.store.sightings import Kept, ensure_sightings_index, view_score, write
+from facestream.models.store.sightings import Kept, SightingIndexes, view_score
 from facestream.models.store.visitors import Visitors
 from facestream.models.vision.image import thumbnail
 from facestream.records import UNKNOWN, Face, Sighting
@@ -47,7 +47,7 @@ class Memory:
         self.thumb_px = settings.thumb_px
         self.visitors = Visitors(call, keys, settings.visitor_distance, self.ttl_ms, settings.hnsw_ef_runtime,
                                  dim)
-        self._indexed = False
+        self.indexes = SightingIndexes(call, keys, dim, int(settings.sightings_bucket_h * 3_600_000), self.ttl_ms)
         self._untracked: dict[tuple[str, str], tuple[int, Kept]] = {}  # (camera, label) -> (window start, allowance)
 
     def note(self, kept: Kept, person_id: str, match: Match, probe: np.ndarray, vector: np.ndarray,
@@ -82,13 +82,10 @@ class Memory:
         keep, replaced = kept.keep(view_score(quality.size, quality.sharpness, quality.yaw), sid, self.per_track)
         if not keep:
             return
-        if not self._indexed:
-            ensure_sightings_index(self.call, self.keys, self.dim)
-            self._indexed = True
         sighting = Sighting(sid, camera, ts_ms, face.person_id, face.visitor, face.track_id, face.reason,
                             face.distance, quality.to_json(), np.asarray(vector, dtype="<f4").tobytes(),
                             thumbnail(rgb, face.box, self.thumb_px))
-        write(self.call, self.keys, sighting, self.ttl_ms, replaced)
+        self.indexes.write(sighting, self.ttl_ms, replaced)
 
     def _window(self, camera: str, label: str, ts_ms: int) -> Kept:
         """The allowance untracked faces of ``label`` on ``camera`` share in the current window."""

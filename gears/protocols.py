@@ -34,6 +34,7 @@ class StepSettings(PolicySettings, Protocol):
     absent_after_s: float
     sightings: bool
     sightings_retention_h: float
+    sightings_bucket_h: float
     sightings_per_track: int
     thumb_px: int
     visitor_distance: float

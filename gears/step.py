@@ -5,13 +5,16 @@
 that, in a single atomic step,
 
 1. sets an idempotency marker keyed on the source entry id (a replayed frame writes nothing new),
-2. appends the result to ``fs:results`` (or the dead letter to ``fs:deadletter``),
-3. updates who is present on the camera and appends ``appear`` / ``leave`` events, and
+2. appends the result to the camera's ``fs:results:{cam}`` (or the dead letter to ``fs:deadletter:{cam}``),
+3. updates who is present on the camera and appends ``appear`` / ``leave`` events to ``fs:events:{cam}``, and
 4. XACKs the frame (when it was read through a consumer group).
 
-Both take a ``call(*args)`` function that runs one Redis command: redis-py's ``execute_command``
-in ``facestream work``, RedisGears' ``execute`` in the in-server gear. So both runners share this
-code, and it is kept valid Python 3.7 (RedisGears 1.2's interpreter; checked by a test).
+Every key it touches is the camera's (one hash tag), so it is one script on a Redis Cluster too.
+
+The step takes ``call(*args)`` functions that run one Redis command: redis-py's ``execute_command``
+in ``facestream work``, RedisGears' ``execute`` in the in-server gear; ``index_call`` for the index
+tier (gallery, cohort, sightings, policy), ``call`` for the stream tier (the commit). So both runners
+share this code, and it is kept valid Python 3.7 (RedisGears 1.2's interpreter; checked by a test).
 """
 
 from __future__ import annotations
@@ -52,17 +55,17 @@ LATE_LOOKS = 1
 COMMIT_LUA = """
 -- Validate everything before the first write: Redis does not roll back a script that fails half-way.
 local ts, absent, np, nf = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[10]), tonumber(ARGV[11])
-if not (ts and absent and np and nf) or ts < 0 or np < 0 or nf < 1 or #ARGV ~= 11 + 2 * np + 2 * nf then
+if not (ts and absent and np and nf) or ts < 0 or np < 0 or nf < 1 or #ARGV ~= 12 + 2 * np + 2 * nf then
   return redis.error_reply('ERR facestream commit: malformed arguments (ts_ms must be a non-negative number)')
 end
 local wrote = 0
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
   wrote = 1
   local fields = {}
-  for i = 12 + 2 * np, 11 + 2 * np + 2 * nf do fields[#fields + 1] = ARGV[i] end
+  for i = 13 + 2 * np, 12 + 2 * np + 2 * nf do fields[#fields + 1] = ARGV[i] end
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', unpack(fields))
-  if KEYS[3] ~= '' then
-    for i = 12, 11 + 2 * np, 2 do
+  if ARGV[12] == '1' then
+    for i = 13, 12 + 2 * np, 2 do
       local pid, name = ARGV[i], ARGV[i + 1]
       local last = redis.call('HGET', KEYS[4], pid)
       local last_ts = last and tonumber(string.match(last, '^(%d+)|')) or nil
@@ -115,17 +118,19 @@ def entry_ms(entry_id: str) -> int:
 class Step:
     """What one process needs to answer frames: settings, the analyzer (models loaded once), name cache."""
 
-    def __init__(self, settings: StepSettings, analyzer: Analyzer, call: Call, worker: str):
+    def __init__(self, settings: StepSettings, analyzer: Analyzer, call: Call, worker: str,
+                 index_call: Optional[Call] = None):
         self.s = settings
         self.keys = Keys(settings.key_prefix)
         self.analyzer = analyzer
-        self.call = call
+        self.call = call  # the stream tier
+        self.icall = index_call or call  # the index tier
         self.worker = worker
-        self.names = Names(call, self.keys)
-        self.policy = StoredPolicy(call, self.keys.policy, self.keys.index, Policy.of(settings))
+        self.names = Names(self.icall, self.keys)
+        self.policy = StoredPolicy(self.icall, self.keys.policy, self.keys.index, Policy.of(settings))
         embedder = analyzer.embedder  # refused at start if the gallery holds another model's vectors
-        claim(call, self.keys, ModelStamp(embedder.model_id, embedder.dim))
-        self.memory = Memory(settings, self.keys, call, embedder.dim)
+        claim(self.icall, self.keys, ModelStamp(embedder.model_id, embedder.dim))
+        self.memory = Memory(settings, self.keys, self.icall, embedder.dim)
         self.last_timings: dict[str, float] = {}
 
     def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Scan | None = None) -> Prepared:
@@ -219,10 +224,10 @@ class Step:
 
     def _decide(self, vec: np.ndarray, quality: Quality, policy: Policy) -> Match:
         """The open-set decision for one embedded face: gallery KNN, nearest cohort face, quality gates."""
-        nn = search_with(self.call, self.keys.index, vec, self.s.knn_k, self.s.hnsw_ef_runtime)
+        nn = search_with(self.icall, self.keys.index, vec, self.s.knn_k, self.s.hnsw_ef_runtime)
         stranger = None
         if nn and policy.cohort_margin > -4:
-            stranger = nearest_stranger(self.call, self.keys.cohort_index, vec, self.s.hnsw_ef_runtime)
+            stranger = nearest_stranger(self.icall, self.keys.cohort_index, vec, self.s.hnsw_ef_runtime)
         return decide(nn, policy, stranger, policy.gate(quality.size, quality.sharpness, quality.yaw))
 
     def _name(self, m: Match) -> str:
@@ -248,22 +253,26 @@ class Step:
         """Write the result + presence events and ack the frame, atomically. False if already answered."""
         people = [(f.person_id, f.name) if f.person_id != UNKNOWN else (f.visitor, UNKNOWN)
                   for f in result.faces if f.person_id != UNKNOWN or f.visitor]  # visitors appear and leave too
-        return self._commit(stream, group, result.frame_id, self.keys.results, self.s.results_maxlen,
-                            result.to_fields(), people, result.camera, result.ts_ms)
+        return self._commit(stream, group, result.frame_id, "results", self.s.results_maxlen,
+                            result.to_fields(), people, result.ts_ms)
 
     def commit_deadletter(self, stream: str, group: str, letter: DeadLetter) -> bool:
         """Write a dead letter and ack the frame, atomically. False if the frame was already answered."""
-        return self._commit(stream, group, letter.entry_id, self.keys.deadletter, self.s.deadletter_maxlen,
-                            letter.to_fields(), None, letter.camera, 0)
+        return self._commit(stream, group, letter.entry_id, "deadletter", self.s.deadletter_maxlen,
+                            letter.to_fields(), None, 0)
 
     def _commit(self, stream: str, group: str, entry_id: str, out: str, out_maxlen: int,
-                fields: dict[str, str], people: Optional[list[tuple[str, str]]], camera: str, ts_ms: int) -> bool:
+                fields: dict[str, str], people: Optional[list[tuple[str, str]]], ts_ms: int) -> bool:
+        """``out``: the camera's output stream (results / deadletter) taking ``fields``; ``people``: who is
+        in view (None: a dead letter, which changes nobody's presence)."""
+        camera = self.keys.camera_of(stream)
         flat = [x for kv in fields.items() for x in kv]
         pairs = [x for kv in (people or []) for x in kv]
-        keys = [self.keys.answered(stream, entry_id), out,
-                self.keys.events if people is not None else "", self.keys.presence(camera or "_"), stream]
+        keys = [self.keys.answered(stream, entry_id), self.keys.camera_key(out, camera), self.keys.events(camera),
+                self.keys.presence(camera), stream]
         args = [int(self.s.answered_ttl_s * 1000), out_maxlen, group, entry_id, self.s.events_maxlen, ts_ms,
-                int(self.s.absent_after_s * 1000), camera, entry_id, len(pairs) // 2, len(flat) // 2]
+                int(self.s.absent_after_s * 1000), camera, entry_id, len(pairs) // 2, len(flat) // 2,
+                "0" if people is None else "1"]
         return bool(self.call("EVAL", COMMIT_LUA, len(keys), *keys, *args, *pairs, *flat))
 
     def handle(self, stream: str, entry_id: str, fields: Fields, group: str = "", deliveries: int = 1,

@@ -25,8 +25,9 @@ from typing import Any
 
 import redis
 
-from facestream.commands import ensure_group, group_info, scan_ids
+from facestream.commands import cameras, ensure_group, group_info
 from facestream.config import Settings
+from facestream.feed import id_key, read
 from facestream.gears import metrics
 from facestream.gears.heartbeat import Counts, beat
 from facestream.gears.leases import CameraLeases
@@ -38,20 +39,21 @@ from facestream.models.vision.analyzer import FaceAnalyzer
 from facestream.models.vision.scan import CameraScan
 from facestream.records import DeadLetter, Fields
 from facestream.replies import text
-from facestream.retry import Backoff
+from facestream.retry import UNREACHABLE, Backoff
 
 log = logging.getLogger("facestream.worker")
 
 
 class Worker:
-    """One consumer in the group, reading every ``fs:frames:*`` stream."""
+    """One consumer in the group, reading every camera's ``fs:frames:{cam}`` stream (or, with tracking, those it leases)."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, analyzer: FaceAnalyzer, name: str | None = None):
-        self.r = client
+    def __init__(self, client: redis.Redis | redis.RedisCluster, settings: Settings, analyzer: FaceAnalyzer,
+                 name: str | None = None, index: redis.Redis | None = None):
+        self.r = client  # the stream tier; ``index``: the index tier's, when it is another server
         self.s = settings
         self.keys = Keys(settings.key_prefix)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
-        self.step = Step(settings, analyzer, client.execute_command, self.name)
+        self.step = Step(settings, analyzer, client.execute_command, self.name, (index or client).execute_command)
         self.streams: list[str] = []  # every camera stream
         self.tracks: dict[str, CameraTracks] = {}  # with tracking: the streams this worker holds the lease of
         self.counts = Counts()
@@ -114,7 +116,7 @@ class Worker:
             try:
                 did = self.run_once()
                 backoff.reset()
-            except redis.ConnectionError as e:
+            except UNREACHABLE as e:
                 backoff.wait(log, f"Redis unreachable ({e})")
                 continue
             now = time.monotonic()
@@ -124,7 +126,7 @@ class Worker:
                 break
         try:
             self.flush()  # the frames in hand (Ctrl-C/SIGTERM: finished, not left for a takeover)
-        except redis.ConnectionError as e:
+        except UNREACHABLE as e:
             log.warning("Redis unreachable (%s); frames in hand stay pending for another worker", e)
         self._leave_group()
         if self._pool is not None:
@@ -175,9 +177,8 @@ class Worker:
             block: int | None = self.s.block_ms
         else:  # frames in hand: take what has arrived, or wait a few ms while the oldest is being detected
             block = None if oldest is None or oldest.done() else 5
-        reply = self.r.xreadgroup(self.s.group, self.name, {k: ">" for k in streams}, count=self.s.read_count,
-                                  block=block)
-        batch = [(text(stream), text(entry_id), fields) for stream, entries in reply or []
+        reply = read(self.r, {k: ">" for k in streams}, self.s.read_count, block, (self.s.group, self.name))
+        batch = [(text(stream), text(entry_id), fields) for stream, entries in reply
                  for entry_id, fields in entries]
         self._inflight += list(zip(batch, self._prepare_ahead(batch)))
         return len(batch)
@@ -214,12 +215,13 @@ class Worker:
         A key under the frames prefix that is not a valid camera id (not UTF-8, odd characters) is
         skipped and counted, never parsed: anyone who can XADD must not be able to stop the workers.
         """
-        cameras, bad = scan_ids(self.r, self.keys.frames_prefix, "stream")
+        found_cameras, bad = cameras(self.r, self.keys)
         for raw in set(bad) - self._bad_keys:
-            log.warning("ignoring stream %r: not a valid camera id (A-Z a-z 0-9 _ -, at most 64)", raw)
+            log.warning("ignoring stream %r: not a camera stream %s{<camera id>} (A-Z a-z 0-9 _ -, at most 64)",
+                        raw, self.keys.frames_prefix)
         self._bad_keys = set(bad)
         self.counts.bad_streams = len(bad)
-        found = [self.keys.frames(c) for c in cameras]
+        found = [self.keys.frames(c) for c in found_cameras]
         for key in found:
             if key not in self.streams:
                 ensure_group(self.r, key, self.s.group)
@@ -228,13 +230,14 @@ class Worker:
         self.bound_streams()
 
     def bound_streams(self) -> None:
-        """Cap every camera stream (writers other than ours may XADD without MAXLEN) and the dead letters.
+        """Cap every camera stream (writers other than ours may XADD without MAXLEN) and its dead letters.
 
         Frames this trims unread are counted by :meth:`count_lost` like any other trimmed frame.
         """
         for key in self.streams:
             self.r.xtrim(key, maxlen=self.s.frames_maxlen, approximate=True)
-        self.r.xtrim(self.keys.deadletter, maxlen=self.s.deadletter_maxlen, approximate=False)
+            self.r.xtrim(self.keys.deadletter(self.keys.camera_of(key)), maxlen=self.s.deadletter_maxlen,
+                         approximate=False)
 
     def count_lost(self, stream: str) -> None:
         """Count the frames of ``stream`` trimmed before any worker read them (status, metrics, log)."""
@@ -290,7 +293,7 @@ class Worker:
         return handled
 
     def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
-        rows = self.r.xpending_range(stream, self.s.group, min=min(ids, key=_id_key), max=max(ids, key=_id_key),
+        rows = self.r.xpending_range(stream, self.s.group, min=min(ids, key=id_key), max=max(ids, key=id_key),
                                      count=len(ids) * 2 + 10, consumername=self.name)
         return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
@@ -322,7 +325,7 @@ class Worker:
         try:
             outcome = self.step.handle(stream, entry_id, fields or {}, self.s.group, deliveries, prepared, tracks,
                                        self.scan_of(stream))
-        except redis.ConnectionError:
+        except UNREACHABLE:
             raise
         except Exception as e:  # a bug or a model failure on this frame: leave it pending, it is retried
             self.counts.errors += 1
@@ -366,7 +369,3 @@ class Worker:
         except redis.RedisError as e:
             log.warning("could not leave the group cleanly: %s", e)
 
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)

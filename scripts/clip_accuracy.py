@@ -23,8 +23,7 @@ def main() -> None:
     ap.add_argument("--camera", default="cam1")
     a = ap.parse_args()
     s = load_settings()
-    results = [FrameResult.from_fields(f) for _, f in connect(s).xrange(Keys(s.key_prefix).results)]
-    results = [r for r in results if r.camera == a.camera]
+    results = [FrameResult.from_fields(f) for _, f in connect(s).xrange(Keys(s.key_prefix).results(a.camera))]
     print(f"{len(results)} results for camera {a.camera}")
     for score in segment_scores(results, a.clip):
         print(score.line())

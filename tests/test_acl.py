@@ -51,9 +51,9 @@ def test_each_role_has_what_it_needs_and_no_more(r, settings, as_role):
     _, producer = as_role("producer")
     frame = Frame("door", 1, int(time.time() * 1000), 96, 72, jpeg())
     entry = producer.xadd(keys.frames("door"), frame.to_fields(), maxlen=100, approximate=True).decode()
-    assert _denied(lambda: producer.xrange(keys.results))
+    assert _denied(lambda: producer.xrange(keys.results("door")))
     assert _denied(lambda: producer.hgetall(keys.person("ann")))
-    assert _denied(lambda: producer.xadd(keys.results, {"a": "1"}))
+    assert _denied(lambda: producer.xadd(keys.results("door"), {"a": "1"}))
 
     admin_s, admin = as_role("admin")
     Gallery(admin, admin_s).add_person("ann", "Ann", [FaceEntry(np.eye(128, dtype=np.float32)[0], "test")])
@@ -62,12 +62,12 @@ def test_each_role_has_what_it_needs_and_no_more(r, settings, as_role):
     worker_s, worker = as_role("worker")
     w = Worker(worker, worker_s.replace(block_ms=50, tracking=False), NoFaces(), name="acl-w")
     assert w.run(max_idle_s=0.5).results == 1
-    assert r.xlen(keys.results) == 1 and not r.xpending(keys.frames("door"), settings.group)["pending"]
+    assert r.xlen(keys.results("door")) == 1 and not r.xpending(keys.frames("door"), settings.group)["pending"]
     assert _denied(lambda: worker.flushall()) and _denied(lambda: worker.set("other:key", "1"))
 
     reader_s, reader = as_role("reader")
-    assert reader.xrange(keys.results) and reader.xrange(keys.frames("door"), entry, entry)
-    assert _denied(lambda: reader.xadd(keys.results, {"a": "1"}))
+    assert reader.xrange(keys.results("door")) and reader.xrange(keys.frames("door"), entry, entry)
+    assert _denied(lambda: reader.xadd(keys.results("door"), {"a": "1"}))
     assert _denied(lambda: reader.delete(keys.person("ann")))
     assert read_status(reader, reader_s).gallery_faces == 1  # what the dashboard's health shows, FT.INFO included
 
@@ -84,7 +84,7 @@ def test_the_acl_file_disables_the_default_user_and_keeps_passwords_private(tmp_
 def test_a_worker_may_write_sightings_and_visitors_and_a_reader_may_search_them_but_not_name_them(
         r, settings, as_role):
     from facestream.models.curation.library import find, name_visitor
-    from facestream.models.store.sightings import ensure_sightings_index, write
+    from facestream.models.store.sightings import SightingIndexes
     from facestream.models.store.visitors import Visitors
     from facestream.records import Sighting
 
@@ -92,8 +92,7 @@ def test_a_worker_may_write_sightings_and_visitors_and_a_reader_may_search_them_
     worker_s, worker = as_role("worker")
     look = np.eye(128, dtype=np.float32)[3]
     vid = Visitors(worker.execute_command, keys, 0.1, 60_000).assign(look, "door", 1)  # FT.CREATE on first use
-    ensure_sightings_index(worker.execute_command, keys)
-    write(worker.execute_command, keys, Sighting("door-1-0", "door", 1, visitor=vid, vector=look.tobytes(),
+    SightingIndexes(worker.execute_command, keys).write(Sighting("door-1-0", "door", 1, visitor=vid, vector=look.tobytes(),
                                                  quality={"size": 120, "sharpness": 80.0, "yaw": 0.0}), 60_000)
     reader_s, reader = as_role("reader")
     assert [h.sighting.visitor for h in find(reader, reader_s, look)] == [vid]

@@ -16,7 +16,7 @@ def test_the_readme_example_enrolls_follows_and_searches(r, settings, faces_dir)
 
     face = facestream.Face((10, 10, 60, 60), 0.99, "Lin-Manuel_Miranda", "Lin-Manuel Miranda", 0.08, 0.4)
     sent = facestream.FrameResult("1-0", "stage", 1, int(time.time() * 1000), [face], {"total": 12.5})
-    r.xadd(Keys(settings.key_prefix).results, sent.to_fields())
+    r.xadd(Keys(settings.key_prefix).results("stage"), sent.to_fields())
     kind, entry_id, got = next(iter(facestream.follow(r, settings, start="0", idle_exit_s=2)))
     assert (kind, got) == ("results", sent) and got.to_json()["names"] == ["Lin-Manuel Miranda"]
     assert got.to_json()["faces"][0]["box"] == [10, 10, 60, 60]

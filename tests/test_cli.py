@@ -111,12 +111,12 @@ def test_cohort_and_feedback_commands(run, faces_dir, settings, r):
 def test_sightings_and_visitors_commands(run, r, settings, tmp_path):
     import numpy as np
 
-    from facestream.models.store.sightings import ensure_sightings_index, write
+    from facestream.models.store.sightings import SightingIndexes
     from facestream.models.store.visitors import Visitors
     from facestream.records import Sighting
 
     keys = Keys(settings.key_prefix)
-    ensure_sightings_index(r.execute_command, keys)
+    indexes = SightingIndexes(r.execute_command, keys)
     rng = np.random.default_rng(0)
     base = rng.standard_normal(128)
     looks = [(base + 0.1 * rng.standard_normal(128)) for _ in range(2)]
@@ -124,7 +124,7 @@ def test_sightings_and_visitors_commands(run, r, settings, tmp_path):
     visitors = Visitors(r.execute_command, keys, settings.visitor_distance, 600_000)
     a, b = visitors.create(looks[0], "door", 1_000), visitors.create(looks[1], "yard", 2_000)
     for i, (vid, cam) in enumerate([(a, "door"), (b, "yard")]):
-        write(r.execute_command, keys, Sighting(f"{cam}-1-0", cam, int(time.time() * 1000) - i, visitor=vid,
+        indexes.write(Sighting(f"{cam}-1-0", cam, int(time.time() * 1000) - i, visitor=vid,
                                                 quality={"size": 120, "sharpness": 80.0, "yaw": 0.0},
                                                 vector=looks[i].tobytes(), thumb=b"\xff\xd8jpeg"), 600_000)
     assert a in run("visitors", "list").stdout and "2 visitor(s)" in run("visitors", "list").stderr

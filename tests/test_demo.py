@@ -28,9 +28,8 @@ def test_demo_answers_every_frame_and_names_people(settings, faces_dir, tmp_path
     assert m and int(m[1]) == 275 and int(m[2]) + int(m[3]) == 275
     assert "appear Lin-Manuel Miranda" in out.stdout
     client = connect(settings)
-    results = [FrameResult.from_fields(f) for _, f in client.xrange(Keys(settings.key_prefix).results)]
-    scores = {(x.start_s, x.person_id): x for x in
-              segment_scores([x for x in results if x.camera == "demo"], faces_dir / "videos" / CLIP)}
+    results = [FrameResult.from_fields(f) for _, f in client.xrange(Keys(settings.key_prefix).results("demo"))]
+    scores = {(x.start_s, x.person_id): x for x in segment_scores(results, faces_dir / "videos" / CLIP)}
     lmm = scores[(3.18, "Lin-Manuel_Miranda")]  # his medium close-up segment
     print(lmm.line())
     assert lmm.with_face >= 100 and lmm.share >= 0.8

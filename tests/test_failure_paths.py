@@ -49,10 +49,10 @@ def test_a_failing_frame_is_retried_then_dead_lettered_after_max_deliveries(r, s
     keys = Keys(s.key_prefix)
     entry = r.xadd(keys.frames("cam"), _frame("cam", 200)).decode()
     w = Worker(r, s, FailsOn(times=99), name="w")
-    _run_until(w, lambda: r.xlen(keys.deadletter) == 1, 30, "the frame is dead-lettered after 2 failed deliveries")
-    (letter,) = [DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter)]
+    _run_until(w, lambda: r.xlen(keys.deadletter("cam")) == 1, 30, "the frame is dead-lettered after 2 failed deliveries")
+    (letter,) = [DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter("cam"))]
     assert letter.entry_id == entry and "not answered after 2 deliveries" in letter.reason
-    assert w.counts.errors == 2 and r.xlen(keys.results) == 0
+    assert w.counts.errors == 2 and r.xlen(keys.results("cam")) == 0
     assert r.xpending(keys.frames("cam"), s.group)["pending"] == 0
 
 
@@ -61,9 +61,9 @@ def test_a_worker_exception_leaves_the_frame_pending_and_a_retry_answers_it(r, s
     keys = Keys(s.key_prefix)
     entry = r.xadd(keys.frames("cam"), _frame("cam", 201)).decode()
     w = Worker(r, s, FailsOn(times=1), name="w")
-    _run_until(w, lambda: r.xlen(keys.results) == 1, 30, "the retried frame gets its result")
-    (res,) = [FrameResult.from_fields(f) for _, f in r.xrange(keys.results)]
-    assert res.frame_id == entry and w.counts.errors == 1 and r.xlen(keys.deadletter) == 0
+    _run_until(w, lambda: r.xlen(keys.results("cam")) == 1, 30, "the retried frame gets its result")
+    (res,) = [FrameResult.from_fields(f) for _, f in r.xrange(keys.results("cam"))]
+    assert res.frame_id == entry and w.counts.errors == 1 and r.xlen(keys.deadletter("cam")) == 0
     assert r.xpending(keys.frames("cam"), s.group)["pending"] == 0
 
 
@@ -76,9 +76,9 @@ def test_frames_trimmed_while_pending_are_dead_lettered_with_the_reason(r, setti
     _run_until(w, lambda: r.xpending(stream, s.group)["pending"] == 3, 30, "all three frames delivered and failed")
     later = r.xadd(stream, _frame("cam", 3)).decode()
     r.xtrim(stream, minid=later)  # e.g. a producer's MAXLEN while the worker struggled with them
-    _run_until(w, lambda: r.xlen(keys.deadletter) == 3 and r.xlen(keys.results) == 1, 30,
+    _run_until(w, lambda: r.xlen(keys.deadletter("cam")) == 3 and r.xlen(keys.results("cam")) == 1, 30,
                "the trimmed pending frames are dead-lettered, the next frame answered")
-    letters = {d.entry_id: d.reason for d in (DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter))}
+    letters = {d.entry_id: d.reason for d in (DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter("cam")))}
     assert set(letters) == set(ids) and all("trimmed" in reason for reason in letters.values())
     assert r.xpending(stream, s.group)["pending"] == 0
 
@@ -112,15 +112,15 @@ def test_kill_9_of_the_lease_holder_with_frames_pending_loses_nothing(r, setting
         os.kill(victim, signal.SIGKILL)
         total = len(frames)
         deadline = time.monotonic() + 120
-        while r.xlen(keys.results) + r.xlen(keys.deadletter) < total:
-            assert time.monotonic() < deadline, f"only {r.xlen(keys.results)} of {total} frames answered"
+        while r.xlen(keys.results("cam1")) + r.xlen(keys.deadletter("cam1")) < total:
+            assert time.monotonic() < deadline, f"only {r.xlen(keys.results('cam1'))} of {total} frames answered"
             time.sleep(0.2)
         pending = r.xpending(stream, s.group)["pending"]
         survivor = r.get(keys.lease("cam1")).decode()
-    answered = [FrameResult.from_fields(f).frame_id for _, f in r.xrange(keys.results)]
+    answered = [FrameResult.from_fields(f).frame_id for _, f in r.xrange(keys.results("cam1"))]
     assert held > 0 and survivor != holder
     assert sorted(answered) == sorted([first, *ids]), "every frame answered, each exactly once"
-    assert r.xlen(keys.deadletter) == 0 and pending == 0
+    assert r.xlen(keys.deadletter("cam1")) == 0 and pending == 0
 
 
 def test_kill_9_of_a_worker_blocked_inside_its_commit_loses_nothing(r, settings):
@@ -149,10 +149,10 @@ def test_kill_9_of_a_worker_blocked_inside_its_commit_loses_nothing(r, settings)
         time.sleep(0.2)
         r.execute_command("CLIENT", "UNPAUSE")
         deadline = time.monotonic() + 120
-        while r.xlen(keys.results) + r.xlen(keys.deadletter) < len(frames):
-            assert time.monotonic() < deadline, f"only {r.xlen(keys.results)} of {len(frames)} frames answered"
+        while r.xlen(keys.results("cam2")) + r.xlen(keys.deadletter("cam2")) < len(frames):
+            assert time.monotonic() < deadline, f"only {r.xlen(keys.results('cam2'))} of {len(frames)} frames answered"
             time.sleep(0.2)
         pending = r.xpending(stream, s.group)["pending"]
-    answered = [FrameResult.from_fields(f).frame_id for _, f in r.xrange(keys.results)]
+    answered = [FrameResult.from_fields(f).frame_id for _, f in r.xrange(keys.results("cam2"))]
     assert sorted(answered) == sorted(ids), "every frame answered, each exactly once"
-    assert r.xlen(keys.deadletter) == 0 and pending == 0
+    assert r.xlen(keys.deadletter("cam2")) == 0 and pending == 0

@@ -86,7 +86,9 @@ def test_config_file_and_env_precedence(monkeypatch, tmp_path):
 
 def test_keys_reject_ids_that_would_need_escaping():
     k = Keys("fs")
-    assert k.frames("cam_1") == "fs:frames:cam_1"
+    assert k.frames("cam_1") == "fs:frames:{cam_1}"  # the camera's keys share a cluster slot (hash tag)
+    assert {k.results("cam_1"), k.events("cam_1"), k.presence("cam_1"), k.answered(k.frames("cam_1"), "1-0")} == \
+        {"fs:results:{cam_1}", "fs:events:{cam_1}", "fs:present:{cam_1}", "fs:answered:{cam_1}:1-0"}
     assert k.camera_of(k.frames("cam-2")) == "cam-2"
     with pytest.raises(ConfigError):
         k.frames("cam 1")

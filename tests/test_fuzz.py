@@ -77,7 +77,7 @@ def test_fuzzed_frames_never_stop_a_worker(r, settings, faces_dir):
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             peak = max(peak, _peak_rss_mb(pid))
-            got = r.xlen(keys.results) + r.xlen(keys.deadletter)
+            got = r.xlen(keys.results("fuzz")) + r.xlen(keys.deadletter("fuzz"))
             if got >= total:
                 break
             local.check_alive()  # 0 worker exits
@@ -87,8 +87,8 @@ def test_fuzzed_frames_never_stop_a_worker(r, settings, faces_dir):
         peak = max(peak, _peak_rss_mb(pid))
         pending = r.xpending(stream, s.group)["pending"]
 
-    letters = {d.entry_id: d for d in (DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter))}
-    answered = {x.frame_id for x in (FrameResult.from_fields(f) for _, f in r.xrange(keys.results))}
+    letters = {d.entry_id: d for d in (DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter("fuzz")))}
+    answered = {x.frame_id for x in (FrameResult.from_fields(f) for _, f in r.xrange(keys.results("fuzz")))}
     wrong = sorted({classes[i] for i in set(bad_ids) - set(letters)})
     assert not wrong, f"bad frames not dead-lettered: {wrong}"
     assert set(letters) == set(bad_ids) and all(d.reason for d in letters.values())

@@ -66,14 +66,14 @@ def test_a_bad_timestamp_is_dead_lettered_and_the_commit_script_writes_nothing_h
     step = Step(settings, NoFaces(), r.execute_command, "w")
     entry = r.xadd(stream, {"camera": "cam", "ts_ms": "-5", "jpeg": jpeg()}).decode()
     assert step.handle(stream, entry, r.xrange(stream)[0][1]) == "deadletter"
-    assert r.xlen(keys.results) == 0 and r.xlen(keys.events) == 0
+    assert r.xlen(keys.results("cam")) == 0 and r.xlen(keys.events("cam")) == 0
     # The script itself refuses a bad ts before its first write (no marker, no result, no event).
     res = FrameResult("1-0", "cam", 1, 1000, [Face((0, 0, 40, 40), person_id="p", name="P")])
-    argv = [3600000, 100, "", "1-0", 100, -7, 3000, "cam", "1-0", 1, 1, "p", "P", *res.to_fields()["faces"][:0], "f", "v"]
-    keys_ = [keys.answered(stream, "1-0"), keys.results, keys.events, keys.presence("cam"), stream]
+    argv = [3600000, 100, "", "1-0", 100, -7, 3000, "cam", "1-0", 1, 1, "1", "p", "P", *res.to_fields()["faces"][:0], "f", "v"]
+    keys_ = [keys.answered(stream, "1-0"), keys.results("cam"), keys.events("cam"), keys.presence("cam"), stream]
     with pytest.raises(redis.ResponseError, match="malformed"):
         r.eval(COMMIT_LUA, len(keys_), *keys_, *argv)
-    assert not r.exists(keys.answered(stream, "1-0")) and r.xlen(keys.results) == 0 and r.xlen(keys.events) == 0
+    assert not r.exists(keys.answered(stream, "1-0")) and r.xlen(keys.results("cam")) == 0 and r.xlen(keys.events("cam")) == 0
 
 
 def test_a_backlog_beyond_frames_maxlen_is_answered_or_counted_as_lost(r, settings):
@@ -103,15 +103,16 @@ def test_a_backlog_beyond_frames_maxlen_is_answered_or_counted_as_lost(r, settin
 def test_malformed_output_entries_are_skipped_by_the_dashboard_and_consume(r, settings):
     keys = Keys(settings.key_prefix)
     good = FrameResult("1-0", "cam", 1, 1000, [Face((0, 0, 9, 9), name='<img src=x onerror="alert(1)">')])
-    r.xadd(keys.results, {"frame_id": "x"})  # missing fields
-    r.xadd(keys.results, {**good.to_fields(), "faces": "not json"})
-    r.xadd(keys.results, {**good.to_fields(), "camera": "<script>"})
-    r.xadd(keys.results, good.to_fields())
+    out = keys.results("cam")
+    r.xadd(out, {"frame_id": "x"})  # missing fields
+    r.xadd(out, {**good.to_fields(), "faces": "not json"})
+    r.xadd(out, {**good.to_fields(), "camera": "<script>"})
+    r.xadd(out, good.to_fields())
     got = list(follow(r, settings, ("results",), "0", idle_exit_s=0.2, block_ms=50))
     assert [rec.frame_id for _, _, rec in got] == ["1-0"]
-    hub = Hub(settings.redis_url, settings)
-    for entry_id, fields in r.xrange(keys.results):
-        hub.take(keys.results, entry_id, fields)
+    hub = Hub(r, settings)
+    for entry_id, fields in r.xrange(out):
+        hub.take("results", entry_id, fields)
     assert hub.bad_records == 3 and list(hub.latest) == ["cam"]
     with pytest.raises(ConfigError, match="entry id"):
         next(follow(r, settings, ("results",), "garbage"))

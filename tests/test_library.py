@@ -11,7 +11,7 @@ from facestream.consumer.dashboard import create_app
 from facestream.keys import Keys
 from facestream.models.curation.library import photo_vector
 from facestream.models.store.gallery import FaceEntry, Gallery
-from facestream.models.store.sightings import ensure_sightings_index, write
+from facestream.models.store.sightings import SightingIndexes
 from facestream.models.store.visitors import Visitors
 from facestream.models.vision.image import load as load_image
 from facestream.models.vision.image import thumbnail
@@ -28,8 +28,7 @@ def _seen(r, settings, faces_dir, who: str, photo: str, camera: str) -> str:
     vid = Visitors(r.execute_command, Keys(settings.key_prefix), settings.visitor_distance, 600_000).assign(
         vec, camera, int(time.time() * 1000))
     keys = Keys(settings.key_prefix)
-    ensure_sightings_index(r.execute_command, keys)
-    write(r.execute_command, keys, Sighting(f"{camera}-1-0", camera, int(time.time() * 1000), visitor=vid,
+    SightingIndexes(r.execute_command, keys).write(Sighting(f"{camera}-1-0", camera, int(time.time() * 1000), visitor=vid,
                                             quality={"size": 120, "sharpness": 80.0, "yaw": 0.0},
                                             vector=vec.astype("<f4").tobytes(),
                                             thumb=thumbnail(rgb, (60, 60, 190, 190), 96)), 600_000)
@@ -111,14 +110,13 @@ def test_after_forget_no_key_field_or_entry_names_the_person(r, settings):
     Gallery(r, settings).add_person("bob", "Bob", [FaceEntry(vec[1], "bob.jpg")])
     Cohort(r, settings).add([FaceEntry(vec[2], "feedback")], not_of=who)
     now = int(time.time() * 1000)
-    r.xadd(keys.results, FrameResult("1-0", "door", 1, now, [Face((0, 0, 9, 9), person_id=who, name=name),
+    r.xadd(keys.results("door"), FrameResult("1-0", "door", 1, now, [Face((0, 0, 9, 9), person_id=who, name=name),
                                                              Face((9, 9, 19, 19), person_id="bob", name="Bob")]).to_fields())
-    r.xadd(keys.results, FrameResult("2-0", "door", 2, now, [Face((0, 0, 9, 9), person_id="bob", name="Bob")]).to_fields())
-    r.xadd(keys.events, IdentityEvent("appear", "door", who, name, now, "1-0").to_fields())
-    r.xadd(keys.events, IdentityEvent("appear", "door", "bob", "Bob", now, "1-0").to_fields())
+    r.xadd(keys.results("door"), FrameResult("2-0", "door", 2, now, [Face((0, 0, 9, 9), person_id="bob", name="Bob")]).to_fields())
+    r.xadd(keys.events("door"), IdentityEvent("appear", "door", who, name, now, "1-0").to_fields())
+    r.xadd(keys.events("door"), IdentityEvent("appear", "door", "bob", "Bob", now, "1-0").to_fields())
     r.hset(keys.presence("door"), mapping={who: f"{now}|{name}", "bob": f"{now}|Bob"})
-    ensure_sightings_index(r.execute_command, keys)
-    write(r.execute_command, keys, Sighting("door-1-0", "door", now, person_id=who, vector=vec[0].astype("<f4").tobytes()),
+    SightingIndexes(r.execute_command, keys).write(Sighting("door-1-0", "door", now, person_id=who, vector=vec[0].astype("<f4").tobytes()),
           600_000)
     audit.record(r, keys, "boss", "127.0.0.1", "rename", who, name)
     audit.record(r, keys, "boss", "127.0.0.1", "rename", "bob", "Bob")
@@ -126,4 +124,4 @@ def test_after_forget_no_key_field_or_entry_names_the_person(r, settings):
     assert (out.faces, out.sightings, out.presence, out.entries) == (1, 1, 1, 3)  # 1 result, 1 event, 1 audit entry
     dump = repr(_everything(r, settings.key_prefix)).encode()
     assert who.encode() not in dump and name.encode() not in dump
-    assert b"Bob" in dump and r.xlen(keys.results) == 1 and r.xlen(keys.events) == 1  # the others' stay
+    assert b"Bob" in dump and r.xlen(keys.results("door")) == 1 and r.xlen(keys.events("door")) == 1  # the others' stay

@@ -100,7 +100,7 @@ def _answer(r, settings, analyzer, jpeg: bytes) -> tuple[str, FrameResult]:
     frame_id = r.xadd(keys.frames("cam"), Frame("cam", 1, 1_700_000_000_000, 0, 0, jpeg).to_fields()).decode()
     fields = r.xrange(keys.frames("cam"), frame_id, frame_id)[0][1]
     assert step.handle(keys.frames("cam"), frame_id, fields) == "result"
-    rid, out = r.xrevrange(keys.results, count=1)[0]
+    rid, out = r.xrevrange(keys.results("cam"), count=1)[0]
     return rid.decode(), FrameResult.from_fields(out)
 
 

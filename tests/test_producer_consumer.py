@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import free_port
 
@@ -78,10 +80,13 @@ def streams_client(request, r):
 def test_consume_from_beginning_resume_from_id_and_camera_filter(streams_client, settings):
     r = streams_client
     keys = Keys(settings.key_prefix)
-    ids = [r.xadd(keys.results, _result(cam, i).to_fields()).decode() for i, cam in enumerate(["a", "b", "a"])]
+    ids = []
+    for i, cam in enumerate(["a", "b", "a"]):  # ids are per stream: 2 ms apart, no two cameras' ids alike
+        ids.append(r.xadd(keys.results(cam), _result(cam, i).to_fields()).decode())
+        time.sleep(0.002)
     got = [(kind, eid, rec.camera) for kind, eid, rec in
            follow(r, settings, ("results",), "0", block_ms=50, idle_exit_s=0.2)]
-    assert [g[1] for g in got] == ids
+    assert [g[1] for g in got] == ids  # every camera's results as one feed, oldest first
     only_a = [rec.seq for _, _, rec in follow(r, settings, ("results",), "0", camera="a", block_ms=50, idle_exit_s=0.2)]
     assert only_a == [0, 2]
     after = [eid for _, eid, _ in follow(r, settings, ("results",), ids[0], block_ms=50, idle_exit_s=0.2)]
@@ -93,7 +98,7 @@ def test_consume_from_beginning_resume_from_id_and_camera_filter(streams_client,
 def test_consumer_group_splits_entries(streams_client, settings):
     r = streams_client
     keys = Keys(settings.key_prefix)
-    ids = [r.xadd(keys.results, _result("a", i).to_fields()).decode() for i in range(6)]
+    ids = [r.xadd(keys.results("a"), _result("a", i).to_fields()).decode() for i in range(6)]
     one = follow(r, settings, ("results",), "0", group="g", name="c1", block_ms=50, idle_exit_s=0.2, count=2)
     first = next(one)[1]  # c1 has taken a batch of 2
     two = [eid for _, eid, _ in follow(r, settings, ("results",), "0", group="g", name="c2", block_ms=50,

@@ -18,7 +18,7 @@ def test_identity_events_written_by_the_commit_script_match_the_record(r, settin
     seen = FrameResult("1000-0", "cam", 1, 1000, [Face((0, 0, 40, 40), person_id="p1", name="P One")])
     later = FrameResult("9000-0", "cam", 2, 1000 + int(settings.absent_after_s * 1000) + 1, [])
     assert step.commit_result(stream, "", seen) and step.commit_result(stream, "", later)
-    (_, appear), (_, leave) = r.xrange(keys.events)
+    (_, appear), (_, leave) = r.xrange(keys.events("cam"))
     for fields, expected in ((appear, IdentityEvent("appear", "cam", "p1", "P One", 1000, "1000-0")),
                              (leave, IdentityEvent("leave", "cam", "p1", "P One", later.ts_ms, "9000-0"))):
         assert {text(k): text(v) for k, v in fields.items()} == expected.to_fields()

@@ -58,11 +58,11 @@ def test_pipeline_survives_a_redis_restart(tmp_path, faces_dir):
         threads[0].join(20)
         st = producer.stats
         assert st.read == st.sent + st.dropped, "every frame read was sent or counted as dropped"
-        results = connect(s).xrange(Keys(s.key_prefix).results)
+        results = connect(s).xrange(Keys(s.key_prefix).results("cam1"))
         deadline = time.time() + 60
         while len(results) < st.sent and time.time() < deadline:  # the worker answers every frame sent
             time.sleep(0.2)
-            results = connect(s).xrange(Keys(s.key_prefix).results)
+            results = connect(s).xrange(Keys(s.key_prefix).results("cam1"))
         assert len(results) == st.sent, f"{len(results)} results for {st.sent} frames sent"
         deadline = time.time() + 30
         while len(seen) < len(results) and time.time() < deadline:
@@ -86,7 +86,7 @@ def test_a_group_consumer_resumes_without_gaps_after_a_redis_restart(tmp_path):
     s = load_settings(redis_url=server.url)
     keys = Keys(s.key_prefix)
     client = connect(s)
-    ids = [text(client.xadd(keys.results, FrameResult(f"{i}-0", "cam", i, 1000 + i).to_fields())) for i in range(10)]
+    ids = [text(client.xadd(keys.results("cam"), FrameResult(f"{i}-0", "cam", i, 1000 + i).to_fields())) for i in range(10)]
     seen = []
     try:
         for _, entry_id, _ in follow(connect(s), s, ("results",), "0", group="dash", name="c1", idle_exit_s=0.5,
@@ -97,7 +97,7 @@ def test_a_group_consumer_resumes_without_gaps_after_a_redis_restart(tmp_path):
         server.stop()
         server.start()
         client = connect(s)
-        ids += [text(client.xadd(keys.results, FrameResult(f"{i}-0", "cam", i, 1000 + i).to_fields())) for i in range(10, 15)]
+        ids += [text(client.xadd(keys.results("cam"), FrameResult(f"{i}-0", "cam", i, 1000 + i).to_fields())) for i in range(10, 15)]
         seen += [entry_id for _, entry_id, _ in follow(connect(s), s, ("results",), "0", group="dash", name="c1",
                                                        idle_exit_s=0.5, block_ms=100)]
     finally:

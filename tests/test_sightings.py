@@ -9,7 +9,7 @@ import pytest
 
 from facestream.keys import Keys
 from facestream.models.evaluation.visitors import pairwise
-from facestream.models.store.sightings import Kept, ensure_sightings_index, labelled, load, search, write
+from facestream.models.store.sightings import Kept, SightingIndexes, labelled, load, search, write
 from facestream.models.store.visitors import Visitors
 from facestream.records import Sighting
 
@@ -36,10 +36,10 @@ def test_a_track_keeps_only_its_best_views():
 
 def test_sightings_are_found_by_face_time_and_camera_and_expire_without_a_sweeper(r, settings):
     keys, call = Keys(settings.key_prefix), r.execute_command
-    ensure_sightings_index(call, keys)
+    indexes = SightingIndexes(call, keys, bucket_ms=40_000)  # 3 time buckets: a search merges them
     alice, bob = _person(1, 3), _person(2, 1)
     for i, (v, cam, ts) in enumerate([(alice[0], "door", 1_000), (alice[1], "yard", 50_000), (bob[0], "door", 60_000)]):
-        write(call, keys, Sighting(f"s{i}", cam, ts, visitor="v-000001", vector=v.tobytes(), thumb=b"jpg"), 60_000)
+        indexes.write(Sighting(f"s{i}", cam, ts, visitor="v-000001", vector=v.tobytes(), thumb=b"jpg"), 60_000)
     hits = search(call, keys, alice[2], 3, 200)
     assert {h.sighting.sighting_id for h in hits[:2]} == {"s0", "s1"} and hits[1].distance < hits[2].distance
     assert [h.sighting.sighting_id for h in search(call, keys, alice[2], 3, 200, since_ms=10_000)] == ["s1", "s2"]

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from facestream.keys import Keys
-from facestream.records import FrameResult
 
 CLIP = "hamilton_white_house_2009.mp4"
 FACESTREAM = [sys.executable, "-m", "facestream"]
@@ -57,7 +56,7 @@ def _until(what: str, ok, timeout_s: float = 120, out: Output | None = None) -> 
 
 
 def _results(r, keys: Keys, camera: str) -> int:
-    return sum(1 for _, f in r.xrange(keys.results) if FrameResult.from_fields(f).camera == camera)
+    return r.xlen(keys.results(camera))
 
 
 def _alive(pid: int) -> bool:

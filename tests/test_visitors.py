@@ -76,7 +76,7 @@ def test_a_stranger_keeps_one_visitor_id_is_found_by_photo_named_by_one_command_
     lin = ids[-1]
     assert set(ids) - {lin} <= {v for v in set(ids) if not r.exists(keys.visitor(v))}, "an id it left was merged"
     assert all(f.person_id == UNKNOWN for x in first for f in x.faces), "nobody is enrolled"
-    events = [IdentityEvent.from_fields(f) for _, f in r.xrange(keys.events)]
+    events = [IdentityEvent.from_fields(f) for _, f in r.xrange(keys.events("cam1"))]
     assert any(e.kind == "appear" and e.person_id == lin and e.camera == "cam1" for e in events), events
     # His separate appearance, on another camera later: the same visitor, within a few looks (his first look
     # there, a turned head at the cut, fits no one; the template of a few looks fits his visitor).

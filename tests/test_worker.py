@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facestream.feed import newest
 from facestream.gears.step import Step
 from facestream.gears.worker import Worker
 from facestream.keys import Keys
@@ -54,11 +55,12 @@ def put(r, keys: Keys, camera: str, rgb: np.ndarray, seq: int) -> str:
 
 
 def results(r, keys: Keys) -> list[FrameResult]:
-    return [FrameResult.from_fields(f) for _, f in r.xrange(keys.results)]
+    """Every camera's results, oldest first."""
+    return [FrameResult.from_fields(e.fields) for e in reversed(newest(r, keys, "results", 10**6))]
 
 
 def deadletters(r, keys: Keys) -> list[DeadLetter]:
-    return [DeadLetter.from_fields(f) for _, f in r.xrange(keys.deadletter)]
+    return [DeadLetter.from_fields(e.fields) for e in reversed(newest(r, keys, "deadletter", 10**6))]
 
 
 def test_gear_modules_are_python37_syntax():
@@ -110,7 +112,7 @@ def test_replay_is_idempotent_and_empty_frames_get_a_result(r, settings, analyze
     assert step.handle(keys.frames("camx"), fid, fields) == "duplicate"
     (res,) = results(r, keys)
     assert res.frame_id == fid and res.faces == [] and {"decode", "detect", "embed", "search", "total", "queue"} <= set(res.timings)
-    raw = r.xrange(keys.results)[0][1]
+    raw = r.xrange(keys.results("camx"))[0][1]
     text = {k.decode(): v.decode("utf-8") for k, v in raw.items()}  # readable in redis-cli: no binary
     assert json.loads(text["faces"]) == [] and json.loads(text["timings"])["total"] > 0
 
@@ -139,7 +141,7 @@ def test_kill_9_of_one_worker_loses_nothing(r, settings, faces_dir):
     frames = clip_frames(faces_dir, every=3, limit=60)
     ids = [put(r, keys, "cam1", f, i) for i, f in enumerate(frames)]
     deadline = time.time() + 60
-    while len(r.xrange(keys.results)) < 8 and time.time() < deadline:
+    while r.xlen(keys.results("cam1")) < 8 and time.time() < deadline:
         time.sleep(0.05)
     os.kill(procs[0].pid, signal.SIGKILL)
     for p in procs:
@@ -164,7 +166,7 @@ def test_presence_events_appear_and_leave(r, settings, analyzer, faces_dir):
         fr = Frame("lobby", i, t0 + dt, img.shape[1], img.shape[0], encode_jpeg(img))
         fid = r.xadd(keys.frames("lobby"), fr.to_fields()).decode()
         assert step.handle(keys.frames("lobby"), fid, r.xrange(keys.frames("lobby"), fid, fid)[0][1]) == "result"
-    events = [IdentityEvent.from_fields(f) for _, f in r.xrange(keys.events)]
+    events = [IdentityEvent.from_fields(f) for _, f in r.xrange(keys.events("lobby"))]
     assert [(e.kind, e.person_id, e.name) for e in events] == [("appear", "obama", "Barack Obama"),
                                                                ("leave", "obama", "Barack Obama")]
 
@@ -248,9 +250,9 @@ def test_sigterm_stops_a_worker_cleanly(settings):
                          stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60
-        while client.xlen(keys.deadletter) < 1 and time.time() < deadline:
+        while client.xlen(keys.deadletter("sig")) < 1 and time.time() < deadline:
             time.sleep(0.1)
-        assert client.xlen(keys.deadletter) == 1
+        assert client.xlen(keys.deadletter("sig")) == 1
         p.send_signal(signal.SIGTERM)
         assert p.wait(20) == 0
     finally:

@@ -154,5 +154,5 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
 
 
 def _events(client: redis.Redis, keys: Keys, since: str) -> list[str]:
-    events = (IdentityEvent.from_fields(f) for _, f in client.xrange(keys.events, since))
-    return [f"{ev.kind} {ev.name}" for ev in events if ev.camera == CAMERA]
+    events = (IdentityEvent.from_fields(f) for _, f in client.xrange(keys.events(CAMERA), since))
+    return [f"{ev.kind} {ev.name}" for ev in events]

@@ -19,7 +19,7 @@ from facestream.errors import FacestreamError
 from facestream.keys import Keys
 from facestream.models.curation.enroll import enroll, plan
 from facestream.models.store.gallery import Gallery
-from facestream.records import DeadLetter, FrameResult
+from facestream.records import FrameResult
 from facestream.replies import text
 
 
@@ -52,12 +52,9 @@ class Answers:
 def answers(client: redis.Redis, keys: Keys, camera: str, since: str = "-") -> Answers:
     """Every result and dead letter of ``camera`` appended since entry id ``since``."""
     out = Answers()
-    for entry_id, f in client.xrange(keys.results, since):
-        res = FrameResult.from_fields(f)
-        if res.camera == camera:
-            out.results.append((int(text(entry_id).split("-")[0]), res))
-    out.deadletters = sum(1 for _, f in client.xrange(keys.deadletter, since)
-                          if DeadLetter.from_fields(f).camera == camera)
+    for entry_id, f in client.xrange(keys.results(camera), since):
+        out.results.append((int(text(entry_id).split("-")[0]), FrameResult.from_fields(f)))
+    out.deadletters = len(client.xrange(keys.deadletter(camera), since))
     return out
 
 

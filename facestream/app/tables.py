@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from facestream.app.bench import EnrollFigures, Figures
+from facestream.app.clusterbench import TierFigures
 from facestream.app.detbench import ProfileFigures
 from facestream.app.embedbench import EmbedFigures
 from facestream.app.knnbench import KnnFigures
@@ -121,4 +122,17 @@ def detection_table(figs: list[ProfileFigures], live: dict[str, list[Figures]], 
         recall = " | ".join(f"{f.found[s][0] / f.found[s][1]:.2f}" if f.found.get(s, [0, 0])[1] else "–" for s in sizes)
         rows.append(f"| {f.profile} | {np.median(f.ms):.0f} / {np.percentile(f.ms, 95):.0f} | {f.within(32):.3f} | "
                     f"{f.false[0] / max(1, f.false[1]):.3f} | {recall} | {f.real[0]}/{f.real[1]} = {f.real[0] / max(1, f.real[1]):.2f} | {cam_s} | {clip_s} |")
+    return rows
+
+
+def cluster_table(figs: list[TierFigures], command: str, fps: float = 15.0) -> list[str]:
+    """``bench --cluster``: the stream tier on one node and on a cluster, the ratio, and cameras per node."""
+    one, many = figs
+    rows = [f"`{command}` on {machine_line()}, {time.strftime('%Y-%m-%d')}:", "",
+            "| stream tier | frames/s | MB/s | vs 1 node |", "|---|---|---|---|"]
+    rows += [f"| {f.layout} | {f.frames_per_s:,.0f} | {f.mb_per_s:,.0f} | {f.frames_per_s / one.frames_per_s:.2f}x |"
+             for f in figs]
+    rows += ["", f"One node moves {one.frames_per_s:,.0f} frames/s of {one.frame_kb:.0f} KB: on paper "
+             f"{one.frames_per_s / fps:,.0f} cameras at {fps:g} fps per node when each node has cores of its own "
+             f"(here all 6 cluster nodes, their replicas and the clients share this machine's cores)."]
     return rows

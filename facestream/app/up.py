@@ -26,7 +26,7 @@ from facestream.errors import ConfigError, FacestreamError
 from facestream.models.store.gallery import Gallery
 from facestream.producer.capture import expand_source
 from facestream.redaction import redact
-from facestream.server import connect, port_in_use, resolve_url
+from facestream.server import connect, connect_index, port_in_use, resolve_url
 
 
 def check(path: Path, settings: Settings) -> list[str]:
@@ -73,9 +73,8 @@ def up(path: Path, settings: Settings, say: Callable[[str], None]) -> None:
     if stack.dashboard is not None and port_in_use(stack.dashboard.port):
         raise FacestreamError(f"port {stack.dashboard.port} is in use: set dashboard.port in {path} (or dashboard: false)")
     url = resolve_url(s)  # starts the embedded server if it is the default and not running
-    client = connect(s, url)
     if stack.gallery:
-        enroll_people(Gallery(client, s), stack.gallery, s, say)
+        enroll_people(Gallery(connect_index(s, connect(s, url)), s), stack.gallery, s, say)
     logs = s.data_dir.resolve() / "up"
     supervisor = Supervisor(children(stack, s), settings_env(s, url), say, RedisWatch(s, url, say),
                             logs / "status.json")

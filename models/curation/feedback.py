@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
+from facestream.commands import cameras
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
@@ -43,12 +44,15 @@ class FaceRef:
         return cls(m.group(1), None if m.group(2) is None else int(m.group(2)))
 
 
-def embed_face(client: redis.Redis, settings: Settings, analyzer: FaceAnalyzer, ref: FaceRef) -> tuple[FaceEntry, str]:
-    """The face ``ref`` points to, embedded again from its frame (like a first look), and whom it was named."""
+def embed_face(client: redis.Redis | redis.RedisCluster, settings: Settings, analyzer: FaceAnalyzer,
+               ref: FaceRef) -> tuple[FaceEntry, str]:
+    """The face ``ref`` points to (found in whichever camera's results hold its id; ``client``: the stream
+    tier), embedded again from its frame (like a first look), and whom it was named."""
     keys = Keys(settings.key_prefix)
-    entries = client.xrange(keys.results, ref.result_id, ref.result_id)
+    entries = [e for c in cameras(client, keys, "results")[0]
+               for e in client.xrange(keys.results(c), ref.result_id, ref.result_id)]
     if not entries:
-        raise FacestreamError(f"no result {ref.result_id} in {keys.results} (trimmed, or a typo)")
+        raise FacestreamError(f"no result {ref.result_id} in any camera's results stream (trimmed, or a typo)")
     result = FrameResult.from_fields(entries[0][1])
     if ref.index is None and len(result.faces) != 1:
         raise FacestreamError(f"result {ref.result_id} has {len(result.faces)} faces: say which, e.g. {ref.result_id}#0")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import redis
 
-from facestream.commands import delete_keys, drop_index
+from facestream.commands import cameras, delete_keys, drop_index
 from facestream.config import Settings
 from facestream.errors import FacestreamError, GalleryError
 from facestream.keys import VISITOR_RE, Keys
@@ -30,7 +30,7 @@ from facestream.models.matcher import Policy
 from facestream.models.store import sightings
 from facestream.models.store.cohort import Cohort
 from facestream.models.store.gallery import FaceEntry, Gallery
-from facestream.models.store.sightings import Hit, labelled, load, vector_of, view_score
+from facestream.models.store.sightings import Hit, buckets, labelled, load, vector_of, view_score
 from facestream.models.store.stamp import check, prefix_dim
 from facestream.models.store.visitors import Visitors
 from facestream.records import UNKNOWN, Sighting
@@ -186,37 +186,39 @@ class Forgotten:
     entries: int = 0  # results, events and audit entries that named them (deleted: stream entries cannot be edited)
 
 
-def forget(r: redis.Redis, s: Settings, who: str) -> Forgotten:
+def forget(r: redis.Redis, s: Settings, who: str, streams: redis.Redis | redis.RedisCluster | None = None) -> Forgotten:
     """Erase everything kept of a person or visitor (``v-NNNNNN``): gallery faces, sightings, visitor, presence,
     the cohort's "not them" marks, and every results, events and audit entry that names them (a frame's
-    result goes with its other faces). FacestreamError if nothing was kept."""
+    result goes with its other faces). ``r``: the index tier, ``streams``: the stream tier (default the
+    same server). FacestreamError if nothing was kept."""
     keys = Keys(s.key_prefix)
+    streams = streams or r
     label = "visitor" if VISITOR_RE.match(who) else "person_id"
     if who == UNKNOWN:
         raise FacestreamError("'unknown' is everyone not named; forget a person id or a visitor id (v-000123)")
     ids = labelled(r.execute_command, keys, label, who)
     faces = Gallery(r, s).delete(who) if label == "person_id" and r.exists(keys.person(who)) else 0
-    presence = [k for k in r.scan_iter(match=keys.presence("*"), count=1000) if r.hexists(k, who)]
+    presence = [k for k in streams.scan_iter(match=keys.camera_pattern("present"), count=1000) if streams.hdel(k, who)]
     with r.pipeline(transaction=False) as p:
         delete_keys(p, [keys.sighting(i) for i in ids])
-        for k in presence:
-            p.hdel(k, who)
         p.delete(keys.visitor(who))
         visitor = bool(p.execute()[-1])
     for k in r.scan_iter(match=keys.cohort_prefix + "*", count=1000):
         if text(r.hget(k, "not_of") or b"") == who:
             r.hset(k, "not_of", "")
-    entries = _erase_entries(r, keys, who) + audit.erased(r, keys, who)
+    entries = _erase_entries(streams, keys, who) + audit.erased(r, keys, who)
     out = Forgotten(len(ids), faces, visitor, len(presence), entries)
     if not (out.sightings or out.faces or out.visitor or out.presence or out.entries):
         raise FacestreamError(f"nothing is kept of {who!r} (no sighting, face, visitor or presence)")
     return out
 
 
-def _erase_entries(r: redis.Redis, keys: Keys, who: str) -> int:
-    """Delete the results and events entries naming ``who``; returns how many."""
+def _erase_entries(r: redis.Redis | redis.RedisCluster, keys: Keys, who: str) -> int:
+    """Delete the entries of every camera's results and events naming ``who``; returns how many."""
     mark, deleted = who.encode(), 0
-    for stream, field in ((keys.results, b"faces"), (keys.events, b"person_id")):
+    outputs = [(keys.camera_key(kind, c), field) for kind, field in (("results", b"faces"), ("events", b"person_id"))
+               for c in cameras(r, keys, kind)[0]]
+    for stream, field in outputs:
         start = "-"
         while batch := r.xrange(stream, min=start, count=1000):
             doomed = [eid for eid, f in batch if mark in f.get(field, b"") and _names(f, field, who)]
@@ -251,5 +253,7 @@ def drop_visitors(r: redis.Redis, keys: Keys, sightings: bool) -> None:
     """Drop every visitor (and, with ``sightings``, every sighting) under ``keys``' prefix, index included."""
     drop_index(r, keys.visitors_index, keys.visitor_prefix + "*")
     if sightings:
+        for _, _, index in buckets(r.execute_command, keys):
+            r.execute_command("FT.DROPINDEX", index)
         drop_index(r, keys.sightings_index, keys.sighting_prefix + "*")
     r.delete(keys.visitor_counter)

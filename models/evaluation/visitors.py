@@ -31,7 +31,7 @@ from facestream.models.curation.enroll import Outcome, embed_files
 from facestream.models.curation.library import drop_visitors
 from facestream.models.evaluation.identify import identity_of
 from facestream.models.matcher import Policy
-from facestream.models.store.sightings import ensure_sightings_index, search, write
+from facestream.models.store.sightings import SightingIndexes, search
 from facestream.models.store.visitors import Visitors
 from facestream.records import Sighting
 
@@ -115,9 +115,9 @@ def search_recall(r: redis.Redis, s: Settings, played: Played) -> tuple[float, i
     """Store every photo as a sighting; mean recall@10 of the probes' searches, and how many probes counted."""
     keys = Keys(s.key_prefix)
     drop_visitors(r, keys, sightings=True)
-    ensure_sightings_index(r.execute_command, keys, played.vectors.shape[1])
+    indexes = SightingIndexes(r.execute_command, keys, played.vectors.shape[1])
     for i, v in enumerate(played.vectors):
-        write(r.execute_command, keys, Sighting(str(i), "eval", i, vector=v.astype("<f4").tobytes()), 3_600_000)
+        indexes.write(Sighting(str(i), "eval", i, vector=v.astype("<f4").tobytes()), 3_600_000)
     by_identity = defaultdict(set)
     for i, who in enumerate(played.identity):
         by_identity[who].add(str(i))

@@ -32,13 +32,13 @@ def knn_command(index: str, vector: np.ndarray, k: int, ef: int, where: str = "*
 
 
 def create_vector_index(call: Callable[..., Any], index: str, prefix: str, schema: Sequence[str], dim: int, m: int,
-                        ef_construction: int, ef_runtime: int | None = None) -> None:
+                        ef_construction: int, ef_runtime: int | None = None, where: str | None = None) -> None:
     """FT.CREATE an HNSW index over the hashes under ``prefix`` (``schema``: the fields besides the vector);
     an index of that name made meanwhile (another worker) is fine, any other error is raised."""
     params = ["TYPE", "FLOAT32", "DIM", str(dim), "DISTANCE_METRIC", METRIC, "M", str(m),
               "EF_CONSTRUCTION", str(ef_construction)] + ([] if ef_runtime is None else ["EF_RUNTIME", str(ef_runtime)])
     try:
-        call("FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix, "SCHEMA", *schema,
+        call("FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix, *(["FILTER", where] if where else []), "SCHEMA", *schema,
              VECTOR_FIELD, "VECTOR", "HNSW", str(len(params)), *params)
     except Exception as e:  # redis-py ResponseError, or RedisGears' plain exception
         if "already exists" not in str(e).lower():

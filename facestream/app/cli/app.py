@@ -36,9 +36,9 @@ def audited(s: Settings, action: str, target: str, detail: str = "") -> None:
 
     from facestream.keys import Keys
     from facestream.models.curation import audit
-    from facestream.server import connect
+    from facestream.server import connect_index
 
-    audit.record(connect(s), Keys(s.key_prefix), f"cli:{getpass.getuser()}", "cli", action, target, detail)
+    audit.record(connect_index(s), Keys(s.key_prefix), f"cli:{getpass.getuser()}", "cli", action, target, detail)
 
 
 def say(message: str) -> None:

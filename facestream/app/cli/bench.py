@@ -39,6 +39,7 @@ def bench(
                                                      "24 h search), e.g. 100000,1000000.")] = None,
     embedding: Annotated[bool, typer.Option("--embedding", help="Instead: ms per face embedding, ONNX vs this dlib and each --dlib-wheel, batch 1 and 8.")] = False,
     dlib_wheel: Annotated[Optional[list[Path]], typer.Option("--dlib-wheel", help="With --embedding: another dlib build to time (default: .facestream/wheels/*).")] = None,
+    cluster: Annotated[bool, typer.Option("--cluster", help="Instead: frames/s of the stream tier on one node vs a 3-master cluster (both started here, 1080p JPEGs).")] = False,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
@@ -57,6 +58,8 @@ def bench(
         block, rows = "detection", _detection(s, frames or 150, command)
     elif embedding:
         block, rows = "embedding", _embedding(s, dlib_wheel, command)
+    elif cluster:
+        block, rows = "cluster", _cluster(s, command)
     else:
         block, rows = "live" if live else "ablation" if ablation else "clip", _clip(
             s, video, enroll_dir, workers, fps if live else None, frames, baseline, ablation, command)
@@ -137,6 +140,13 @@ def _sightings(s: Settings, sizes: list[int], command: str) -> list[str]:
         figs.append(sightings_bench(client, s, n, say=say))
         typer.echo(figs[-1].line())
     return sightings_table(figs, s, command)
+
+
+def _cluster(s: Settings, command: str) -> list[str]:
+    from facestream.app.clusterbench import cluster_bench
+    from facestream.app.tables import cluster_table
+
+    return cluster_table(cluster_bench(s, say=say), command)
 
 
 def _detection(s: Settings, frames: int, command: str) -> list[str]:

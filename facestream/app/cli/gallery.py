@@ -13,11 +13,11 @@ from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.models.curation.audit import digest
 from facestream.models.store.gallery import Gallery
-from facestream.server import connect
+from facestream.server import connect, connect_index
 
 
 def _gallery(s: Settings) -> Gallery:
-    return Gallery(connect(s), s)
+    return Gallery(connect_index(s), s)
 
 
 @app.command()
@@ -85,7 +85,7 @@ def people_delete(ctx: typer.Context, person_id: str) -> None:
 
     s = settings_of(ctx)
     _gallery(s).person(person_id)  # a clear error for a person who is not enrolled
-    out = forget(connect(s), s, person_id)
+    out = forget(connect_index(s), s, person_id, connect(s))
     audited(s, "forget", digest(person_id), f"{out.faces} faces, {out.sightings} sightings")
     typer.echo(f"deleted {person_id}: {out.faces} face vectors, {out.sightings} sightings")
 
@@ -99,7 +99,7 @@ def people_clear(ctx: typer.Context, yes: Annotated[bool, typer.Option("--yes", 
     if not yes:
         raise FacestreamError("people clear drops every enrolled person and stored face vector; add --yes to do it")
     s = settings_of(ctx)
-    n = clear_vectors(connect(s), s)
+    n = clear_vectors(connect_index(s), s)
     audited(s, "clear", "*", f"{n} people")
     typer.echo(f"removed {n} people and every stored vector under {s.key_prefix!r}")
 
@@ -149,7 +149,7 @@ def _calibrate_identify(s: Settings, root: Path, far: float, workers: int) -> No
 
     bar, tick = progress(_images(_faces_root(root)), "calibrate")
     with bar:
-        c = fit_policy(connect(s), root, s, far, workers, tick)
+        c = fit_policy(connect_index(s), root, s, far, workers, tick)
     for line in c.lines(far):
         typer.echo(line)
     typer.echo(f"stored: {c.policy.to_json()} and {c.result.cohort} cohort faces; workers use it within 5 s")
@@ -178,13 +178,13 @@ def eval_cmd(
 
         bar, tick = progress(_images(root), "visitors")
         with bar:
-            report = evaluate(connect(s), s, root, workers, visitor_distance or [s.visitor_distance], tick)
+            report = evaluate(connect_index(s), s, root, workers, visitor_distance or [s.visitor_distance], tick)
         for line in report.lines():
             typer.echo(line)
         return
     if pairs and (root / "pairs.csv").is_file():
         ctx.invoke(calibrate, ctx=ctx, path=root / "pairs.csv", workers=workers, live=False)
-    client = connect(s)
+    client = connect_index(s)
     bar, tick = progress(_images(root), "identify")
     with bar:
         probes = collect(client, root, s, workers, distractors, tick)

@@ -10,7 +10,7 @@ import typer
 
 from facestream.app.cli.app import DEFAULT_PROCESSES, app, progress, settings_of
 from facestream.errors import FacestreamError
-from facestream.server import connect
+from facestream.server import connect, connect_index
 
 cohort_app = typer.Typer(help="The cohort: faces of people who are never enrolled, which the decision compares "
                          "every match with (vectors only; no image is kept).", no_args_is_help=True)
@@ -39,7 +39,7 @@ def cohort_add(
     for o in outcomes:
         if o.skipped:
             typer.echo(f"  skipped {o.item.path}: {o.skipped}")
-    n = Cohort(connect(s), s).add([replace(f, source=f"cohort:{f.source}") for f in faces])
+    n = Cohort(connect_index(s), s).add([replace(f, source=f"cohort:{f.source}") for f in faces])
     typer.echo(f"added {n} faces to the cohort from {len(files)} files")
     if not n:
         raise FacestreamError("no face was added (see the skipped files above)")
@@ -53,7 +53,7 @@ def cohort_show(ctx: typer.Context) -> None:
     from facestream.models.store.cohort import Cohort
 
     s = settings_of(ctx)
-    by = Counter(src.split(":", 1)[0] for _, src in Cohort(connect(s), s).sources())
+    by = Counter(src.split(":", 1)[0] for _, src in Cohort(connect_index(s), s).sources())
     for kind, n in by.most_common():
         typer.echo(f"{kind:12} {n:6d} faces")
     typer.echo(f"{sum(by.values())} cohort faces", err=True)
@@ -69,7 +69,7 @@ def cohort_remove(
     from facestream.models.store.cohort import Cohort
 
     s = settings_of(ctx)
-    typer.echo(f"removed {Cohort(connect(s), s).remove(source)} cohort faces")
+    typer.echo(f"removed {Cohort(connect_index(s), s).remove(source)} cohort faces")
 
 
 @app.command()
@@ -86,8 +86,8 @@ def feedback(
     if (not_ is None) == (is_ is None):
         raise typer.BadParameter("give exactly one of --not PERSON or --is PERSON")
     s = settings_of(ctx)
-    client = connect(s)
-    entry, named = embed_face(client, s, FaceAnalyzer(s), FaceRef.parse(face))
+    client = connect_index(s)
+    entry, named = embed_face(connect(s), s, FaceAnalyzer(s), FaceRef.parse(face))
     if not_ is not None:
         not_person(client, s, entry, not_)
         typer.echo(f"{face} (named {named}) is not {not_}: it joined the cohort")

@@ -12,7 +12,7 @@ from facestream.consumer.auth import login_hint
 from facestream.errors import FacestreamError
 from facestream.producer.capture import MAX_SIDE
 from facestream.redaction import configure_logging, redact
-from facestream.server import EmbeddedRedis, connect, redis_cli, resolve_url
+from facestream.server import EmbeddedRedis, connect, connect_index, redis_cli, resolve_url
 
 
 @app.command("redis")
@@ -62,6 +62,8 @@ def acl_apply(
     s = settings_of(ctx)
     path = password_file or s.data_dir / "acl" / role
     name = apply(connect(s), Keys(s.key_prefix), role, path)
+    if s.index_url:  # the same user, with the same password, on the index tier
+        apply(connect_index(s), Keys(s.key_prefix), role, path, path.read_text().strip())
     typer.echo(f"user {name}: password in {path}; use FACESTREAM_REDIS_USERNAME={name} "
                f"FACESTREAM_REDIS_PASSWORD_FILE={path}")
 
@@ -81,7 +83,8 @@ def work(
 
     configure_logging()
     s = settings_of(ctx).replace(lag_policy=lag_policy, metrics_port=metrics_port)
-    worker = Worker(connect(s), s, FaceAnalyzer(s), name)
+    client = connect(s)
+    worker = Worker(client, s, FaceAnalyzer(s), name, connect_index(s, client))
     if s.metrics_port:
         metrics.serve(s.metrics_port)
     worker.install_signal_handlers()
@@ -105,7 +108,7 @@ def status(ctx: typer.Context, worker_alive: Annotated[Optional[str], typer.Opti
         beats = list(client.scan_iter(match=Keys(s.key_prefix).worker(worker_alive + "*"), count=1000))
         typer.echo(f"{len(beats)} worker(s) named {worker_alive}* beating")
         raise typer.Exit(0 if beats else 1)
-    for line in read_status(client, s).lines():
+    for line in read_status(client, s, connect_index(s, client)).lines():
         typer.echo(line)
 
 
@@ -243,7 +246,8 @@ def mqtt(
 
     configure_logging()
     s = settings_of(ctx)
-    bridge = MqttBridge(connect(s), s)
+    client = connect(s)
+    bridge = MqttBridge(client, s, connect_index(s, client))
     bridge.connect()
     signal.signal(signal.SIGTERM, bridge.stop)
     signal.signal(signal.SIGINT, bridge.stop)

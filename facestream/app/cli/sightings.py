@@ -15,7 +15,7 @@ from facestream.keys import Keys
 from facestream.models.curation.audit import digest
 from facestream.models.curation.library import since_ms
 from facestream.records import Sighting
-from facestream.server import connect
+from facestream.server import connect, connect_index
 
 visitors_app = typer.Typer(help="Strangers the cameras keep seeing, grouped into visitors (v-000123): list, "
                            "show, name, merge.", no_args_is_help=True)
@@ -61,7 +61,7 @@ def search(
     s = settings_of(ctx)
     if (photo is None) == (sighting is None):
         raise FacestreamError("give a PHOTO or --sighting ID (one of them)")
-    r = connect(s)
+    r = connect_index(s)
     vector = photo_vector(photo, s) if photo is not None else sighting_vector(r, s, sighting or "")
     hits = find(r, s, vector, limit, since_ms(since), camera, max_distance)
     thumbs = _thumb_folder(s, thumbs)
@@ -83,7 +83,7 @@ def visitors_list(
     from facestream.models.curation.library import visitors_of
 
     s = settings_of(ctx)
-    found = visitors_of(connect(s), s).recent(limit, since_ms(since) or 0)
+    found = visitors_of(connect_index(s), s).recent(limit, since_ms(since) or 0)
     for v in found:
         typer.echo(f"{v.visitor_id}  last {when(v.last_ms)}  first {when(v.first_ms)}  {v.looks:5d} looks  "
                    f"{','.join(v.cameras)}")
@@ -101,7 +101,7 @@ def visitors_show(
     from facestream.models.store.sightings import labelled, load
 
     s = settings_of(ctx)
-    r = connect(s)
+    r = connect_index(s)
     v = visitors_of(r, s).get(visitor)
     if v is None:
         raise FacestreamError(f"no visitor {visitor!r} (expired, named or forgotten? see: facestream visitors list)")
@@ -131,7 +131,7 @@ def visitors_name(
         raise FacestreamError('give --new "Name" or --as PERSON (one of them)')
     s = settings_of(ctx)
     pid = as_ or person_id or person_id_for(new or "")
-    done = name_visitor(connect(s), s, visitor, pid, new)
+    done = name_visitor(connect_index(s), s, visitor, pid, new)
     audited(s, "name", done.person_id, f"from {visitor}: {done.enrolled} face(s)")
     typer.echo(f"{visitor} is now {done.person_id}: {done.enrolled} face(s) enrolled, "
                f"{done.relabelled} sighting(s) relabelled")
@@ -146,7 +146,7 @@ def visitors_merge(ctx: typer.Context, into: str, other: str) -> None:
         raise FacestreamError("merge two different visitors")
     s = settings_of(ctx)
     try:
-        moved = visitors_of(connect(s), s).merge(into, other)
+        moved = visitors_of(connect_index(s), s).merge(into, other)
     except ValueError as e:
         raise FacestreamError(str(e)) from None
     audited(s, "merge", into, f"{other} merged in")
@@ -159,7 +159,7 @@ def forget(ctx: typer.Context, who: Annotated[str, typer.Argument(help="A person
     from facestream.models.curation.library import forget as erase
 
     s = settings_of(ctx)
-    out = erase(connect(s), s, who)
+    out = erase(connect_index(s), s, who, connect(s))
     audited(s, "forget", digest(who), f"{out.faces} faces, {out.sightings} sightings")
     typer.echo(f"forgot {who}: {out.sightings} sighting(s), {out.faces} gallery face(s)"
                f"{', the visitor record' if out.visitor else ''}, present on {out.presence} camera(s), "
