@@ -158,7 +158,6 @@ def test_the_clip_gives_documented_events_presence_and_discovery(r, settings, fa
     assert stranger["name"] == "unknown" and stranger["person_id"] == "" and stranger["visitor"].startswith("v-")
     assert len({e["id"] for e in events}) == len(events), "an event published twice"
     states = [m[1] for m in heard.on(f"facestream/people/{lin}/state")]
-    print([(e["kind"], e["person_id"] or e["visitor"], e["ts_ms"]) for e in events][:40])
     assert b"ON" in states and b"OFF" in states[states.index(b"ON"):], states  # in view, then not
     config = {m[0]: json.loads(m[1]) for m in heard.on("homeassistant/") if m[1]}
     presence = config[f"homeassistant/binary_sensor/{node}/{lin}_presence/config"]
@@ -195,7 +194,12 @@ def test_bridge_and_broker_restarts_lose_nothing_and_a_bad_password_is_one_line(
     bridge.wait()
     bridge = start()
     sent += _events(r, keys, 50, 200)
-    _until("every event published", lambda: {e["id"] for e in heard.events("door")} >= set(sent), 60)
+    try:
+        _until("every event published", lambda: {e["id"] for e in heard.events("door")} >= set(sent), 60)
+    except AssertionError:
+        bridge.kill()
+        missing = set(sent) - {e["id"] for e in heard.events("door")}
+        raise AssertionError(f"{len(missing)} of {len(sent)} unpublished; bridge said: {bridge.communicate()[0][-3000:]}")
     broker.stop()
     time.sleep(1)
     broker.start()
