@@ -167,3 +167,17 @@ def _env(s, url: str) -> dict[str, str]:
     from facestream.app.local import settings_env
 
     return settings_env(s, url)
+
+
+def test_acl_roles_on_every_node_of_a_cluster(cluster, settings, tmp_path):
+    from facestream.acl import apply
+
+    s = settings.replace(redis_url=cluster.url)
+    keys = Keys(s.key_prefix)
+    name = apply(connect(s), keys, "producer", tmp_path / "producer")
+    producer = connect(s.replace(redis_username=name, redis_password_file=tmp_path / "producer"))
+    assert isinstance(producer, redis.RedisCluster)  # the slot map is readable with the role's own rights
+    for camera in CAMERAS:  # cameras on every master: the user exists on each
+        producer.xadd(keys.frames(camera), Frame(camera, 0, 1, 96, 72, jpeg()).to_fields())
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        producer.xrange(keys.frames(CAMERAS[0]))
