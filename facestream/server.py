@@ -149,6 +149,9 @@ class EmbeddedRedis:
             "--dir", str(self.dir),
             "--appendonly", "yes",
             "--appendfsync", "everysec",
+            # AOF alone: RDB snapshots on top (the default "save" rules) would fork the whole server every
+            # minute under writes, a 100+ ms stall of every command at a few GB of sightings.
+            "--save", "",
             "--daemonize", "no" if attached else "yes",
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),

@@ -30,7 +30,7 @@ from facestream.models.evaluation.evaluate import segment_scores
 from facestream.models.store.gallery import Gallery
 from facestream.models.vision.profile import STILL_MAX_SIDE, STILL_QUICK_SIDE
 from facestream.producer.capture import Producer
-from facestream.server import connect, resolve_url
+from facestream.server import connect, connect_index, resolve_url
 
 CAMERA = "bench"
 
@@ -132,7 +132,7 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
     url = resolve_url(s)
     client = connect(s, url)
     keys = Keys(s.key_prefix)
-    gallery = Gallery(client, s)
+    gallery = Gallery(connect_index(s, client), s)
     _wipe(client, gallery)
     try:
         enroll_people(gallery, people, s, say)
@@ -198,7 +198,7 @@ class EnrollFigures:
 def enroll_rate(settings: Settings, folder: Path, still: bool, workers: int) -> EnrollFigures:
     """Time enrolling a folder of ``<Person>/`` images into a scratch gallery (then removed)."""
     s = settings.replace(key_prefix=settings.key_prefix + "_bench")
-    gallery = Gallery(connect(s), s)
+    gallery = Gallery(connect_index(s), s)
     gallery.clear()
     try:
         items, _ = plan([folder])

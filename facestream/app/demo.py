@@ -27,7 +27,7 @@ from facestream.keys import Keys
 from facestream.models.store.gallery import Gallery
 from facestream.producer.capture import Producer
 from facestream.records import IdentityEvent
-from facestream.server import connect, port_in_use, resolve_url
+from facestream.server import connect, connect_index, port_in_use, resolve_url
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / ".facestream" / "samples"
@@ -125,7 +125,7 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
     keys = Keys(settings.key_prefix)
     sample = find_sample(settings.faces_dir)
     say(f"sample: {sample.description}")
-    enroll_people(Gallery(client, settings), sample.people, settings, say)
+    enroll_people(Gallery(connect_index(settings, client), settings), sample.people, settings, say)
     client.delete(keys.frames(CAMERA), keys.presence(CAMERA))
     since = str(int(time.time() * 1000))  # entries of this run: ids are append times in ms
     if dashboard_port and port_in_use(dashboard_port):

@@ -119,9 +119,9 @@ def _embedding(s: Settings, wheels: list[Path] | None, command: str) -> list[str
 def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[str]:
     from facestream.app.knnbench import knn_bench
     from facestream.app.tables import knn_table
-    from facestream.server import connect
+    from facestream.server import connect_index
 
-    client = connect(s)
+    client = connect_index(s)
     figs = []
     for n in sizes:
         figs += knn_bench(client, s, n, efs=tuple(efs), say=say)
@@ -133,9 +133,9 @@ def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[st
 def _sightings(s: Settings, sizes: list[int], command: str) -> list[str]:
     from facestream.app.sightbench import sightings_bench
     from facestream.app.tables import sightings_table
-    from facestream.server import connect
+    from facestream.server import connect_index
 
-    client, figs = connect(s), []
+    client, figs = connect_index(s), []
     for n in sizes:
         figs.append(sightings_bench(client, s, n, say=say))
         typer.echo(figs[-1].line())
