@@ -86,6 +86,7 @@ def knn_bench(client, settings: Settings, size: int, queries: int = 1000, efs: t
         _wait_indexed(client, gallery.keys.index, size)
         insert_s = time.perf_counter() - t0
         memory_mb = (int(client.info("memory")["used_memory"]) - mem0) / 2**20
+        settle(client, say)
         rng = np.random.default_rng(1)
         probes = _faces_near(centres[rng.integers(0, len(centres), queries)], rng)
         exact_d, exact_i = _nearest(probes, vecs)
@@ -94,6 +95,18 @@ def knn_bench(client, settings: Settings, size: int, queries: int = 1000, efs: t
                          memory_mb) for ef in efs or (s.hnsw_ef_runtime,)]
     finally:
         gallery.clear()
+
+
+def settle(client, say: Callable[[str], None], timeout_s: float = 900) -> None:
+    """Until the server has no snapshot or AOF rewrite running: their fork and child would be timed with
+    the searches, while in steady state a rewrite comes only when the AOF has doubled."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        p = client.info("persistence")
+        if not (p.get("aof_rewrite_in_progress") or p.get("aof_rewrite_scheduled") or p.get("rdb_bgsave_in_progress")):
+            say(f"  persistence idle; the last fork took {int(client.info('stats')['latest_fork_usec']) / 1000:.0f} ms")
+            return
+        time.sleep(1.0)
 
 
 def _queries(client, index: str, probes: np.ndarray, exact_d: np.ndarray, people: list[str], k: int, ef: int,

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import redis
 
-from facestream.app.knnbench import _faces_near, _wait_indexed, clustered
+from facestream.app.knnbench import _faces_near, _wait_indexed, clustered, settle
 from facestream.config import Settings
 from facestream.keys import Keys
 from facestream.models.curation.library import drop_visitors
@@ -76,22 +76,10 @@ def sightings_bench(client: redis.Redis, settings: Settings, size: int, queries:
             _wait_indexed(client, index, 0)
         insert_s = time.perf_counter() - t0
         per = (int(client.info("memory")["used_memory"]) - mem0) / size
-        _settle(client, say)
+        settle(client, say)
         return _searches(client, keys, vecs, ts, centres, now, queries, settings.hnsw_ef_runtime, size / insert_s, per)
     finally:
         drop_visitors(client, keys, sightings=True)
-
-
-def _settle(client: redis.Redis, say: Callable[[str], None], timeout_s: float = 900) -> None:
-    """Until the server has no snapshot or AOF rewrite running: their fork and child would be timed with
-    the searches, while in steady state a rewrite comes only when the AOF has doubled."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        p = client.info("persistence")
-        if not (p.get("aof_rewrite_in_progress") or p.get("aof_rewrite_scheduled") or p.get("rdb_bgsave_in_progress")):
-            say(f"  persistence idle; the last fork took {int(client.info('stats')['latest_fork_usec']) / 1000:.0f} ms")
-            return
-        time.sleep(1.0)
 
 
 def _searches(client: redis.Redis, keys: Keys, vecs: np.ndarray, ts: np.ndarray, centres: np.ndarray, now: int,
