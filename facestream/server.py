@@ -155,11 +155,8 @@ class EmbeddedRedis:
             "--daemonize", "no" if attached else "yes",
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),
+            *self._role_args(bins),
         ]  # fmt: skip
-        if self.cluster:  # a node times out (and its replica takes over) after 2 s
-            cmd += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
-        else:  # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
-            cmd += ["--loadmodule", str(bins.redisearch), "TIMEOUT", "0"]
         if attached:
             parent = os.getpid()
             child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -175,6 +172,12 @@ class EmbeddedRedis:
                 return self.url
             time.sleep(0.05)
         raise ServerError(f"redis-server did not answer on {self.shown_url} within {wait_s:.0f} s; log: {self._log_tail()}")
+
+    def _role_args(self, bins: Binaries) -> list[str]:
+        if self.cluster:  # a node times out (and its replica takes over) after 2 s
+            return ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
+        # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
+        return ["--loadmodule", str(bins.redisearch), "TIMEOUT", "0"]
 
     def stop(self, wait_s: float = 15.0) -> bool:
         """Shut the server down (AOF is flushed). Return False if it was not running."""
