@@ -18,7 +18,8 @@ Layout (with the default prefix ``fs``)::
     fs:facecount:<person_id> string counter used to number a person's faces
     fs:worker:<name>       hash    heartbeat and counters of one worker (expires)
     fs:sighting:<id>       hash    one kept view of a face: camera, time, person/visitor, vector, thumbnail (expires)
-    fs:idx:sightings       index   RediSearch HNSW + NUMERIC ts_ms + TAG camera/person_id/visitor over fs:sighting:*
+    fs:idx:sightings       index   NUMERIC ts_ms + TAG camera/person_id/visitor over fs:sighting:* (no vector)
+    fs:idx:sightings:<start ms>:<length ms> index  one time bucket's HNSW vectors (FILTER on ts_ms)
     fs:visitor:<v-NNNNNN>  hash    one stranger seen: centroid vector, looks, first/last time, cameras (expires)
     fs:idx:visitors        index   RediSearch HNSW index over fs:visitor:*
     fs:visitorcount        string  counter numbering visitors

@@ -41,7 +41,6 @@ class Memory:
 
     def __init__(self, settings: StepSettings, keys: Keys, call: Callable[..., Any], dim: int):
         self.on = bool(settings.sightings)
-        self.keys, self.call, self.dim = keys, call, dim
         self.ttl_ms = int(settings.sightings_retention_h * 3_600_000)
         self.per_track = settings.sightings_per_track
         self.thumb_px = settings.thumb_px

@@ -17,7 +17,7 @@ from conftest import REPO
 from corpus import jpeg
 from test_dashboard import serving, web
 
-from facestream.app.local import LocalPipeline
+from facestream.app.local import LocalPipeline, settings_env
 from facestream.cluster import LocalCluster, free_ports
 from facestream.feed import newest
 from facestream.keys import Keys
@@ -136,7 +136,7 @@ def test_six_cameras_three_workers_and_a_master_killed(cluster, settings, redis_
         time.sleep(1)  # the dashboard's last updates
         stop.set()
         status = subprocess.run([sys.executable, "-m", "facestream", "status"], cwd=REPO, capture_output=True,
-                                text=True, timeout=60, env=_env(s, cluster.url))
+                                text=True, timeout=60, env=settings_env(s, cluster.url))
     print(f"sent {sum(map(len, producer.sent.values()))} confirmed frames, {producer.errors} producer errors, "
           f"fail-over problems: {len(problems)}", sorted({what[:80] for _, what in problems}))
     assert cluster.master_of(keys.frames(CAMERAS[0])) != victim, "a replica took over"
@@ -161,12 +161,6 @@ def _answers(r: redis.RedisCluster, keys: Keys) -> dict[str, set[str]]:
         letter = DeadLetter.from_fields(e.fields)
         out[letter.camera].add(letter.entry_id)
     return out
-
-
-def _env(s, url: str) -> dict[str, str]:
-    from facestream.app.local import settings_env
-
-    return settings_env(s, url)
 
 
 def test_acl_roles_on_every_node_of_a_cluster(cluster, settings, tmp_path):
