@@ -99,7 +99,10 @@ class Feed:
 
     def __init__(self, client: redis.Redis | redis.RedisCluster, keys: Keys, kinds: Sequence[str], start: str = "$",
                  camera: str | None = None, group: str | None = None, name: str = "consumer", discover_s: float = 2.0):
-        self.r, self.keys, self.kinds, self.start = client, keys, tuple(kinds), start
+        # '$' is "from now" for every stream, also those found later: the entry id of this moment, not each
+        # stream's last entry when it is found (entries added between the two would be skipped).
+        now = f"{int(time.time() * 1000)}-0"
+        self.r, self.keys, self.kinds, self.start = client, keys, tuple(kinds), now if start == "$" else start
         self.camera, self.group, self.name, self.discover_s = camera, group, name, discover_s
         self.kind_of: dict[str, str] = {}  # stream -> kind
         self.last: dict[str, str] = {}  # alone: the last id seen; in a group: this consumer's history cursor
@@ -125,9 +128,6 @@ class Feed:
         if self.group:  # (and the stream: a camera without outputs yet gets its group before its first entry)
             ensure_group(self.r, stream, self.group, start)
             self.last[stream] = "0-0"
-        elif start == "$":  # resolved once, so a reconnect resumes where we were
-            top = self.r.xrevrange(stream, count=1)
-            self.last[stream] = text(top[0][0]) if top else "0-0"
         else:
             self.last[stream] = start
         self.kind_of[stream] = kind
