@@ -51,6 +51,9 @@ class MqttBridge:
 
         self.r, self.s, self.keys, self.name = client, settings, Keys(settings.key_prefix), name
         self.index = index or client  # the index tier: who is enrolled
+        # Every camera's events from the moment the bridge is made (a bridge added to a running pipeline
+        # does not replay history); first what an earlier run read but did not finish (its pending entries).
+        self.feed = Feed(client, self.keys, ("events",), "$", group=GROUP, name=name)
         self.p, self.node = settings.mqtt_topic_prefix.rstrip("/"), f"facestream_{settings.key_prefix}"
         self.mqtt = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{self.node}_{name}",
                                 protocol=mqtt.MQTTv311)
@@ -97,9 +100,7 @@ class MqttBridge:
     # --- the loop -------------------------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> int:
         """Publish events until stopped (or idle for ``max_idle_s``); returns the messages published."""
-        # A camera's events from the bridge's first start on (a bridge added to a running pipeline does not
-        # replay history); first what an earlier run read but did not finish (its own pending entries).
-        feed = Feed(self.r, self.keys, ("events",), "$", group=GROUP, name=self.name)
+        feed = self.feed
         next_sync = next_health = 0.0
         idle_since = time.monotonic()
         while not self._stop.is_set():
