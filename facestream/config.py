@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(Path(".facestream"), description="Embedded server's data dir (AOF, pid, log).")
     embedded_port: int = Field(6390, ge=1, le=65535, description="Port of the embedded redis-server.")
+    gears_dir: Path | None = Field(
+        None, description="A RedisGears 1.2 build (redisgears.so, gears_python.so, python3_<version>/) that "
+        "`facestream redis --gears` loads into the embedded server for the in-server gear; see the README.")
     key_prefix: str = Field("fs", pattern=r"^[A-Za-z0-9_]+$", description="Prefix of every key facestream writes.")
     faces_dir: Path = Field(SHARED_FACES, description="Labelled faces (gallery/, probes/, pairs.csv, videos/) "
                             "for demo, eval and calibrate.")

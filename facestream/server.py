@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from facestream.config import Settings
 from facestream.errors import ServerError
+from facestream.gearsbuild import GearsBuild
 from facestream.lifetime import die_with_parent
 from facestream.redaction import redact
 
@@ -60,11 +61,13 @@ def find_binaries() -> Binaries:
 @dataclass(frozen=True)
 class EmbeddedRedis:
     """One embedded server: a port and a data dir (holding its AOF, pid file and log). ``cluster``: a Redis
-    Cluster node of the stream tier (:mod:`facestream.cluster`), without RediSearch (the index tier's)."""
+    Cluster node of the stream tier (:mod:`facestream.cluster`), without RediSearch (the index tier's).
+    ``gears``: also RedisGears 1.2 with its Python (:mod:`facestream.gearsbuild`), for the in-server gear."""
 
     port: int
     data_dir: Path
     cluster: bool = False
+    gears: GearsBuild | None = None  #: load this RedisGears 1.2 build too (``facestream redis --gears``)
 
     @classmethod
     def from_settings(cls, s: Settings) -> "EmbeddedRedis":
@@ -98,7 +101,8 @@ class EmbeddedRedis:
         """The data dir, owner-only; files an older version left readable by others are tightened."""
         self.dir.mkdir(parents=True, exist_ok=True)
         for path in [self.dir, *self.dir.rglob("*")]:
-            os.chmod(path, 0o700 if path.is_dir() else 0o600)
+            if not path.is_symlink():  # the gear's links to facestream's own modules (gearsbuild.link_source)
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
     @property
     def dir(self) -> Path:
@@ -135,7 +139,10 @@ class EmbeddedRedis:
                 f"choose another with --port or FACESTREAM_EMBEDDED_PORT"
             )
         bins = find_binaries()
+        if self.gears is not None:
+            self.gears.check()
         self._make_dir()
+        env = self.gears.server_env(self.dir / "gear-source") if self.gears is not None else None
         self.logfile.unlink(missing_ok=True)
         conf = self.dir / "redis.conf"  # the password in a file, not on the command line (ps shows that)
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -157,15 +164,7 @@ class EmbeddedRedis:
             "--logfile", str(self.logfile),
             *self._role_args(bins),
         ]  # fmt: skip
-        if attached:
-            parent = os.getpid()
-            child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=lambda: (os.umask(0o077), die_with_parent(parent)))
-            threading.Thread(target=child.wait, daemon=True).start()  # reaped when it exits: no zombie pid
-        else:
-            proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o077))
-            if proc.returncode != 0:
-                raise ServerError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}")
+        _spawn(cmd, env, attached)
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if _answers(self.port):
@@ -177,7 +176,8 @@ class EmbeddedRedis:
         if self.cluster:  # a node times out (and its replica takes over) after 2 s
             return ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"]
         # TIMEOUT 0: RediSearch's default 500 ms query timeout silently returns partial results.
-        return ["--loadmodule", str(bins.redisearch), "TIMEOUT", "0"]
+        gears = self.gears.module_args() if self.gears is not None else []
+        return ["--loadmodule", str(bins.redisearch), "TIMEOUT", "0", *gears]
 
     def stop(self, wait_s: float = 15.0) -> bool:
         """Shut the server down (AOF is flushed). Return False if it was not running."""
@@ -197,6 +197,19 @@ class EmbeddedRedis:
             return " | ".join(self.logfile.read_text().strip().splitlines()[-n:])
         except OSError:
             return "(no log)"
+
+
+def _spawn(cmd: list[str], env: dict[str, str] | None, attached: bool) -> None:
+    """Run redis-server (owner-only files): a child that dies with this process, or a daemon."""
+    if attached:
+        parent = os.getpid()
+        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                                 preexec_fn=lambda: (os.umask(0o077), die_with_parent(parent)))
+        threading.Thread(target=child.wait, daemon=True).start()  # reaped when it exits: no zombie pid
+        return
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=lambda: os.umask(0o077))
+    if proc.returncode != 0:
+        raise ServerError(f"redis-server failed to start: {proc.stderr.strip() or proc.stdout.strip()}")
 
 
 def port_in_use(port: int) -> bool:

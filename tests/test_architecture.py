@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from facestream.gearsbuild import GEAR_PACKAGES
+
 REPO = Path(__file__).resolve().parents[1]
 #: A folder at the top of the repository -> the package it installs as (pyproject.toml's package-dir).
 FOLDERS = {"facestream": "facestream", "producer": "facestream.producer", "gears": "facestream.gears",
@@ -142,8 +144,7 @@ def test_no_file_over_400_lines_and_no_function_over_50():
 
 #: What the RedisGears image installs into the Gears interpreter (docker/gears.Dockerfile): no redis-py,
 #: no pydantic, no trackers. Anything else the gear imports fails there at load time.
-GEAR_THIRD_PARTY = {"numpy", "cv2", "dlib", "face_recognition_models", "pkg_resources", "setuptools", "onnxruntime",
-                    "retinaface"}
+GEAR_THIRD_PARTY = {*GEAR_PACKAGES, "pkg_resources", "setuptools"}  # face_recognition_models imports pkg_resources
 
 GEAR_IMPORT = """
 import importlib.abc, json, sys

@@ -149,7 +149,7 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
             sampler.stop()
         if len(got) < sent:
             raise FacestreamError(f"only {len(got.results)} results and {got.deadletters} dead letters for {sent} frames")
-        fig = _figures(s, workers, fps, got)
+        fig = answered_figures(s, workers, fps, got)
         fig.cpu_s = {"workers": sum(sampler.cpu.values()), "redis": sampler.redis_cpu, "producer": produce_cpu}
         fig.rss_mb, fig.lag_max = sampler.rss_max, sampler.lag_max
         if not live and (video.parent / "labels.json").is_file():
@@ -159,7 +159,7 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
         _wipe(client, gallery)
 
 
-def _figures(s: Settings, workers: int, fps: float | None, got: Answers) -> Figures:
+def answered_figures(s: Settings, workers: int, fps: float | None, got: Answers) -> Figures:
     """Frames, wall time (first capture → last result), latencies and stage times of one run."""
     results = got.results
     fig = Figures(f"pipeline ({workers} worker{'s' if workers > 1 else ''}, "

@@ -12,6 +12,7 @@ from facestream.app.bench import EnrollFigures, Figures
 from facestream.app.clusterbench import TierFigures
 from facestream.app.detbench import ProfileFigures
 from facestream.app.embedbench import EmbedFigures
+from facestream.app.gearsbench import BOX_PX, DISTANCE, GearComparison
 from facestream.app.knnbench import KnnFigures
 from facestream.app.sightbench import SightingFigures
 from facestream.config import Settings
@@ -135,4 +136,15 @@ def cluster_table(figs: list[TierFigures], command: str, fps: float = 15.0) -> l
     rows += ["", f"One node moves {one.frames_per_s:,.0f} frames/s of {one.frame_kb:.0f} KB: on paper "
              f"{one.frames_per_s / fps:,.0f} cameras at {fps:g} fps per node when each node has cores of its own "
              f"(here all 6 cluster nodes, their replicas and the clients share this machine's cores)."]
+    return rows
+
+
+def gears_table(cmp: GearComparison, command: str) -> list[str]:
+    """``bench --gears``: the clip through the runner and through the in-server gear, and whether they agree."""
+    rows = [f"`{command}` on {machine_line()}, {time.strftime('%Y-%m-%d')}:", "",
+            "| path | frames | frames/s | latency p50 / p99 ms | per frame: detect / embed ms |", "|---|---|---|---|---|"]
+    rows += [f"| {f.label} | {f.frames} | {f.fps:.1f} | {f.pct(50):.0f} / {f.pct(99):.0f} | "
+             f"{np.mean(f.stages['detect']):.1f} / {np.mean(f.stages['embed']):.1f} |" for f in (cmp.runner, cmp.gear)]
+    rows += ["", f"Frames whose faces differ (count, box > {BOX_PX} px, person, reason, distance > {DISTANCE}): "
+             f"{len(cmp.differences)} of {len(cmp.gear_results)}."]
     return rows

@@ -40,6 +40,7 @@ def bench(
     embedding: Annotated[bool, typer.Option("--embedding", help="Instead: ms per face embedding, ONNX vs this dlib and each --dlib-wheel, batch 1 and 8.")] = False,
     dlib_wheel: Annotated[Optional[list[Path]], typer.Option("--dlib-wheel", help="With --embedding: another dlib build to time (default: .facestream/wheels/*).")] = None,
     cluster: Annotated[bool, typer.Option("--cluster", help="Instead: frames/s of the stream tier on one node vs a 3-master cluster (both started here, 1080p JPEGs).")] = False,
+    gears: Annotated[bool, typer.Option("--gears", help="Instead: the clip through the in-server gear vs the runner (a gear server of the gears_dir build, started here).")] = False,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
@@ -60,6 +61,8 @@ def bench(
         block, rows = "embedding", _embedding(s, dlib_wheel, command)
     elif cluster:
         block, rows = "cluster", _cluster(s, command)
+    elif gears:
+        block, rows = "gears", _gears(s, video, enroll_dir, frames, command)
     else:
         block, rows = "live" if live else "ablation" if ablation else "clip", _clip(
             s, video, enroll_dir, workers, fps if live else None, frames, baseline, ablation, command)
@@ -147,6 +150,18 @@ def _cluster(s: Settings, command: str) -> list[str]:
     from facestream.app.tables import cluster_table
 
     return cluster_table(cluster_bench(s, say=say), command)
+
+
+def _gears(s: Settings, video: Path | None, enroll_dir: list[Path] | None, frames: int | None, command: str) -> list[str]:
+    from facestream.app.gearsbench import gear_vs_runner
+    from facestream.app.tables import gears_table
+    from facestream.gearsbuild import GearsBuild
+
+    build = GearsBuild.configured(s.gears_dir)
+    clip, people = _clip_and_people(s, video, enroll_dir)
+    comparison = gear_vs_runner(s, build, clip, people, frames, say)
+    typer.echo("\n".join(comparison.lines()))
+    return gears_table(comparison, command)
 
 
 def _detection(s: Settings, frames: int, command: str) -> list[str]:

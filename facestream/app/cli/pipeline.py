@@ -10,6 +10,7 @@ import typer
 from facestream.app.cli.app import app, say, settings_of
 from facestream.consumer.auth import login_hint
 from facestream.errors import FacestreamError
+from facestream.gearsbuild import GearsBuild
 from facestream.producer.capture import MAX_SIDE
 from facestream.redaction import configure_logging, redact
 from facestream.server import EmbeddedRedis, connect, connect_index, redis_cli, resolve_url
@@ -20,10 +21,13 @@ def redis_cmd(
     ctx: typer.Context,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the embedded server instead.")] = False,
     port: Annotated[Optional[int], typer.Option(help="Port (default: embedded_port setting, 6390).")] = None,
+    gears: Annotated[bool, typer.Option("--gears", help="Also load the RedisGears 1.2 build of the gears_dir setting "
+                                        "(then: facestream gears load).")] = False,
 ) -> None:
     """Start (or --stop) the embedded Redis 8 + RediSearch server and print its URL."""
     s = settings_of(ctx)
-    server = EmbeddedRedis(port or s.embedded_port, s.data_dir)
+    build = GearsBuild.configured(s.gears_dir) if gears else None
+    server = EmbeddedRedis(port or s.embedded_port, s.data_dir, gears=build)
     if stop:
         typer.echo(f"stopped {server.shown_url}" if server.stop() else f"no facestream Redis running on port {server.port}")
         return

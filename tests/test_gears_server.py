@@ -1,0 +1,83 @@
+"""The in-server gear on a real RedisGears 1.2 loaded into the embedded redis-server.
+
+RedisGears 1.x is in no package registry and facestream commits no recipe that builds it (the sources
+are not ours to ship); a user brings a build (``gears_dir``). The clip test runs where one is given
+(FACESTREAM_GEARS_DIR) and skips, saying so, elsewhere. The refusals around it need no build.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from facestream.app.gearsbench import gear_vs_runner
+from facestream.cluster import free_ports
+from facestream.errors import ServerError
+from facestream.gearsbuild import GearsBuild, link_source
+from facestream.models.evaluation.evaluate import segment_scores
+from facestream.server import EmbeddedRedis
+
+GEARS_DIR = os.environ.get("FACESTREAM_GEARS_DIR")
+needs_build = pytest.mark.skipif(
+    not GEARS_DIR, reason="no RedisGears 1.2 build given (FACESTREAM_GEARS_DIR): it is in no package registry "
+    "and built outside the repo (README, 'In-server gear')")
+
+
+def fake_build(folder: Path, python: str) -> Path:
+    """A folder laid out like a build whose Python is ``python`` (the module files are empty)."""
+    (folder / "python3_1.2.9" / "bin").mkdir(parents=True)
+    for name in ("redisgears.so", "gears_python.so"):
+        (folder / name).write_bytes(b"")
+    exe = folder / "python3_1.2.9" / "bin" / "python3"
+    exe.write_text(f"#!/bin/sh\nexec {python} \"$@\"\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return folder
+
+
+def test_a_folder_that_is_not_a_build_is_refused_in_one_line(tmp_path):
+    (tmp_path / "redisgears.so").write_bytes(b"")
+    with pytest.raises(ServerError, match=r"is not a RedisGears 1.2 build: no gears_python.so, python3_<version>"):
+        GearsBuild.find(tmp_path)
+    with pytest.raises(ServerError, match="set gears_dir"):
+        GearsBuild.configured(None)
+    with pytest.raises(ServerError, match="is not a folder"):
+        GearsBuild.configured(tmp_path / "nowhere")
+
+
+def test_a_gear_python_without_the_gear_packages_is_refused_before_the_server_starts(tmp_path):
+    """A Python 3 with none of the gear's packages (a bare -S interpreter): the server is not started."""
+    build = GearsBuild.find(fake_build(tmp_path / "build", "/usr/bin/env python3 -S -I"))
+    server = EmbeddedRedis(free_ports(1, 7450)[0], tmp_path / "data", gears=build)
+    with pytest.raises(ServerError, match=r"lacks numpy, cv2, onnxruntime, dlib, face_recognition_models, retinaface"):
+        server.start(attached=True)
+    assert not server.is_running()
+
+
+def test_the_gear_source_links_to_this_installation(tmp_path):
+    import facestream.gears.step
+    import facestream.keys
+
+    root = link_source(tmp_path)
+    assert (root / "facestream" / "gears" / "step.py").resolve() == Path(facestream.gears.step.__file__).resolve()
+    assert (root / "facestream" / "keys.py").resolve() == Path(facestream.keys.__file__).resolve()
+    assert link_source(tmp_path) == root  # made again over the old links
+
+
+@needs_build
+def test_the_clip_through_the_gear_is_answered_as_by_the_runner(settings, faces_dir):
+    """Every frame of the Hamilton clip answered in the server, Miranda named in his close-up, and each
+    frame's faces (boxes, people, reasons, distances) equal to the runner's on the same frames."""
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    cmp = gear_vs_runner(settings, GearsBuild.find(Path(GEARS_DIR)), clip, [faces_dir / "gallery" / "Lin-Manuel_Miranda"],
+                         say=lambda _line: None)
+    print("\n".join(cmp.lines()))
+    assert cmp.gear.frames == cmp.runner.frames == len(cmp.gear_results) > 250
+    assert cmp.gear.deadletters == 0
+    assert len(cmp.uncompared) <= 0.05 * len(cmp.gear_results), cmp.uncompared
+    assert not cmp.differences, "\n".join(cmp.differences[:5])
+    closeup = [(g, r) for g, r in zip(segment_scores(cmp.gear_results, clip), segment_scores(cmp.runner_results, clip))
+               if g.person_id == "Lin-Manuel_Miranda" and g.start_s == 3.18]
+    assert closeup and closeup[0][0].named == closeup[0][1].named >= 0.5 * closeup[0][0].nameable, closeup
