@@ -15,6 +15,7 @@ gear runs exactly the code the runner (``facestream work``) runs.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -99,9 +100,9 @@ def link_source(into: Path) -> Path:
     """``into/facestream``: links to this installation's core modules and its gears/ and models/ packages
     (installed as facestream.gears and facestream.models), made afresh; returns ``into`` for PYTHONPATH."""
     package = into / "facestream"
-    package.mkdir(parents=True, exist_ok=True)
-    for old in package.iterdir():
-        old.unlink()
+    if package.exists():  # links and the gear Python's __pycache__: rmtree removes links, never follows them
+        shutil.rmtree(package)
+    package.mkdir(parents=True)
     core = Path(_location("facestream"))
     for f in core.glob("*.py"):
         (package / f.name).symlink_to(f)

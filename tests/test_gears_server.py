@@ -63,7 +63,9 @@ def test_the_gear_source_links_to_this_installation(tmp_path):
     root = link_source(tmp_path)
     assert (root / "facestream" / "gears" / "step.py").resolve() == Path(facestream.gears.step.__file__).resolve()
     assert (root / "facestream" / "keys.py").resolve() == Path(facestream.keys.__file__).resolve()
+    (root / "facestream" / "__pycache__").mkdir()  # what the gear's Python writes beside the links
     assert link_source(tmp_path) == root  # made again over the old links
+    assert (root / "facestream" / "gears" / "step.py").is_file() and Path(facestream.gears.step.__file__).is_file()
 
 
 @needs_build

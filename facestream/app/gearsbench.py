@@ -116,7 +116,8 @@ def _checked(path: str, s: Settings, got: Answers, sent: int) -> tuple[Figures, 
     if len(got) < sent or not got.results:
         raise FacestreamError(f"{path}: {len(got.results)} results and {got.deadletters} dead letters for {sent} frames")
     fig = answered_figures(s, 1, None, got)
-    fig.label = f"{path} ({'the in-server gear, RedisGears 1.2' if path == 'gear' else fig.label})"
+    fig.label = {"gear": "gear: RedisGears 1.2 inside redis-server",
+                 "runner": f"runner: 1 facestream work process, {s.detect_threads} detect threads"}[path]
     return fig, got
 
 
