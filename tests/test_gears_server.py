@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import redis
 
 from facestream.app.gearsbench import gear_vs_runner
 from facestream.cluster import free_ports
@@ -83,3 +84,34 @@ def test_the_clip_through_the_gear_is_answered_as_by_the_runner(settings, faces_
     closeup = [(g, r) for g, r in zip(segment_scores(cmp.gear_results, clip), segment_scores(cmp.runner_results, clip))
                if g.person_id == "Lin-Manuel_Miranda" and g.start_s == 3.18]
     assert closeup and closeup[0][0].named == closeup[0][1].named >= 0.5 * closeup[0][0].nameable, closeup
+
+
+@needs_build
+def test_only_admin_may_run_python_in_a_gear_server(tmp_path):
+    """RG.PYEXECUTE runs any Python inside the server. RedisGears flags its commands 'readonly', but Redis 7+
+    gives module commands no ACL category from that, so the worker's and reader's +@read grant none of them:
+    they are refused every RG.* command; admin (+@all -@dangerous) loads the gear."""
+    from facestream.acl import apply
+    from facestream.config import load_settings
+    from facestream.keys import Keys
+    from facestream.server import connect
+
+    server = EmbeddedRedis(free_ports(1, 7460)[0], tmp_path, gears=GearsBuild.find(Path(GEARS_DIR)))
+    url = server.start(attached=True, wait_s=60)
+    try:
+        s = load_settings(redis_url=url, key_prefix="acl")
+        root = connect(s)
+        assert root.command_list(pattern="rg.py*")  # the module is loaded
+        python = "GB('ShardsIDReader').map(lambda x: 'ran').run()"
+        for role in ("worker", "reader", "admin"):
+            name = apply(root, Keys("acl"), role, tmp_path / role)
+            client = connect(s.replace(redis_username=name, redis_password_file=tmp_path / role))
+            if role == "admin":
+                assert client.execute_command("RG.PYEXECUTE", python)[0] == [b"ran"]
+                continue
+            for command in (("RG.PYEXECUTE", python), ("RG.UNREGISTER", "x"), ("RG.PAUSEREGISTRATIONS",),
+                            ("RG.DUMPREGISTRATIONS",)):
+                with pytest.raises(redis.exceptions.NoPermissionError):
+                    client.execute_command(*command)
+    finally:
+        server.stop()
