@@ -1,9 +1,10 @@
-# facestream's in-server gear for RedisGears 1.2 (embedded Python 3.7, Redis 6.2 + RediSearch 2.6).
+# facestream's in-server gear for RedisGears 1.2 (embedded Python 3.7; run on redis-server 8.2 + RediSearch 2.10).
 #
 # `facestream gears load` sends this file with RG.PYEXECUTE ... ID facestream UPGRADE after putting
 # the current settings into SETTINGS_JSON. The work itself is done by facestream.gears.step (the same code as
-# `facestream work`), which must be installed in the Gears interpreter (see docker/gears.Dockerfile);
-# this script only wires it to the frame streams.
+# `facestream work`), which the Gears interpreter finds on its PYTHONPATH (`facestream redis --gears`,
+# facestream/gearsbuild.py) or installed in it (docker/gears.Dockerfile); this script only wires it to the
+# frame streams. RedisGears runs one execution per stream at a time, so a camera's frames come in order.
 import json
 from types import SimpleNamespace
 
