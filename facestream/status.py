@@ -40,6 +40,7 @@ class Status:
     sightings: int = 0
     visitors: int = 0
     policy: str = "the settings' (no calibration stored)"  # what the workers decide with
+    gear: dict[str, str] | None = None  # the in-server gear's registration (RedisGears), if the server has one
 
     @property
     def lost(self) -> int:
@@ -57,6 +58,9 @@ class Status:
                        + ", ".join(repr(k) for k in self.bad_streams[:5]))
         out.append(f"gallery {self.gallery_faces} faces   cohort {self.cohort_faces} faces   decision policy: {self.policy}")
         out.append(f"sightings {self.sightings}   visitors {self.visitors}")
+        if self.gear is not None:
+            out.append(f"in-server gear on {self.gear.get('stream')}: {self.gear.get('numTriggered')} runs, "
+                       f"{self.gear.get('numFailures')} failed, last error: {self.gear.get('lastError') or '-'}")
         out.append(f"workers alive: {len(self.workers)}")
         for name, w in sorted(self.workers.items()):
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
@@ -104,6 +108,7 @@ def read_status(client: redis.Redis | redis.RedisCluster, settings: Settings, in
     raw = index.get(keys.policy)
     if raw is not None:
         st.policy = _policy_line(raw)
+    st.gear = gear_registration(client, keys)
     for wkey in client.scan_iter(match=keys.worker_pattern, count=1000):
         st.workers[_shown(wkey).rsplit(":", 1)[-1]] = {_shown(k): _shown(v) for k, v in client.hgetall(wkey).items()}
     return st
@@ -112,3 +117,24 @@ def read_status(client: redis.Redis | redis.RedisCluster, settings: Settings, in
 def _total(client: redis.Redis | redis.RedisCluster, keys: Keys, kind: str) -> int:
     """Entries in every camera's ``kind`` stream together."""
     return sum(client.xlen(keys.camera_key(kind, c)) for c in cameras(client, keys, kind)[0])
+
+
+def gear_registration(client: redis.Redis | redis.RedisCluster, keys: Keys) -> dict[str, str] | None:
+    """The counters of the gear registered on this prefix's frame streams (RG.DUMPREGISTRATIONS; its
+    RegistrationData and args flattened), None without RedisGears, without one, or without the right."""
+    try:
+        registrations = client.execute_command("RG.DUMPREGISTRATIONS")
+    except redis.ResponseError:  # no RedisGears here, or a role without RG.* (every one but admin)
+        return None
+    for reg in registrations:
+        data = _pairs(_pairs(reg).get("RegistrationData", []))
+        args = _pairs(data.get("args", []))
+        if _shown(args.get("stream", b"")) == keys.frames_prefix + "*":
+            return {k: "" if v is None else _shown(v) if isinstance(v, (bytes, str)) else str(v)
+                    for k, v in {**data, **args}.items() if not isinstance(v, list)}
+    return None
+
+
+def _pairs(flat: list) -> dict:
+    """A RESP2 list of alternating names and values as a dict (names decoded)."""
+    return {_shown(flat[i]): flat[i + 1] for i in range(0, len(flat) - 1, 2)}

@@ -115,3 +115,36 @@ def test_only_admin_may_run_python_in_a_gear_server(tmp_path):
                     client.execute_command(*command)
     finally:
         server.stop()
+
+
+@needs_build
+def test_a_bad_frame_is_dead_lettered_inside_the_server_and_status_shows_the_gear(tmp_path, faces_dir):
+    import time
+
+    from facestream.config import load_settings
+    from facestream.gears.loader import load
+    from facestream.keys import Keys
+    from facestream.producer.capture import Producer
+    from facestream.server import connect
+    from facestream.status import read_status
+
+    server = EmbeddedRedis(free_ports(1, 7470)[0], tmp_path, gears=GearsBuild.find(Path(GEARS_DIR)))
+    url = server.start(attached=True, wait_s=60)
+    try:
+        s = load_settings(redis_url=url, key_prefix="st", data_dir=tmp_path)
+        client, keys = connect(s), Keys("st")
+        assert read_status(client, s).gear is None  # nothing registered yet
+        assert load(client, s) == "OK"
+        Producer(client, s, "door", str(faces_dir / "videos" / "hamilton_white_house_2009.mp4"), realtime=False).run(1)
+        client.xadd(keys.frames("door"), {"camera": "door", "ts_ms": "1", "jpeg": b"\xff\xd8garbage"})
+        deadline = time.monotonic() + 60
+        while (client.xlen(keys.results("door")), client.xlen(keys.deadletter("door"))) != (1, 1):
+            assert time.monotonic() < deadline, "the gear did not answer both frames"
+            time.sleep(0.1)
+        letter = client.xrange(keys.deadletter("door"))[0][1]
+        assert b"JPEG" in letter[b"reason"] and letter[b"worker"] == b"gears"
+        st = read_status(client, s)
+        assert st.gear is not None and int(st.gear["numTriggered"]) >= 2 and st.gear["numFailures"] == "0"
+        assert f"in-server gear on st:frames:*: {st.gear['numTriggered']} runs, 0 failed, last error: -" in st.lines()
+    finally:
+        server.stop()
