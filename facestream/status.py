@@ -12,6 +12,7 @@ import redis
 
 from facestream.commands import cameras, ft_info, group_info
 from facestream.config import Settings
+from facestream.feed import is_cluster
 from facestream.keys import Keys
 from facestream.replies import text
 
@@ -121,7 +122,10 @@ def _total(client: redis.Redis | redis.RedisCluster, keys: Keys, kind: str) -> i
 
 def gear_registration(client: redis.Redis | redis.RedisCluster, keys: Keys) -> dict[str, str] | None:
     """The counters of the gear registered on this prefix's frame streams (RG.DUMPREGISTRATIONS; its
-    RegistrationData and args flattened), None without RedisGears, without one, or without the right."""
+    RegistrationData and args flattened), None without RedisGears, without one, or without the right.
+    A Redis Cluster has no gear (it runs on one server), and RG.* have no key to route by."""
+    if is_cluster(client):
+        return None
     try:
         registrations = client.execute_command("RG.DUMPREGISTRATIONS")
     except redis.ResponseError:  # no RedisGears here, or a role without RG.* (every one but admin)
