@@ -15,7 +15,12 @@ from facestream.app.local import LocalPipeline
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Frame, FrameResult
 
-BAD, GOOD_EVERY, RSS_LIMIT_MB = 5000, 125, 600
+#: The worker's memory may grow by this much over its own size once ready while it answers the fuzz (measured:
+#: 263-284 MB): the embedder's session made on the first face, the eight 4K frames at the end decoded as one
+#: batch (25 MB each), onnxruntime's arena grown to the largest input. Every frame of a batch held at once
+#: (64 x 4K) or a leak of 100 KB per bad frame would pass it. Measured against the worker's own size, not a
+#: fixed total, which moved with the models (the old 600 MB cap: 532-613 MB in runs of the same code).
+BAD, GOOD_EVERY, GROWTH_LIMIT_MB = 5000, 125, 400
 
 
 def _clip_jpegs(faces_dir: Path, n: int) -> list[bytes]:
@@ -73,6 +78,7 @@ def test_fuzzed_frames_never_stop_a_worker(r, settings, faces_dir):
     with LocalPipeline(s, s.redis_url, "fuzz", workers=1) as local:
         local.wait_ready(r, "fuzz")
         (pid,) = local.worker_pids
+        ready = _peak_rss_mb(pid)  # models loaded, nothing answered yet
         peak = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -95,5 +101,6 @@ def test_fuzzed_frames_never_stop_a_worker(r, settings, faces_dir):
     assert answered == set(good_ids) and len(good_ids) >= 30
     assert pending == 0
     print(f"fuzz: {len(bad_ids)} bad frames of {len(set(classes.values()))} classes dead-lettered, "
-          f"{len(good_ids)} good answered, worker peak RSS {peak:.0f} MB")
-    assert peak <= RSS_LIMIT_MB, f"worker peak RSS {peak:.0f} MB"
+          f"{len(good_ids)} good answered, worker peak RSS {peak:.0f} MB, {peak - ready:.0f} MB above its "
+          f"{ready:.0f} MB when ready")
+    assert peak - ready <= GROWTH_LIMIT_MB, f"worker peak RSS {peak:.0f} MB, {peak - ready:.0f} MB above ready"
