@@ -14,7 +14,7 @@ from facestream.commands import cameras, ft_info, group_info
 from facestream.config import Settings
 from facestream.feed import is_cluster
 from facestream.keys import Keys
-from facestream.replies import text
+from facestream.replies import as_dict, text
 
 
 @dataclass
@@ -131,14 +131,10 @@ def gear_registration(client: redis.Redis | redis.RedisCluster, keys: Keys) -> d
     except redis.ResponseError:  # no RedisGears here, or a role without RG.* (every one but admin)
         return None
     for reg in registrations:
-        data = _pairs(_pairs(reg).get("RegistrationData", []))
-        args = _pairs(data.get("args", []))
+        data = as_dict(as_dict(reg).get("RegistrationData"))
+        args = as_dict(data.get("args"))
         if _shown(args.get("stream", b"")) == keys.frames_prefix + "*":
             return {k: "" if v is None else _shown(v) if isinstance(v, (bytes, str)) else str(v)
                     for k, v in {**data, **args}.items() if not isinstance(v, list)}
     return None
 
-
-def _pairs(flat: list) -> dict:
-    """A RESP2 list of alternating names and values as a dict (names decoded)."""
-    return {_shown(flat[i]): flat[i + 1] for i in range(0, len(flat) - 1, 2)}

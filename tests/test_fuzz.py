@@ -18,7 +18,7 @@ from facestream.records import DeadLetter, Frame, FrameResult
 #: The worker's memory may grow by this much over its own size once ready while it answers the fuzz (measured:
 #: 263-308 MB): the embedder's session made on the first face, the eight 4K frames at the end decoded as one
 #: batch (25 MB each), onnxruntime's arena grown to the largest input. Every frame of a batch held at once
-#: (64 x 4K) or a leak of 100 KB per bad frame would pass it. Measured against the worker's own size, not a
+#: (64 x 4K) or a leak of 100 KB per bad frame would exceed it. Measured against the worker's own size, not a
 #: fixed total, which moved with the models (the old 600 MB cap: 532-613 MB in runs of the same code).
 BAD, GOOD_EVERY, GROWTH_LIMIT_MB = 5000, 125, 400
 

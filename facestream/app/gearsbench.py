@@ -12,7 +12,6 @@ frame searched whole, every face embedded and named from that frame only. They s
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,12 +19,13 @@ from typing import Callable
 import redis
 
 from facestream.app.bench import Figures, answered_figures
-from facestream.app.local import Answers, LocalPipeline, answers, enroll_people
+from facestream.app.local import Answers, LocalPipeline, enroll_people, wait_answers
 from facestream.cluster import free_ports
 from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.gears.loader import load
+from facestream.gears.step import entry_ms
 from facestream.gearsbuild import GearsBuild
 from facestream.keys import Keys
 from facestream.models.store.gallery import Gallery
@@ -52,9 +52,13 @@ class GearComparison:
     def lines(self) -> list[str]:
         ratio = self.gear.fps / self.runner.fps if self.runner.fps else float("nan")
         return [*self.runner.lines(), *self.gear.lines(),
-                f"gear / runner frames/s: {ratio:.2f}x; frames that differ: {len(self.differences)} of "
-                f"{len(self.gear_results) - len(self.uncompared)} compared ({len(self.uncompared)} late on one "
-                f"path only: {self.uncompared[:10]})", *[f"  {d}" for d in self.differences[:10]]]
+                f"gear / runner frames/s: {ratio:.2f}x; {self.agreement()} (late on one path: {self.uncompared[:10]})",
+                *[f"  {d}" for d in self.differences[:10]]]
+
+    def agreement(self) -> str:
+        return (f"frames whose faces differ (count, box > {BOX_PX} px, person, reason, distance > {DISTANCE}): "
+                f"{len(self.differences)} of {len(self.gear_results) - len(self.uncompared)} compared "
+                f"({len(self.uncompared)} decided late on one path only, set aside: one view per face by design)")
 
 
 def gear_vs_runner(settings: Settings, build: GearsBuild, clip: Path, people: list[Path],
@@ -97,19 +101,10 @@ def _through_gear(s: Settings, client: redis.Redis, clip: Path, max_frames: int 
     say("gear: " + load(client, s))
     keys = Keys(s.key_prefix)
     warm = Producer(client, s, "warmup", str(clip), realtime=False).run(1).sent  # models loaded before timing
-    _wait(client, keys, "warmup", warm, 120)
+    wait_answers(client, keys, "warmup", warm, timeout_s=120)
     say("gear: playing the clip")
     sent = Producer(client, s, CAMERA, str(clip), realtime=False).run(max_frames).sent
-    return _checked("gear", s, _wait(client, keys, CAMERA, sent, 600), sent)
-
-
-def _wait(client: redis.Redis, keys: Keys, camera: str, sent: int, timeout_s: float) -> Answers:
-    deadline = time.monotonic() + timeout_s
-    got = answers(client, keys, camera)
-    while len(got) < sent and time.monotonic() < deadline:
-        time.sleep(0.2)
-        got = answers(client, keys, camera)
-    return got
+    return _checked("gear", s, wait_answers(client, keys, CAMERA, sent), sent)
 
 
 def _checked(path: str, s: Settings, got: Answers, sent: int) -> tuple[Figures, Answers]:
@@ -125,8 +120,8 @@ def late_on_one_path(runner: Answers, gear: Answers) -> list[int]:
     """Seqs of frames that one path decided late (over :data:`LATE_MS` after the frame was appended: one
     view per face) and the other on time (several views), or either too close to tell: their distances
     differ by design, not by the path. The decision's moment: the result's append less its embed and search."""
-    def late(entry_ms: int, r: FrameResult) -> int:
-        waited = entry_ms - r.timings.get("embed", 0.0) - r.timings.get("search", 0.0) - int(r.frame_id.split("-")[0])
+    def late(appended_ms: int, r: FrameResult) -> int:
+        waited = appended_ms - r.timings.get("embed", 0.0) - r.timings.get("search", 0.0) - entry_ms(r.frame_id)
         return 0 if waited < LATE_MS - LATE_MARGIN_MS else 1 if waited > LATE_MS + LATE_MARGIN_MS else -1
 
     gear_late = {r.seq: late(ms, r) for ms, r in gear.results}

@@ -115,12 +115,17 @@ class LocalPipeline:
     def wait_answers(self, client: redis.Redis, camera: str, sent: int, since: str = "-",
                      timeout_s: float = 600) -> Answers:
         """Until all ``sent`` frames of ``camera`` are answered, every worker has exited, or the time is up."""
-        keys = Keys(self.s.key_prefix)
-        deadline = time.monotonic() + timeout_s
+        return wait_answers(client, Keys(self.s.key_prefix), camera, sent, since, timeout_s,
+                            lambda: any(p.poll() is None for p in self.procs))
+
+
+def wait_answers(client: redis.Redis, keys: Keys, camera: str, sent: int, since: str = "-", timeout_s: float = 600,
+                 running: Callable[[], bool] = lambda: True) -> Answers:
+    """Until all ``sent`` frames of ``camera`` are answered, ``running`` says no one is left to answer them,
+    or the time is up."""
+    deadline = time.monotonic() + timeout_s
+    got = answers(client, keys, camera, since)
+    while len(got) < sent and time.monotonic() < deadline and running():
+        time.sleep(0.2)
         got = answers(client, keys, camera, since)
-        while len(got) < sent and time.monotonic() < deadline:
-            if all(p.poll() is not None for p in self.procs):
-                break
-            time.sleep(0.2)
-            got = answers(client, keys, camera, since)
-        return got
+    return got

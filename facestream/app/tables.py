@@ -12,7 +12,7 @@ from facestream.app.bench import EnrollFigures, Figures
 from facestream.app.clusterbench import TierFigures
 from facestream.app.detbench import ProfileFigures
 from facestream.app.embedbench import EmbedFigures
-from facestream.app.gearsbench import BOX_PX, DISTANCE, GearComparison
+from facestream.app.gearsbench import GearComparison
 from facestream.app.knnbench import KnnFigures
 from facestream.app.sightbench import SightingFigures
 from facestream.config import Settings
@@ -145,9 +145,8 @@ def gears_table(cmp: GearComparison, command: str) -> list[str]:
             "| path | frames | frames/s | latency p50 / p99 ms | per frame: detect / embed ms |", "|---|---|---|---|---|"]
     rows += [f"| {f.label} | {f.frames} | {f.fps:.1f} | {f.pct(50):.0f} / {f.pct(99):.0f} | "
              f"{np.mean(f.stages['detect']):.1f} / {np.mean(f.stages['embed']):.1f} |" for f in (cmp.runner, cmp.gear)]
+    agreement = cmp.agreement()
     rows += ["", "Both: the clip's frames pushed at full speed, `fast` profile, tracking off (the gear answers each "
              "frame alone); latency includes the wait of the frames pushed ahead.",
-             "", f"Frames whose faces differ (count, box > {BOX_PX} px, person, reason, distance > {DISTANCE}): "
-             f"{len(cmp.differences)} of {len(cmp.gear_results) - len(cmp.uncompared)} compared ({len(cmp.uncompared)} "
-             "decided late on one path only, set aside: one view per face by design)."]
+             "", agreement[0].upper() + agreement[1:] + "."]
     return rows
