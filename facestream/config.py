@@ -1,4 +1,9 @@
-"""All of facestream's settings, in one place, with their defaults.
+"""All of facestream's settings, in one place, with their defaults and the reason for each.
+
+Every tuning value of the frame's path (how many views a face gets, when a frame counts as late, how
+long a track survives a missed detection, the HNSW degree of every index) is a field here; the gear
+step receives them as they are (``facestream work`` passes these settings, the in-server gear a namespace
+of the same fields), so nothing in gears/ or models/ keeps a number of its own for them.
 
 Values come from (highest first): keyword arguments, ``FACESTREAM_*`` environment variables, the
 YAML/TOML file named by ``FACESTREAM_CONFIG`` (or ``--config``), then the defaults below. Every
@@ -133,6 +138,19 @@ class Settings(BaseSettings):
         "cnn", description="Stills where the detector finds no face are tried again with this one (live: never)."
     )
     min_face_px: int = Field(20, ge=0, description="Smaller detections are ignored.")
+    max_viewed_faces: int = Field(
+        2, ge=0, description="At most this many first looks per frame (the largest new faces) get probe_views views; "
+        "the others one: a crowd of new faces at 1080p must not add hundreds of ms to one frame.",
+    )
+    late_ms: int = Field(
+        150, ge=0, description="A frame this late (ms since it was added to its stream) is searched and embedded on "
+        "the cheap: no sweep or moving areas, one view per new face, at most late_looks fresh looks at tracked "
+        "faces. Keeping up with the camera comes first; a late frame must not make the next one later.",
+    )
+    late_looks: int = Field(
+        1, ge=0, description="A late frame still looks again at this many of its tracked faces that are due (the "
+        "largest): it costs little, and tracks keep converging on their names while the worker catches up.",
+    )
 
     # --- Matching ----------------------------------------------------------------------------------
     match_threshold: float = Field(
@@ -157,7 +175,7 @@ class Settings(BaseSettings):
     )
     knn_k: int = Field(10, ge=1, le=1000, description="Neighbours fetched per face before the open-set decision.")
     hnsw_m: int = Field(32, ge=2, le=512, description="HNSW graph degree of the gallery index (32: recall@1 0.997 at 1M faces; 16: 0.939).")
-    hnsw_ef_construction: int = Field(200, ge=10, description="HNSW build-time candidate list.")
+    hnsw_ef_construction: int = Field(200, ge=10, description="HNSW build-time candidate list of every vector index (gallery, cohort, sightings, visitors).")
     hnsw_ef_runtime: int = Field(200, ge=10, description="HNSW query-time candidate list.")
 
     # --- MQTT (facestream mqtt) ---------------------------------------------------------------------
@@ -187,6 +205,20 @@ class Settings(BaseSettings):
         "face is one sighting per look.",
     )
     thumb_px: int = Field(96, ge=32, le=320, description="Longest side of a sighting's JPEG thumbnail.")
+    visitor_young_looks: int = Field(
+        8, ge=0, description="A visitor a track has just made is checked against the earlier visitors on this many "
+        "of the track's next looks, and merged into one its template fits: the first look of an appearance may be "
+        "a poor one (a head turning at a cut), and the template of a few looks finds the stranger seen before.",
+    )
+    untracked_window_ms: int = Field(
+        10_000, ge=1, description="Without tracking, the faces of one label on one camera share one track's "
+        "allowance of sightings per this long: a camera filming one stranger for an hour keeps ~1,000 sightings, "
+        "not 54,000.",
+    )
+    sightings_hnsw_m: int = Field(
+        16, ge=2, le=512, description="HNSW graph degree of each sightings time bucket and of the visitors' index "
+        "(16: a bucket holds ~80k faces at 1M sightings over 72 h, where M 16 finds the nearest exactly).",
+    )
     visitor_distance: float = Field(
         0.11, gt=0, lt=4, description="An unknown track joins the nearest visitor whose centroid and exemplars (on "
         "average) are this close (squared L2), else starts a new one. `facestream eval --visitors` measures it.",
@@ -211,6 +243,19 @@ class Settings(BaseSettings):
         "track_reembed_s (its name is the vote over its track). Each camera is then read by one worker at a time.",
     )
     track_reembed_s: float = Field(0.5, ge=0, description="A tracked face is embedded again after this long.")
+    track_split_distance: float = Field(
+        0.25, gt=0, lt=4, description="A new embedding this far (squared L2) from its track's previous one means "
+        "the tracker joined two people (a cut, a crossing): the track's votes are discarded and it starts over.",
+    )
+    track_lost_s: float = Field(
+        1.0, gt=0, description="A track whose face is not detected keeps its id and votes this long (a turned "
+        "head, a passer-by in front), so the face is not embedded anew when it comes back.",
+    )
+    track_fps: float = Field(
+        30.0, gt=0, description="The frame rate tracking counts in frames: a tracked face is embedded again after "
+        "at most track_reembed_s x this many frames (files played faster than real time still get fresh looks), "
+        "and ByteTrack keeps a lost track for track_lost_s x this many frames.",
+    )
     detect_threads: int = Field(2, ge=1, le=64, description="Threads decoding and detecting frames ahead, per worker.")
     camera_lease_ms: int = Field(10_000, ge=500, description="With tracking: a dead worker's cameras move after this.")
     discover_interval_s: float = Field(2.0, gt=0, description="How often workers look for new camera streams.")

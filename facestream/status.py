@@ -65,7 +65,8 @@ class Status:
         out.append(f"workers alive: {len(self.workers)}")
         for name, w in sorted(self.workers.items()):
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
-                       f"skipped {w.get('skipped')} lost {w.get('lost')} errors {w.get('errors')}")
+                       f"skipped {w.get('skipped')} lost {w.get('lost')} errors {w.get('errors')}"
+                       + (f" unstored sightings/visitor looks {w['unstored']}" if int(w.get("unstored") or 0) else ""))
         return out
 
 

@@ -10,6 +10,7 @@ import redis
 
 from facestream.commands import group_info
 from facestream.gears import metrics
+from facestream.gears.step import Outcome
 from facestream.keys import Keys
 
 #: A heartbeat lives this long: a worker that stops beating drops out of `status` and the lease share.
@@ -26,19 +27,21 @@ class Counts:
     skipped: int = 0  # lag_policy=latest skipped them
     lost: int = 0  # trimmed from a stream before any worker read them (counted by this worker)
     errors: int = 0  # raised, left pending for a retry
+    unstored: int = 0  # visitor/sighting writes that failed after their frame's result was committed
     bad_streams: int = 0  # keys under the frames prefix that are not valid camera ids (now)
 
-    def add(self, camera: str, outcome: str, timings: dict[str, float]) -> None:
+    def add(self, camera: str, outcome: Outcome) -> None:
         """Count one answered frame ('result', 'deadletter' or 'duplicate') and its stage timings."""
-        if outcome == "result":
+        if outcome.kind == "result":
             self.results += 1
-            for stage, ms in timings.items():
+            self.unstored += outcome.unstored
+            for stage, ms in outcome.timings.items():
                 metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
-        elif outcome == "deadletter":
+        elif outcome.kind == "deadletter":
             self.deadletters += 1
         else:
             self.duplicates += 1
-        metrics.FRAMES_OUT.labels(camera, outcome).inc()
+        metrics.FRAMES_OUT.labels(camera, outcome.kind).inc()
 
 
 def beat(client: redis.Redis, keys: Keys, name: str, counts: Counts, streams: list[str], group: str) -> None:

@@ -1,9 +1,10 @@
 """What the gear step needs from its collaborators, as structural types.
 
-Both runners satisfy them: ``facestream work`` passes :class:`facestream.config.Settings`,
-:class:`facestream.models.vision.analyzer.FaceAnalyzer` and :class:`facestream.gears.tracks.CameraTracks`; the in-server gear a
-``SimpleNamespace`` of the same settings. Only imported for type checking: RedisGears 1.2 runs
-Python 3.7, which has no ``typing.Protocol``.
+Both runners satisfy them: ``facestream work`` passes
+:class:`facestream.models.vision.analyzer.FaceAnalyzer` and :class:`facestream.gears.tracks.CameraTracks`,
+the in-server gear the same analyzer and :class:`facestream.gears.track.NoTracks`. The step's settings
+are :class:`facestream.config.Settings` itself (the gear passes a namespace of every field). Only
+imported for type checking: RedisGears 1.2 runs Python 3.7, which has no ``typing.Protocol``.
 """
 
 from __future__ import annotations
@@ -12,32 +13,12 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from facestream.gears.track import Kept
 from facestream.models.matcher import Match
-from facestream.models.protocols import Embedder, PolicySettings
-from facestream.models.store.sightings import Kept
+from facestream.models.protocols import Embedder
 from facestream.models.types import Detection
 from facestream.models.vision.profile import DetectionProfile
 from facestream.models.vision.regions import Region
-
-
-class StepSettings(PolicySettings, Protocol):
-    key_prefix: str
-    max_frame_bytes: int
-    max_frame_pixels: int
-    knn_k: int
-    hnsw_ef_runtime: int
-    probe_views: int
-    results_maxlen: int
-    deadletter_maxlen: int
-    events_maxlen: int
-    answered_ttl_s: float
-    absent_after_s: float
-    sightings: bool
-    sightings_retention_h: float
-    sightings_bucket_h: float
-    sightings_per_track: int
-    thumb_px: int
-    visitor_distance: float
 
 
 class Analyzer(Protocol):

@@ -1,15 +1,17 @@
 """The gear step: one frame-stream entry → one result (or one dead letter), written atomically.
 
-:meth:`Step.run` is the pure part (decode → detect → embed → KNN → open-set decision);
-:meth:`Step.commit_result` / :meth:`Step.commit_deadletter` write its outcome with one Lua script
-that, in a single atomic step,
+A frame goes :meth:`Step.prepare` (parse, decode, detect: safe in threads) → :meth:`Step.finish`
+(track, embed, search, decide: one :class:`Look` per face, in the camera's order) → :meth:`Step.commit`,
+which writes the :class:`Answer` with one Lua script that, in a single atomic step,
 
 1. sets an idempotency marker keyed on the source entry id (a replayed frame writes nothing new),
 2. appends the result to the camera's ``fs:results:{cam}`` (or the dead letter to ``fs:deadletter:{cam}``),
 3. updates who is present on the camera and appends ``appear`` / ``leave`` events to ``fs:events:{cam}``, and
-4. XACKs the frame (when it was read through a consumer group).
+4. XACKs the frame (when it was read through a consumer group),
 
-Every key it touches is the camera's (one hash tag), so it is one script on a Redis Cluster too.
+and then, only if it wrote, makes the answer's side writes (visitors, sightings: :mod:`facestream.gears.memory`),
+so a frame answered twice changes nothing twice. :meth:`Step.handle` does all three for one entry.
+Every key the script touches is the camera's (one hash tag), so it is one script on a Redis Cluster too.
 
 The step takes ``call(*args)`` functions that run one Redis command: redis-py's ``execute_command``
 in ``facestream work``, RedisGears' ``execute`` in the in-server gear; ``index_call`` for the index
@@ -19,35 +21,31 @@ share this code, and it is kept valid Python 3.7 (RedisGears 1.2's interpreter; 
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import numpy as np
 
 from facestream.errors import BadFrame
-from facestream.gears.memory import Memory
+from facestream.gears.memory import Memory, Writes
+from facestream.gears.track import Kept, NoTracks
 from facestream.keys import Keys
 from facestream.models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, StoredPolicy, decide, unnamed
 from facestream.models.store.knn import nearest_stranger, search_with
-from facestream.models.store.sightings import Kept
 from facestream.models.store.stamp import ModelStamp, claim
 from facestream.models.vision.image import decode_frame
-from facestream.models.vision.profile import LATE_MS
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.replies import text
 
 if TYPE_CHECKING:
-    from facestream.gears.protocols import Analyzer, Scan, StepSettings, Tracks
+    from facestream.config import Settings
+    from facestream.gears.protocols import Analyzer, Scan, Tracks
     from facestream.models.types import Detection, Quality
 
+log = logging.getLogger("facestream.step")
 Call = Callable[..., Any]
-#: At most this many first looks per frame get ``probe_views`` views (the largest faces); the others one:
-#: a crowd of new faces at 1080p must not add hundreds of ms to one frame.
-MAX_VIEWED = 2
-#: A frame already LATE_MS late looks again at this many of its tracked faces (the largest due), besides
-#: its new faces: it costs little, and the worker catches up while tracks still converge on their names.
-LATE_LOOKS = 1
 
 # KEYS: marker, output stream, events stream, presence hash, frame stream
 # ARGV: marker_ttl_ms, out_maxlen, group, entry_id, events_maxlen, ts_ms, absent_ms, camera, frame_id,
@@ -115,10 +113,61 @@ def entry_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
+@dataclass
+class Entry:
+    """One frame-stream entry as read: where it is, what it holds, how often it was delivered."""
+
+    stream: str
+    entry_id: str
+    fields: Fields
+    deliveries: int = 1
+
+
+@dataclass
+class Prepared:
+    """A decoded frame and its detections, waiting for :meth:`Step.finish`."""
+
+    entry_id: str
+    frame: Frame
+    rgb: np.ndarray  # the decoded image, RGB
+    detections: List[Detection]
+    timings: Dict[str, float]  # ms: queue, decode, detect
+
+
+@dataclass
+class Look:
+    """One detected face on its way through :meth:`Step.finish`: what this frame learns of it."""
+
+    detection: Detection
+    track_id: Optional[int]
+    views: int = 0  # network passes averaged into its embedding on this frame (0: not embedded now)
+    vector: Optional[np.ndarray] = None
+    quality: Optional[Quality] = None
+    match: Optional[Match] = None  # this frame's decision (embedded and searched, or too small to name)
+    kept: Optional[Kept] = None  # what its track (or, untracked, the face itself) remembers
+
+
+@dataclass
+class Answer:
+    """A frame's result, and the side writes (visitors, sightings) to make once it is committed."""
+
+    result: FrameResult
+    writes: Writes = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    """What answering one entry came to: 'result', 'deadletter' or 'duplicate', and its stage timings."""
+
+    kind: str
+    timings: Dict[str, float] = field(default_factory=dict)
+    unstored: int = 0  # side writes that failed after the result was committed (logged; not retried)
+
+
 class Step:
     """What one process needs to answer frames: settings, the analyzer (models loaded once), name cache."""
 
-    def __init__(self, settings: StepSettings, analyzer: Analyzer, call: Call, worker: str,
+    def __init__(self, settings: Settings, analyzer: Analyzer, call: Call, worker: str,
                  index_call: Optional[Call] = None):
         self.s = settings
         self.keys = Keys(settings.key_prefix)
@@ -131,15 +180,28 @@ class Step:
         embedder = analyzer.embedder  # refused at start if the gallery holds another model's vectors
         claim(self.icall, self.keys, ModelStamp(embedder.model_id, embedder.dim))
         self.memory = Memory(settings, self.keys, self.icall, embedder.dim)
-        self.last_timings: dict[str, float] = {}
 
-    def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Scan | None = None) -> Prepared:
+    def handle(self, entry: Entry, group: str = "", tracks: Optional[Tracks] = None, scan: Optional[Scan] = None,
+               prepared: Optional[Callable[[], Prepared]] = None) -> Outcome:
+        """Prepare (or take ``prepared()``, the runner's detection done ahead in a thread), finish and commit
+        one entry; a bad frame is dead-lettered at once. Any other exception propagates: the frame stays
+        pending and is retried (then dead-lettered after ``max_deliveries``) by the runner."""
+        try:
+            p = prepared() if prepared is not None else self.prepare(entry.stream, entry.entry_id, entry.fields, scan)
+            answer = self.finish(p, tracks, scan)
+        except BadFrame as e:
+            letter = DeadLetter(entry.stream, entry.entry_id, str(e), self.keys.camera_of(entry.stream),
+                                entry.deliveries, self.worker)
+            return Outcome("deadletter" if self.commit_deadletter(entry.stream, group, letter) else "duplicate")
+        return self.commit(entry.stream, group, answer)
+
+    def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Optional[Scan] = None) -> Prepared:
         """Parse, decode and detect one frame entry; raise BadFrame for input that can never be processed.
 
-        ``scan``: the camera's :class:`facestream.models.vision.scan.CameraScan` (balanced profile), which says where to
-        look; without one the whole frame is searched. Safe to run for several frames at once in
-        threads (dlib's detector and OpenCV's decoder release the GIL); :meth:`finish` must then see
-        a camera's frames in order.
+        ``scan``: the camera's :class:`facestream.models.vision.scan.CameraScan` (balanced profile), which says
+        where to look; without one the whole frame is searched. Safe to run for several frames at once in
+        threads (the detectors and OpenCV's decoder release the GIL); :meth:`finish` must then see a
+        camera's frames in order.
         """
         t0 = time.perf_counter()
         queue_ms = max(0.0, time.time() * 1000 - entry_ms(entry_id))
@@ -153,101 +215,115 @@ class Step:
         timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
         return Prepared(entry_id, frame, rgb, detections, timings)
 
-    def finish(self, p: Prepared, tracks: Tracks | None = None, scan: Scan | None = None) -> FrameResult:
-        """Embed, search and decide the faces of a prepared frame.
+    def finish(self, p: Prepared, tracks: Optional[Tracks] = None, scan: Optional[Scan] = None) -> Answer:
+        """Track, embed, search and decide the faces of a prepared frame: one :class:`Look` per face.
 
         With ``tracks`` (a camera's :class:`facestream.gears.tracks.CameraTracks`), only faces that are new or
-        due for a fresh look are embedded; the others take their track's voted name. A face's first look is
-        embedded from ``probe_views`` views (the :data:`MAX_VIEWED` largest of a frame), later looks from one.
-        A frame already :data:`LATE_MS` late embeds its new faces from one view each and at most
-        :data:`LATE_LOOKS` of its tracked faces.
+        due for a fresh look are embedded (:meth:`_plan`); the others take their track's voted name.
         """
         t0 = time.perf_counter()
         ts_s = p.frame.ts_ms / 1000
-        late = time.time() * 1000 - entry_ms(p.entry_id) > LATE_MS
         if tracks is None or ts_s < tracks.last_ts:  # not tracked, or older than a frame already tracked (a retry)
             tracks = NoTracks()
-        track_ids = tracks.update(p.detections, ts_s)
         policy = self.policy.get()
-        decided: dict[int, tuple[Match, Optional[Quality]]] = {}
-        viewed, once = self._looks(p.detections, tracks, track_ids, ts_s, policy, late, decided)
-        embedded = self._embed(p.rgb, p.detections, viewed, self.s.probe_views)
-        embedded.update(self._embed(p.rgb, p.detections, once, 1))
+        looks = [Look(d, tid) for d, tid in zip(p.detections, tracks.update(p.detections, ts_s))]
+        todo = self._plan(looks, tracks, ts_s, policy, time.time() * 1000 - entry_ms(p.entry_id) > self.s.late_ms)
+        self._embed(p.rgb, todo)
         t1 = time.perf_counter()
-        kept: dict[int, Kept] = {}
-        for i, (vec, quality) in embedded.items():
-            tid = track_ids[i]
-            probe = tracks.template(tid, vec)
-            m = self._decide(probe, quality, policy)
-            decided[i] = (m, quality)
-            kept[i] = tracks.record(tid, p.detections[i], ts_s, vec, m, self._name(m))
-            called = tracks.voted(tid) or m
-            self.memory.note(kept[i], called.person_id, m, probe, vec, p.frame.camera, p.frame.ts_ms)
-        faces = [self._face(det, decided.get(i), track_ids[i], tracks, kept.get(i))
-                 for i, det in enumerate(p.detections)]
-        for i, (vec, quality) in embedded.items():
-            self.memory.keep(kept[i], faces[i], i, vec, quality, p.rgb, p.frame.camera, p.frame.ts_ms)
+        writes: Writes = []
+        for look in todo:
+            writes += self._decide(look, tracks, ts_s, policy, p.frame)
+        faces = [self._face(look, tracks) for look in looks]
+        for i, (look, face) in enumerate(zip(looks, faces)):
+            if look.views:
+                writes += self.memory.keep(look.kept, face, i, look.vector, look.quality, p.rgb, p.frame.camera,
+                                           p.frame.ts_ms)
         if scan is not None:
             scan.follow([d.box for d in p.detections], ts_s)
         t2 = time.perf_counter()
         timings = {**p.timings, "embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3,
                    "total": (t2 - t0) * 1e3 + p.timings["decode"] + p.timings["detect"]}
         h, w = p.rgb.shape[:2]
-        return FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker, w, h,
-                           embedded=len(embedded))
+        result = FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker,
+                             w, h, embedded=len(todo))
+        return Answer(result, writes)
 
-    @staticmethod
-    def _looks(detections: list[Detection], tracks: Tracks, track_ids: list[Optional[int]], ts_s: float,
-               policy: Policy, late: bool, decided: dict) -> tuple[list[int], list[int]]:
-        """Which faces to embed now: (from ``probe_views`` views, from one). Faces too small to name are
-        decided here (``too_small``); the others wait until their track is due for a look."""
+    def _plan(self, looks: List[Look], tracks: Tracks, ts_s: float, policy: Policy, late: bool) -> List[Look]:
+        """The faces to embed now, in order, each with its ``views``: a first look from ``probe_views`` views
+        (the ``max_viewed_faces`` largest of the frame), later looks from one. A frame ``late_ms`` late embeds
+        its new faces from one view each and at most ``late_looks`` of its tracked faces. Faces too small to
+        name are decided here (``too_small``); the others wait until their track is due for a look."""
         new, again = [], []
-        for i, d in enumerate(detections):
-            if not tracks.due(track_ids[i], d, ts_s):
+        for look in looks:
+            if not tracks.due(look.track_id, look.detection, ts_s):
                 continue
-            if d.size < policy.min_face_px:  # too small to name: not worth a network pass
-                decided[i] = (unnamed(TOO_SMALL), None)
+            if look.detection.size < policy.min_face_px:  # too small to name: not worth a network pass
+                look.match = unnamed(TOO_SMALL)
             else:
-                (new if tracks.first_look(track_ids[i]) else again).append(i)
-        new.sort(key=lambda i: -detections[i].size)  # the largest new faces: most nameable
+                (new if tracks.first_look(look.track_id) else again).append(look)
+        new.sort(key=lambda look: -look.detection.size)  # the largest new faces: most nameable
         if late:  # catching up: every new face once, one view; of the tracked ones only the largest due
-            return [], new + sorted(again, key=lambda i: -detections[i].size)[:LATE_LOOKS]
-        return new[:MAX_VIEWED], new[MAX_VIEWED:] + again
+            viewed, once = [], new + sorted(again, key=lambda look: -look.detection.size)[:self.s.late_looks]
+        else:
+            viewed, once = new[:self.s.max_viewed_faces], new[self.s.max_viewed_faces:] + again
+        for look in viewed:
+            look.views = self.s.probe_views
+        for look in once:
+            look.views = 1
+        return viewed + once
 
-    def _embed(self, rgb: np.ndarray, detections: list[Detection], which: list[int],
-               views: int) -> dict[int, tuple[np.ndarray, Quality]]:
-        """face index -> (vector, Quality) for the faces ``which``, in one batch."""
-        if not which:
-            return {}
-        out = self.analyzer.embedder.embed(rgb, [detections[i] for i in which], views)
-        return {i: (out.vectors[k], out.quality[k]) for k, i in enumerate(which)}
+    def _embed(self, rgb: np.ndarray, todo: List[Look]) -> None:
+        """Embed the planned looks, one batch per view count."""
+        for views in sorted({look.views for look in todo}, reverse=True):
+            batch = [look for look in todo if look.views == views]
+            out = self.analyzer.embedder.embed(rgb, [look.detection for look in batch], views)
+            for k, look in enumerate(batch):
+                look.vector, look.quality = out.vectors[k], out.quality[k]
 
-    def _decide(self, vec: np.ndarray, quality: Quality, policy: Policy) -> Match:
-        """The open-set decision for one embedded face: gallery KNN, nearest cohort face, quality gates."""
-        nn = search_with(self.icall, self.keys.index, vec, self.s.knn_k, self.s.hnsw_ef_runtime)
+    def _decide(self, look: Look, tracks: Tracks, ts_s: float, policy: Policy, frame: Frame) -> Writes:
+        """The open-set decision for one embedded face (gallery KNN with its track's template, nearest cohort
+        face, quality gates), added to its track's vote; returns the visitor writes it calls for."""
+        probe = tracks.template(look.track_id, look.vector)
+        nn = search_with(self.icall, self.keys.index, probe, self.s.knn_k, self.s.hnsw_ef_runtime)
         stranger = None
         if nn and policy.cohort_margin > -4:
-            stranger = nearest_stranger(self.icall, self.keys.cohort_index, vec, self.s.hnsw_ef_runtime)
-        return decide(nn, policy, stranger, policy.gate(quality.size, quality.sharpness, quality.yaw))
+            stranger = nearest_stranger(self.icall, self.keys.cohort_index, probe, self.s.hnsw_ef_runtime)
+        q = look.quality
+        look.match = decide(nn, policy, stranger, policy.gate(q.size, q.sharpness, q.yaw))
+        look.kept = tracks.record(look.track_id, look.detection, ts_s, look.vector, look.match, self._name(look.match))
+        called = tracks.voted(look.track_id) or look.match
+        return self.memory.note(look.kept, called.person_id, look.match, probe, look.vector, frame.camera,
+                                frame.ts_ms)
 
     def _name(self, m: Match) -> str:
         return self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
 
-    def _face(self, det: Detection, decided: Optional[tuple[Match, Optional[Quality]]], track_id: Optional[int],
-              tracks: Tracks, kept: Optional[Kept]) -> Face:
+    def _face(self, look: Look, tracks: Tracks) -> Face:
         """The face record: its track's vote (this frame's decision included), else this frame's decision;
         an unknown face carries its track's visitor id."""
-        m, quality = decided if decided is not None else (None, None)
-        m = tracks.voted(track_id) or m or unnamed(NOT_EMBEDDED)
-        kept = kept or tracks.kept(track_id)
+        m = tracks.voted(look.track_id) or look.match or unnamed(NOT_EMBEDDED)
+        kept = look.kept or tracks.kept(look.track_id)
         visitor = kept.visitor if kept is not None and m.person_id == UNKNOWN else ""
-        return Face(det.box, round(det.score, 3), m.person_id, self._name(m),
-                    None if m.distance is None else round(m.distance, 4), round(m.confidence, 3), track_id,
-                    m.reason, quality.to_json() if quality is not None else None, visitor)
+        d = look.detection
+        return Face(d.box, round(d.score, 3), m.person_id, self._name(m),
+                    None if m.distance is None else round(m.distance, 4), round(m.confidence, 3), look.track_id,
+                    m.reason, look.quality.to_json() if look.quality is not None else None, visitor)
 
-    def run(self, stream: str, entry_id: str, fields: Fields) -> FrameResult:
-        """Analyse one frame entry on its own (every face embedded); raise BadFrame for bad input."""
-        return self.finish(self.prepare(stream, entry_id, fields))
+    def commit(self, stream: str, group: str, answer: Answer) -> Outcome:
+        """Commit the result (:meth:`commit_result`), then, only if that wrote it, make its side writes. A
+        side write that fails then is logged and counted, not retried: the frame is answered and acked."""
+        if not self.commit_result(stream, group, answer.result):
+            return Outcome("duplicate", answer.result.timings)
+        unstored = 0
+        for i, write in enumerate(answer.writes):
+            try:
+                write()
+            except Exception as e:  # noqa: BLE001 - redis-py's or RedisGears' errors alike
+                unstored = len(answer.writes) - i
+                log.warning("%s %s answered, but %d of its visitor/sighting writes were not stored: %s",
+                            stream, answer.result.frame_id, unstored, e)
+                break
+        return Outcome("result", answer.result.timings, unstored)
 
     def commit_result(self, stream: str, group: str, result: FrameResult) -> bool:
         """Write the result + presence events and ack the frame, atomically. False if already answered."""
@@ -262,7 +338,7 @@ class Step:
                             letter.to_fields(), None, 0)
 
     def _commit(self, stream: str, group: str, entry_id: str, out: str, out_maxlen: int,
-                fields: dict[str, str], people: Optional[list[tuple[str, str]]], ts_ms: int) -> bool:
+                fields: Dict[str, str], people: Optional[List[tuple]], ts_ms: int) -> bool:
         """``out``: the camera's output stream (results / deadletter) taking ``fields``; ``people``: who is
         in view (None: a dead letter, which changes nobody's presence)."""
         camera = self.keys.camera_of(stream)
@@ -274,64 +350,3 @@ class Step:
                 int(self.s.absent_after_s * 1000), camera, entry_id, len(pairs) // 2, len(flat) // 2,
                 "0" if people is None else "1"]
         return bool(self.call("EVAL", COMMIT_LUA, len(keys), *keys, *args, *pairs, *flat))
-
-    def handle(self, stream: str, entry_id: str, fields: Fields, group: str = "", deliveries: int = 1,
-               prepared: Prepared | Exception | None = None, tracks: Tracks | None = None,
-               scan: Scan | None = None) -> str:
-        """Run and commit one entry; a bad frame is dead-lettered at once. Returns 'result'/'deadletter'/'duplicate'.
-
-        ``prepared``: the entry's :meth:`prepare` outcome, or the BadFrame it raised, when the runner
-        prepared it ahead (in a thread). Any other exception propagates: the frame stays pending and
-        is retried (then dead-lettered after ``max_deliveries``) by the runner.
-        """
-        try:
-            if prepared is None:
-                prepared = self.prepare(stream, entry_id, fields, scan)
-            elif isinstance(prepared, Exception):  # what prepare() raised in the runner's thread
-                raise prepared
-            result = self.finish(prepared, tracks, scan)
-        except BadFrame as e:
-            letter = DeadLetter(stream, entry_id, str(e), self.keys.camera_of(stream), deliveries, self.worker)
-            return "deadletter" if self.commit_deadletter(stream, group, letter) else "duplicate"
-        self.last_timings = result.timings
-        return "result" if self.commit_result(stream, group, result) else "duplicate"
-
-
-class NoTracks:
-    """The tracks of a step that does not track (``tracking: false``, the in-server gear, a retried frame
-    answered on its own): every face is a first look, embedded and decided on its own."""
-
-    last_ts = -1e18
-
-    def update(self, detections: list[Detection], ts_s: float) -> list[Optional[int]]:
-        return [None] * len(detections)
-
-    def due(self, track_id: Optional[int], detection: Detection, ts_s: float) -> bool:
-        return True
-
-    def first_look(self, track_id: Optional[int]) -> bool:
-        return True
-
-    def template(self, track_id: Optional[int], vector: np.ndarray) -> np.ndarray:
-        return vector
-
-    def record(self, track_id: Optional[int], detection: Detection, ts_s: float, vector: np.ndarray,
-               match: Match, name: str) -> Kept:
-        return Kept(tracked=False)
-
-    def kept(self, track_id: Optional[int]) -> Optional[Kept]:
-        return None
-
-    def voted(self, track_id: Optional[int]) -> Optional[Match]:
-        return None
-
-
-@dataclass
-class Prepared:
-    """A decoded frame and its detections, waiting for :meth:`Step.finish`."""
-
-    entry_id: str
-    frame: Frame
-    rgb: np.ndarray  # the decoded image, RGB
-    detections: list[Detection]
-    timings: dict[str, float]  # ms: queue, decode, detect

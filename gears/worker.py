@@ -20,8 +20,9 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import redis
 
@@ -32,16 +33,46 @@ from facestream.gears import metrics
 from facestream.gears.heartbeat import Counts, beat
 from facestream.gears.leases import CameraLeases
 from facestream.gears.losses import LossCounter
-from facestream.gears.step import Prepared, Step
+from facestream.gears.step import Entry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
 from facestream.models.vision.analyzer import FaceAnalyzer
 from facestream.models.vision.scan import CameraScan
-from facestream.records import DeadLetter, Fields
+from facestream.records import DeadLetter
 from facestream.replies import text
 from facestream.retry import UNREACHABLE, Backoff
 
 log = logging.getLogger("facestream.worker")
+
+
+@dataclass
+class InHand:
+    """A frame read and not yet answered: its entry, and its detection running ahead in a thread (None:
+    detected when it is finished)."""
+
+    entry: Entry
+    detected: Optional[Future[Prepared]] = None
+
+
+@dataclass
+class Camera:
+    """What this worker keeps of one camera it reads (dropped when its lease moves to another worker)."""
+
+    tracks: Optional[CameraTracks]  # with tracking
+    scan: Optional[CameraScan]  # balanced profile
+
+
+class Every:
+    """A chore due at most every ``period_s`` seconds of the monotonic clock (due at once the first time)."""
+
+    def __init__(self, period_s: float):
+        self.period_s, self.next = period_s, 0.0
+
+    def due(self, now: float) -> bool:
+        if now < self.next:
+            return False
+        self.next = now + self.period_s
+        return True
 
 
 class Worker:
@@ -55,22 +86,21 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.step = Step(settings, analyzer, client.execute_command, self.name, (index or client).execute_command)
         self.streams: list[str] = []  # every camera stream
-        self.tracks: dict[str, CameraTracks] = {}  # with tracking: the streams this worker holds the lease of
+        self.cameras: dict[str, Camera] = {}  # what it keeps per camera read (with tracking: the cameras it leases)
         self.counts = Counts()
         self._stop = False
         self._stopped = threading.Event()
-        self._next_discover = 0.0
-        self._next_claim = 0.0
-        self._next_beat = 0.0
+        self._discover = Every(settings.discover_interval_s)
+        self._beat = Every(2.0)
+        self._lease = Every(settings.camera_lease_ms / 3000)  # three renewals per lease: one may be late
+        self._claim = Every(max(0.1, settings.claim_idle_ms / 2000))
+        self._account = Every(0.1)  # rounds come every few ms while frames are in hand: not every round
         self._policy_said = ""  # the decision policy last logged
-        self._next_lease = 0.0
-        self._next_account = 0.0
         self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
         self.losses = LossCounter(client, self.keys, settings.group)
-        self.scans: dict[str, CameraScan] = {}
         self.profile = analyzer.profile
-        self._inflight: list[tuple[tuple[str, str, Fields], Future[Prepared | Exception] | None]] = []
+        self._in_hand: list[InHand] = []  # in the order read
         self._pool = self._start_pool(settings.detect_threads, analyzer)
 
     @staticmethod
@@ -84,19 +114,20 @@ class Worker:
             f.result()
         return pool
 
-    def scan_of(self, stream: str) -> CameraScan | None:
-        """The camera's scan state (balanced profile), made on its first frame; None: search whole frames."""
-        if not self.profile.scans:
-            return None
-        scan = self.scans.get(stream)
-        if scan is None:
-            scan = self.scans.setdefault(stream, CameraScan(self.profile))
-        return scan
+    def camera(self, stream: str) -> Camera:
+        """What this worker keeps of ``stream``'s camera. Without tracking it is made on the camera's first
+        frame; with tracking when the lease is taken (a frame of a camera no longer leased gets none)."""
+        cam = self.cameras.get(stream)
+        if cam is None:
+            cam = Camera(None, CameraScan(self.profile) if self.profile.scans else None)
+            if not self.s.tracking:
+                cam = self.cameras.setdefault(stream, cam)
+        return cam
 
     @property
     def reading(self) -> list[str]:
         """The streams this worker reads: all of them, or with tracking the cameras it leases."""
-        return [s for s in self.streams if s in self.tracks] if self.s.tracking else self.streams
+        return [s for s in self.streams if s in self.cameras] if self.s.tracking else self.streams
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
@@ -136,29 +167,22 @@ class Worker:
     def run_once(self) -> int:
         """One round: housekeeping when due, then one blocking read. Returns frames handled."""
         now = time.monotonic()
-        if now >= self._next_discover:
+        if self._discover.due(now):
             self.discover()
-            self._next_discover = now + self.s.discover_interval_s
-        if now >= self._next_beat:
+        if self._beat.due(now):
             self.heartbeat()
-            self._next_beat = now + 2.0
-        if self.s.tracking and now >= self._next_lease:
+        if self.s.tracking and self._lease.due(now):
             self.lease_cameras()
-            self._next_lease = now + self.s.camera_lease_ms / 3000
-        handled = 0
-        if now >= self._next_claim:
-            handled += self.reclaim()
-            self._next_claim = now + max(0.1, self.s.claim_idle_ms / 2000)
+        handled = self.reclaim() if self._claim.due(now) else 0
         streams = self.reading
         if not streams:
             time.sleep(min(self.s.block_ms / 1000, self.s.discover_interval_s))
             return handled
-        if now >= self._next_account:  # rounds come every few ms while frames are in hand: not every round
+        if self._account.due(now):
             if self.s.lag_policy == "latest":
                 self.skip_lag()
             for stream in streams:
                 self.count_lost(stream)
-            self._next_account = now + 0.1
         # Frames go to the detection threads as soon as they are read; this thread finishes them (track,
         # embed, commit) in the order read as their detection completes, and reads again in between, so a
         # frame that arrives while another is being finished starts its detection at once.
@@ -169,44 +193,41 @@ class Worker:
     def _read(self, streams: list[str]) -> int:
         """Read what has arrived (waiting up to ``block_ms`` when nothing is in hand, a few ms while the oldest
         frame in hand is still being detected) and start its detection. Returns frames read."""
-        oldest = self._inflight[0][1] if self._inflight else None
-        if oldest is not None and len(self._inflight) >= 2 * self.s.detect_threads:
-            oldest.result()  # enough in hand: wait for the oldest instead of reading more
+        oldest = self._in_hand[0].detected if self._in_hand else None
+        if oldest is not None and len(self._in_hand) >= 2 * self.s.detect_threads:
+            wait([oldest])  # enough in hand: wait for the oldest instead of reading more
             return 0
-        if not self._inflight:
+        if not self._in_hand:
             block: int | None = self.s.block_ms
         else:  # frames in hand: take what has arrived, or wait a few ms while the oldest is being detected
             block = None if oldest is None or oldest.done() else 5
         reply = read(self.r, {k: ">" for k in streams}, self.s.read_count, block, (self.s.group, self.name))
-        batch = [(text(stream), text(entry_id), fields) for stream, entries in reply
-                 for entry_id, fields in entries]
-        self._inflight += list(zip(batch, self._prepare_ahead(batch)))
-        return len(batch)
+        for stream, entries in reply:
+            for entry_id, fields in entries:
+                entry = Entry(text(stream), text(entry_id), fields or {})
+                self._in_hand.append(InHand(entry, self._detect_ahead(entry)))
+        return sum(len(entries) for _, entries in reply)
 
-    def _finish_ready(self, wait: bool = False) -> int:
-        """Finish, in the order read, the frames in hand whose detection is done (``wait``: all of them,
+    def _finish_ready(self, all_of_them: bool = False) -> int:
+        """Finish, in the order read, the frames in hand whose detection is done (``all_of_them``: every one,
         waiting for their detection; without threads: all)."""
         done = 0
-        while self._inflight and (wait or self._inflight[0][1] is None or self._inflight[0][1].done()):
-            (stream, entry_id, fields), prepared = self._inflight.pop(0)
-            done += self._handle(stream, entry_id, fields, 1, prepared.result() if prepared else None)
+        while self._in_hand and (all_of_them or self._in_hand[0].detected is None or self._in_hand[0].detected.done()):
+            item = self._in_hand.pop(0)
+            done += self._handle(item.entry, item.detected.result if item.detected is not None else None)
         return done
 
     def flush(self) -> int:
         """Finish every frame in hand, in the order read (waiting for their detection)."""
-        return self._finish_ready(wait=True)
+        return self._finish_ready(all_of_them=True)
 
-    def _prepare_ahead(self, batch: list[tuple[str, str, Fields]]) -> list[Future[Prepared | Exception] | None]:
-        """Start decoding and detecting every frame of the batch in the thread pool (None: no pool)."""
+    def _detect_ahead(self, entry: Entry) -> Future[Prepared] | None:
+        """Start decoding and detecting the frame in the thread pool (None: no pool). What it raises is
+        raised again, in order, when the frame is finished."""
         if self._pool is None:
-            return [None] * len(batch)
-        return [self._pool.submit(self._prepare, *item) for item in batch]
-
-    def _prepare(self, stream: str, entry_id: str, fields: Fields) -> Prepared | Exception:
-        try:
-            return self.step.prepare(stream, entry_id, fields or {}, self.scan_of(stream))
-        except Exception as e:  # handed to Step.handle, which dead-letters or re-raises it in order
-            return e
+            return None
+        return self._pool.submit(self.step.prepare, entry.stream, entry.entry_id, entry.fields,
+                                 self.camera(entry.stream).scan)
 
     # --- discovery, claiming, lag ------------------------------------------------------------------
     def discover(self) -> None:
@@ -227,6 +248,9 @@ class Worker:
                 ensure_group(self.r, key, self.s.group)
                 log.info("following %s", key)
         self.streams = found
+        if not self.s.tracking:  # (with tracking, leases say which cameras it keeps)
+            for gone in set(self.cameras) - set(found):
+                del self.cameras[gone]
         self.bound_streams()
 
     def bound_streams(self) -> None:
@@ -250,12 +274,13 @@ class Worker:
 
     def lease_cameras(self) -> None:
         """Keep the cameras this worker leases, take free ones up to its fair share, give back extras."""
-        lost, taken = self.leases.rebalance(list(self.tracks), self.streams)
-        for stream in lost:
-            if self.tracks.pop(stream, None) is not None:
+        lost, taken = self.leases.rebalance(list(self.cameras), self.streams)
+        for stream in lost:  # its tracks and scan go with it: another worker has the camera now
+            if self.cameras.pop(stream, None) is not None:
                 log.info("no longer reading %s", stream)
         for stream in taken:
-            self.tracks[stream] = CameraTracks(self.s.track_reembed_s)
+            self.cameras[stream] = Camera(CameraTracks.of(self.s), CameraScan(self.profile) if self.profile.scans
+                                          else None)
 
     def reclaim(self) -> int:
         """Take over frames idle longer than claim_idle_ms (a crashed or stuck worker's), then answer them."""
@@ -272,24 +297,25 @@ class Worker:
                     raise
                 for entry_id in deleted:  # trimmed by MAXLEN while pending: never processed
                     handled += self._dead(stream, text(entry_id), "trimmed from the stream before it was processed", 0)
-                handled += self._answer_claimed(stream, [(text(i), f) for i, f in claimed if i is not None])
+                handled += self._answer_claimed(stream, [Entry(stream, text(i), f or {}) for i, f in claimed
+                                                         if i is not None])
                 if text(cursor) == "0-0":
                     break
         return handled
 
-    def _answer_claimed(self, stream: str, claimed: list[tuple[str, Fields]]) -> int:
+    def _answer_claimed(self, stream: str, claimed: list[Entry]) -> int:
         """Answer taken-over frames, or dead-letter those delivered more than ``max_deliveries`` times."""
         if not claimed:
             return 0
-        counts = self._delivery_counts(stream, [i for i, _ in claimed])
+        counts = self._delivery_counts(stream, [e.entry_id for e in claimed])
         handled = 0
-        for entry_id, fields in claimed:
-            n = counts.get(entry_id, 1)
-            if n > self.s.max_deliveries:
-                handled += self._dead(stream, entry_id, f"not answered after {n - 1} deliveries "
-                                      "(a worker crashed or failed on it each time)", n - 1)
+        for entry in claimed:
+            entry.deliveries = counts.get(entry.entry_id, 1)
+            if entry.deliveries > self.s.max_deliveries:
+                handled += self._dead(stream, entry.entry_id, f"not answered after {entry.deliveries - 1} "
+                                      "deliveries (a worker crashed or failed on it each time)", entry.deliveries - 1)
             else:
-                handled += self._handle(stream, entry_id, fields, n)
+                handled += self._handle(entry)
         return handled
 
     def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
@@ -317,29 +343,29 @@ class Worker:
             log.warning("%s: %d frames behind, skipped %d to stay live (lag_policy=latest)", stream, lag, skipped)
 
     # --- per frame ---------------------------------------------------------------------------------
-    def _handle(self, stream: str, entry_id: str, fields: Fields, deliveries: int,
-                prepared: Prepared | Exception | None = None) -> int:
-        camera = self.keys.camera_of(stream)
+    def _handle(self, entry: Entry, prepared: Callable[[], Prepared] | None = None) -> int:
+        camera = self.keys.camera_of(entry.stream)
         metrics.FRAMES_IN.labels(camera).inc()
-        tracks = self.tracks.get(stream) if deliveries == 1 else None  # a redelivered frame is out of order
+        cam = self.camera(entry.stream)
+        tracks = cam.tracks if entry.deliveries == 1 else None  # a redelivered frame is out of order
         try:
-            outcome = self.step.handle(stream, entry_id, fields or {}, self.s.group, deliveries, prepared, tracks,
-                                       self.scan_of(stream))
+            outcome: Outcome = self.step.handle(entry, self.s.group, tracks, cam.scan, prepared)
         except UNREACHABLE:
             raise
         except Exception as e:  # a bug or a model failure on this frame: leave it pending, it is retried
             self.counts.errors += 1
-            log.exception("frame %s %s failed (delivery %d); it will be retried", stream, entry_id, deliveries)
+            log.exception("frame %s %s failed (delivery %d); it will be retried", entry.stream, entry.entry_id,
+                          entry.deliveries)
             metrics.ERRORS.labels(camera, type(e).__name__).inc()
             return 0
-        self.counts.add(camera, outcome, self.step.last_timings)
+        self.counts.add(camera, outcome)
         return 1
 
     def _dead(self, stream: str, entry_id: str, reason: str, deliveries: int) -> int:
         camera = self.keys.camera_of(stream)
         letter = DeadLetter(stream, entry_id, reason, camera, deliveries, self.name)
         wrote = self.step.commit_deadletter(stream, self.s.group, letter)
-        self.counts.add(camera, "deadletter" if wrote else "duplicate", {})
+        self.counts.add(camera, Outcome("deadletter" if wrote else "duplicate"))
         return 1
 
     def heartbeat(self) -> None:
@@ -362,9 +388,10 @@ class Worker:
                 pending = self.r.xpending_range(stream, self.s.group, "-", "+", 1, consumername=self.name)
                 if not pending:
                     self.r.xgroup_delconsumer(stream, self.s.group, self.name)
-            for stream in list(self.tracks):
-                self.leases.release(stream)
-            self.tracks.clear()
+            if self.s.tracking:
+                for stream in list(self.cameras):
+                    self.leases.release(stream)
+            self.cameras.clear()
             self.r.delete(self.keys.worker(self.name))
         except redis.RedisError as e:
             log.warning("could not leave the group cleanly: %s", e)

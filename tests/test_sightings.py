@@ -9,7 +9,8 @@ import pytest
 
 from facestream.keys import Keys
 from facestream.models.evaluation.visitors import pairwise
-from facestream.models.store.sightings import Kept, SightingIndexes, labelled, load, search, write
+from facestream.gears.track import Kept
+from facestream.models.store.sightings import SightingIndexes, labelled, load, search, write
 from facestream.models.store.visitors import Visitors
 from facestream.records import Sighting
 
@@ -94,7 +95,7 @@ def test_no_person_id_may_look_like_a_visitor(r, settings, bad):
 
 
 def test_untracked_faces_of_one_label_share_one_allowance_per_window(r, settings):
-    from facestream.gears.memory import UNTRACKED_WINDOW_MS, Memory
+    from facestream.gears.memory import Memory
     from facestream.models.types import Quality
     from facestream.records import Face
 
@@ -104,10 +105,13 @@ def test_untracked_faces_of_one_label_share_one_allowance_per_window(r, settings
     look = _person(9, 1)[0]
     for k in range(20):  # 20 frames of one stranger without tracking, 0.1 s apart
         face = Face((40, 20, 100, 80), visitor="v-000001")
-        memory.keep(Kept(tracked=False), face, 0, look, Quality(60 + k, 50.0, 0.0), rgb, "door", 1_000 + 100 * k)
+        for write in memory.keep(Kept(tracked=False), face, 0, look, Quality(60 + k, 50.0, 0.0), rgb, "door",
+                                 1_000 + 100 * k):
+            write()
     kept = labelled(r.execute_command, keys, "visitor", "v-000001")
     assert len(kept) == settings.sightings_per_track, kept
     assert "door-2900-0" in kept, "the biggest (best) view is among those kept"
-    memory.keep(Kept(tracked=False), Face((40, 20, 100, 80), visitor="v-000001"), 0, look, Quality(60, 50.0, 0.0), rgb, "door",
-                1_000 + UNTRACKED_WINDOW_MS)
+    for write in memory.keep(Kept(tracked=False), Face((40, 20, 100, 80), visitor="v-000001"), 0, look,
+                             Quality(60, 50.0, 0.0), rgb, "door", 1_000 + settings.untracked_window_ms):
+        write()
     assert len(labelled(r.execute_command, keys, "visitor", "v-000001")) == settings.sightings_per_track + 1

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from facestream.config import Settings
 from facestream.gears.step import Step
 from facestream.gears.tracks import CameraTracks
 from facestream.gears.worker import Worker
@@ -32,7 +33,7 @@ def _unit(seed: int) -> np.ndarray:
 
 
 def test_a_moving_face_keeps_its_track_and_is_embedded_only_when_due():
-    tracks = CameraTracks(reembed_s=0.5)
+    tracks = CameraTracks.of(Settings(track_reembed_s=0.5))
     alice, bob = _unit(1), _unit(2)
     due_at, ids = [], []
     for i in range(30):  # 1 s at 30 fps, the face drifting right
@@ -54,7 +55,7 @@ def test_a_moving_face_keeps_its_track_and_is_embedded_only_when_due():
 
 
 def test_track_label_is_a_vote_that_tolerates_misses_but_not_a_stranger():
-    tracks = CameraTracks(reembed_s=0.0)
+    tracks = CameraTracks.of(Settings(track_reembed_s=0.0))
     v = _unit(3)
     det = Detection((0, 0, 100, 100), 1.0)
     tracks.update([det], 0.0)
@@ -86,7 +87,7 @@ def test_tracker_path_and_per_frame_path_name_the_same_people_on_the_clip(r, cli
     clip = faces_dir / "videos" / CLIP
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS)
-    tracks = CameraTracks(s.track_reembed_s)
+    tracks = CameraTracks.of(s)
     scan = CameraScan(DetectionProfile.of(s))
     stream = Keys(s.key_prefix).frames("cam1")
     per_frame, tracked = [], []
@@ -98,9 +99,9 @@ def test_tracker_path_and_per_frame_path_name_the_same_people_on_the_clip(r, cli
         frame = Frame("cam1", seq, 1_000_000 + round(seq * 1000 / fps), 640, 360,
                       encode_jpeg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
         entry = f"{int(time.time() * 1000)}-{seq}"  # added just now: on time, as for a camera the worker keeps up with
-        per_frame.append(step.finish(step.prepare(stream, entry, frame.to_fields())))
+        per_frame.append(step.finish(step.prepare(stream, entry, frame.to_fields())).result)
         # the worker's default path: the camera's scan says where to look (balanced profile), tracks vote
-        tracked.append(step.finish(step.prepare(stream, entry, frame.to_fields(), scan), tracks, scan))
+        tracked.append(step.finish(step.prepare(stream, entry, frame.to_fields(), scan), tracks, scan).result)
     names_a = [sorted(f.person_id for f in x.faces if f.person_id != UNKNOWN) for x in per_frame]
     names_b = [sorted(f.person_id for f in x.faces if f.person_id != UNKNOWN) for x in tracked]
     lost = sum(bool(set(a) - set(b)) for a, b in zip(names_a, names_b)) / len(names_a)

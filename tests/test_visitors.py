@@ -27,7 +27,7 @@ def _play(step: Step, faces_dir, camera: str, t0_ms: int) -> list[FrameResult]:
     cap = cv2.VideoCapture(str(faces_dir / "videos" / CLIP))
     fps = cap.get(cv2.CAP_PROP_FPS)
     s, stream = step.s, Keys(step.s.key_prefix).frames(camera)
-    tracks, scan, out = CameraTracks(s.track_reembed_s), CameraScan(DetectionProfile.of(s)), []
+    tracks, scan, out = CameraTracks.of(s), CameraScan(DetectionProfile.of(s)), []
     while True:
         ok, bgr = cap.read()
         if not ok:
@@ -36,9 +36,9 @@ def _play(step: Step, faces_dir, camera: str, t0_ms: int) -> list[FrameResult]:
         frame = Frame(camera, seq, t0_ms + round(seq * 1000 / fps), 640, 360,
                       encode_jpeg(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
         entry = f"{int(time.time() * 1000)}-{seq}"  # added just now: on time
-        result = step.finish(step.prepare(stream, entry, frame.to_fields(), scan), tracks, scan)
-        step.commit_result(stream, "", result)
-        out.append(result)
+        answer = step.finish(step.prepare(stream, entry, frame.to_fields(), scan), tracks, scan)
+        step.commit(stream, "", answer)
+        out.append(answer.result)
 
 
 def _his(clip_ms: int, fps: float = 29.97) -> bool:

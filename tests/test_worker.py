@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from facestream.feed import newest
-from facestream.gears.step import Step
+from facestream.gears.step import Entry, Step
 from facestream.gears.worker import Worker
 from facestream.keys import Keys
 from facestream.models.curation.enroll import enroll, plan
@@ -108,8 +108,8 @@ def test_replay_is_idempotent_and_empty_frames_get_a_result(r, settings, analyze
     blank = np.full((120, 160, 3), 90, np.uint8)
     fid = put(r, keys, "camx", blank, 1)
     fields = r.xrange(keys.frames("camx"))[0][1]
-    assert step.handle(keys.frames("camx"), fid, fields) == "result"
-    assert step.handle(keys.frames("camx"), fid, fields) == "duplicate"
+    assert step.handle(Entry(keys.frames("camx"), fid, fields)).kind == "result"
+    assert step.handle(Entry(keys.frames("camx"), fid, fields)).kind == "duplicate"
     (res,) = results(r, keys)
     assert res.frame_id == fid and res.faces == [] and {"decode", "detect", "embed", "search", "total", "queue"} <= set(res.timings)
     raw = r.xrange(keys.results("camx"))[0][1]
@@ -165,7 +165,7 @@ def test_presence_events_appear_and_leave(r, settings, analyzer, faces_dir):
     for i, (img, dt) in enumerate([(face, 0), (face, 500), (blank, 900), (blank, 2000)]):
         fr = Frame("lobby", i, t0 + dt, img.shape[1], img.shape[0], encode_jpeg(img))
         fid = r.xadd(keys.frames("lobby"), fr.to_fields()).decode()
-        assert step.handle(keys.frames("lobby"), fid, r.xrange(keys.frames("lobby"), fid, fid)[0][1]) == "result"
+        assert step.handle(Entry(keys.frames("lobby"), fid, r.xrange(keys.frames("lobby"), fid, fid)[0][1])).kind == "result"
     events = [IdentityEvent.from_fields(f) for _, f in r.xrange(keys.events("lobby"))]
     assert [(e.kind, e.person_id, e.name) for e in events] == [("appear", "obama", "Barack Obama"),
                                                                ("leave", "obama", "Barack Obama")]

@@ -29,7 +29,6 @@ from facestream.gears.step import entry_ms
 from facestream.gearsbuild import GearsBuild
 from facestream.keys import Keys
 from facestream.models.store.gallery import Gallery
-from facestream.models.vision.profile import LATE_MS
 from facestream.producer.capture import Producer
 from facestream.records import Face, FrameResult
 from facestream.server import EmbeddedRedis, connect
@@ -37,7 +36,7 @@ from facestream.server import EmbeddedRedis, connect
 CAMERA = "clip"
 BOX_PX = 2  #: boxes may differ by this much: the gear's Python 3.7 has older OpenCV/onnxruntime builds
 DISTANCE = 0.01  #: and distances by this much (the threshold margin of a named face is ~0.1)
-LATE_MARGIN_MS = 25  #: a frame this close to LATE_MS may have been late on one path and not on the other
+LATE_MARGIN_MS = 25  #: a frame this close to late_ms may have been late on one path and not on the other
 
 
 @dataclass
@@ -80,7 +79,7 @@ def gear_vs_runner(settings: Settings, build: GearsBuild, clip: Path, people: li
             server.stop()
     runner_results = sorted((r for _, r in runner_got.results), key=lambda r: r.seq)
     gear_results = sorted((r for _, r in gear_got.results), key=lambda r: r.seq)
-    uncompared = late_on_one_path(runner_got, gear_got)
+    uncompared = late_on_one_path(runner_got, gear_got, settings.late_ms)
     compared = [r for r in runner_results if r.seq not in uncompared]
     return GearComparison(runner, gear, runner_results, gear_results, differences(compared, gear_results), uncompared)
 
@@ -116,13 +115,13 @@ def _checked(path: str, s: Settings, got: Answers, sent: int) -> tuple[Figures, 
     return fig, got
 
 
-def late_on_one_path(runner: Answers, gear: Answers) -> list[int]:
-    """Seqs of frames that one path decided late (over :data:`LATE_MS` after the frame was appended: one
+def late_on_one_path(runner: Answers, gear: Answers, late_ms: int) -> list[int]:
+    """Seqs of frames that one path decided late (over ``late_ms`` after the frame was appended: one
     view per face) and the other on time (several views), or either too close to tell: their distances
     differ by design, not by the path. The decision's moment: the result's append less its embed and search."""
     def late(appended_ms: int, r: FrameResult) -> int:
         waited = appended_ms - r.timings.get("embed", 0.0) - r.timings.get("search", 0.0) - entry_ms(r.frame_id)
-        return 0 if waited < LATE_MS - LATE_MARGIN_MS else 1 if waited > LATE_MS + LATE_MARGIN_MS else -1
+        return 0 if waited < late_ms - LATE_MARGIN_MS else 1 if waited > late_ms + LATE_MARGIN_MS else -1
 
     gear_late = {r.seq: late(ms, r) for ms, r in gear.results}
     return sorted(r.seq for ms, r in runner.results

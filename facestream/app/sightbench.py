@@ -57,7 +57,8 @@ def sightings_bench(client: redis.Redis, settings: Settings, size: int, queries:
     thumb = rng.integers(0, 256, THUMB_BYTES, dtype=np.uint8).tobytes()
     try:
         mem0 = int(client.info("memory")["used_memory"])
-        indexes = SightingIndexes(client.execute_command, keys, bucket_ms=int(settings.sightings_bucket_h * 3_600_000))
+        indexes = SightingIndexes(client.execute_command, keys, bucket_ms=int(settings.sightings_bucket_h * 3_600_000),
+                                  m=settings.sightings_hnsw_m, ef=settings.hnsw_ef_construction)
         for t in range(int(ts.min()), int(ts.max()) + indexes.bucket_ms, indexes.bucket_ms):
             indexes.ensure(t)
         t0 = time.perf_counter()

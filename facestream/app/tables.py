@@ -100,8 +100,8 @@ def knn_table(figs: list[KnnFigures], settings: Settings, command: str) -> list[
 
 def sightings_table(figs: list[SightingFigures], settings: Settings, command: str) -> list[str]:
     """``bench --sightings``: one row per index size."""
-    rows = [f"`{command}` on {machine_line()}, time buckets of {settings.sightings_bucket_h:g} h (HNSW M 16, "
-            f"EF_CONSTRUCTION 200 each), EF_RUNTIME {settings.hnsw_ef_runtime}, {time.strftime('%Y-%m-%d')}:", "",
+    rows = [f"`{command}` on {machine_line()}, time buckets of {settings.sightings_bucket_h:g} h (HNSW M "
+            f"{settings.sightings_hnsw_m}, EF_CONSTRUCTION {settings.hnsw_ef_construction} each), EF_RUNTIME {settings.hnsw_ef_runtime}, {time.strftime('%Y-%m-%d')}:", "",
             "| sightings | insert/s | KB each in Redis | 24 h search p50 ms | p99 ms | recall@10 vs exact |",
             "|---|---|---|---|---|---|"]
     rows += [f"| {f.size:,} | {f.insert_per_s:,.0f} | {f.bytes_per_sighting / 1024:.1f} | {f.p50_ms:.1f} | "

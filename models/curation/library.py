@@ -68,8 +68,7 @@ def person_id_for(name: str) -> str:
 
 def visitors_of(r: redis.Redis, s: Settings) -> Visitors:
     keys = Keys(s.key_prefix)
-    return Visitors(r.execute_command, keys, s.visitor_distance, int(s.sightings_retention_h * 3_600_000),
-                    s.hnsw_ef_runtime, prefix_dim(r.execute_command, keys))
+    return Visitors.of(r.execute_command, keys, s, prefix_dim(r.execute_command, keys))
 
 
 def photo_vector(path: Path, s: Settings) -> np.ndarray:

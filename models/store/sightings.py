@@ -23,7 +23,7 @@ and the in-server gear write sightings with the same code (kept valid Python 3.7
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -66,7 +66,7 @@ def ensure_index(call: Call, index: str, prefix: str, schema: Sequence[str], dim
 
 LABELS = ["camera", "TAG", "CASESENSITIVE", "person_id", "TAG", "CASESENSITIVE", "visitor", "TAG", "CASESENSITIVE",
           "ts_ms", "NUMERIC", "SORTABLE"]
-BUCKET_MS = 6 * 3_600_000  # the default sightings_bucket_h
+BUCKET_MS = 6 * 3_600_000
 
 
 class SightingIndexes:
@@ -78,6 +78,12 @@ class SightingIndexes:
         self.call, self.keys, self.dim, self.bucket_ms, self.ttl_ms, self.m, self.ef = \
             call, keys, dim, int(bucket_ms), int(ttl_ms), m, ef
         self._made = set()  # type: set
+
+    @classmethod
+    def of(cls, call: Call, keys: Keys, s: Any, dim: int) -> "SightingIndexes":
+        """The indexes as the settings ``s`` shape them (buckets, retention, HNSW degree and build list)."""
+        return cls(call, keys, dim, int(s.sightings_bucket_h * 3_600_000), int(s.sightings_retention_h * 3_600_000),
+                   s.sightings_hnsw_m, s.hnsw_ef_construction)
 
     def write(self, sighting: Sighting, ttl_ms: int, replaces: Optional[str] = None) -> None:
         """:func:`write` after making sure the sighting's indexes exist."""
@@ -134,29 +140,6 @@ def view_score(size: float, sharpness: float, yaw: float) -> float:
     the chip; the blurriest LFW probes read 6), yaw down to zero at 0.6 (nearly profile).
     """
     return min(size / 112.0, 1.0) * min(sharpness / 60.0, 1.0) * max(0.0, 1.0 - abs(yaw) / 0.6)
-
-
-@dataclass
-class Kept:
-    """What one track (or untracked face) remembers: its visitor id and the sightings it kept."""
-
-    visitor: str = ""
-    tracked: bool = True  # False: an untracked face's, whose sightings share a window's allowance (gears.memory)
-    young: int = 0  # looks left on which a visitor this track made may still turn out an earlier one
-    views: List[Tuple[float, str]] = field(default_factory=list)  # (view score, sighting id), best first
-
-    def keep(self, score: float, sighting_id: str, limit: int) -> Tuple[bool, Optional[str]]:
-        """Whether a view of this score is kept, and the sighting it replaces (the worst kept) if any."""
-        if len(self.views) < limit:
-            self.views.append((score, sighting_id))
-            self.views.sort(reverse=True)
-            return True, None
-        if score <= self.views[-1][0]:
-            return False, None
-        replaced = self.views[-1][1]
-        self.views[-1] = (score, sighting_id)
-        self.views.sort(reverse=True)
-        return True, replaced
 
 
 def write(call: Call, keys: Keys, sighting: Sighting, ttl_ms: int, replaces: Optional[str] = None) -> None:

@@ -54,16 +54,39 @@ def visitor_id(n: int) -> str:
 class Visitors:
     """Assigns unknown faces to visitors in one Redis (``fs:visitor:*`` behind ``fs:idx:visitors``)."""
 
-    def __init__(self, call: Call, keys: Keys, distance: float, retention_ms: int, ef: int = 200, dim: int = 128):
+    def __init__(self, call: Call, keys: Keys, distance: float, retention_ms: int, ef: int = 200, dim: int = 128,
+                 m: int = 16, ef_construction: int = 200):
         self.call, self.keys, self.distance, self.retention_ms, self.ef, self.dim = (
             call, keys, distance, retention_ms, ef, dim)
+        self.m, self.ef_construction = m, ef_construction
         self._ready = False
+
+    @classmethod
+    def of(cls, call: Call, keys: Keys, s: Any, dim: int) -> "Visitors":
+        """Visitors as the settings ``s`` shape them (distance, retention, HNSW degree and lists)."""
+        return cls(call, keys, s.visitor_distance, int(s.sightings_retention_h * 3_600_000), s.hnsw_ef_runtime, dim,
+                   s.sightings_hnsw_m, s.hnsw_ef_construction)
 
     def ensure_index(self) -> None:
         if not self._ready:
             ensure_index(self.call, self.keys.visitors_index, self.keys.visitor_prefix,
-                         ["last_ms", "NUMERIC", "SORTABLE"], self.dim, 16, 200)
+                         ["last_ms", "NUMERIC", "SORTABLE"], self.dim, self.m, self.ef_construction)
             self._ready = True
+
+    def new_id(self) -> str:
+        """A visitor id no one has (one counter for every camera, worker and restart)."""
+        return visitor_id(int(self.call("INCR", self.keys.visitor_counter)))
+
+    def exists(self, vid: str) -> bool:
+        """Whether visitor ``vid`` is still there (not expired, named or forgotten)."""
+        return self.call("HEXISTS", self.keys.visitor(vid), "sum") in (1, True, b"1", "1")
+
+    def add(self, vid: str, vector: np.ndarray, camera: str, ts_ms: int) -> None:
+        """One look for visitor ``vid``: joined to it, or its first if it is gone or new."""
+        if not self.join(vid, vector, camera, ts_ms):
+            self.ensure_index()
+            total = np.asarray(vector, dtype=np.float32)
+            self._store(vid, total, total[None, :], 1, ts_ms, ts_ms, [camera])
 
     def nearest(self, vector: np.ndarray, k: int = 1) -> List[tuple]:
         """(visitor id, squared L2 to its centroid), nearest first."""
@@ -95,10 +118,8 @@ class Visitors:
         return self.create(vector, camera, ts_ms), True
 
     def create(self, vector: np.ndarray, camera: str, ts_ms: int) -> str:
-        self.ensure_index()
-        vid = visitor_id(int(self.call("INCR", self.keys.visitor_counter)))
-        total = np.asarray(vector, dtype=np.float32)
-        self._store(vid, total, total[None, :], 1, ts_ms, ts_ms, [camera])
+        vid = self.new_id()
+        self.add(vid, vector, camera, ts_ms)
         return vid
 
     def join(self, vid: str, vector: np.ndarray, camera: str, ts_ms: int) -> bool:

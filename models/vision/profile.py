@@ -21,10 +21,6 @@ from dataclasses import dataclass
 from facestream.models.vision.detect import backend
 
 PROFILES = ("fast", "balanced", "thorough")
-#: A frame this late (ms since it was added to its stream) is searched and embedded on the cheap: no sweep
-#: or moving areas, no fresh look at faces already tracked, one view per new face. Keeping up with the
-#: camera comes first; a late frame must not make the next one later.
-LATE_MS = 150
 #: A still photo (enrollment, search) is searched at most :data:`STILL_QUICK_SIDE` large first (a portrait's
 #: face is found there at a quarter of the cost), then at most :data:`STILL_MAX_SIDE`, then that enlarged 2x,
 #: until a face is found.
@@ -43,6 +39,7 @@ class DetectionProfile:
     min_face_px: int  # the smallest face the profile looks for (balanced: in the scan's regions)
     sweep_share: float  # balanced: the share of the frame swept per frame (0: no scan)
     small_frame_px: int  # frames whose longest side is under this are enlarged 2x (few pixels per face)
+    late_ms: int  # a frame this late is searched on the cheap (the late_ms setting): no sweep, no moving areas
 
     @classmethod
     def of(cls, s) -> "DetectionProfile":
@@ -51,11 +48,11 @@ class DetectionProfile:
             raise ValueError("detection %r: choose one of %s" % (s.detection, ", ".join(PROFILES)))
         smallest = backend(s.detector).min_face_px
         if s.detection == "thorough":
-            return cls("thorough", s.detector, smallest, 1 << 30, s.name_min_face_px, 0.0, 0)
+            return cls("thorough", s.detector, smallest, 1 << 30, s.name_min_face_px, 0.0, 0, s.late_ms)
         if s.detection == "fast":
-            return cls("fast", s.detector, smallest, s.detect_max_side, smallest, 0.0, s.small_frame_px)
+            return cls("fast", s.detector, smallest, s.detect_max_side, smallest, 0.0, s.small_frame_px, s.late_ms)
         return cls("balanced", s.detector, smallest, s.scan_coarse_px, s.scan_min_face_px, s.scan_share,
-                   s.small_frame_px)
+                   s.small_frame_px, s.late_ms)
 
     @property
     def scans(self) -> bool:

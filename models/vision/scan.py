@@ -25,7 +25,7 @@ import numpy as np
 import supervision as sv
 
 from facestream.models.types import Box
-from facestream.models.vision.profile import LATE_MS, DetectionProfile
+from facestream.models.vision.profile import DetectionProfile
 from facestream.models.vision.regions import Region, grid, grow
 
 MOTION_WIDTH = 480  # the background model runs on a copy this wide: ~1.5 ms a frame
@@ -56,7 +56,7 @@ class CameraScan:
 
     def regions(self, rgb: np.ndarray, late_ms: float = 0.0) -> list[Region]:
         """Where to search ``rgb`` (the camera's next frame) and at which scale. A frame already
-        ``late_ms`` behind by more than :data:`LATE_MS` skips motion and sweep: the worker catches up."""
+        ``late_ms`` behind by more than the profile's ``late_ms`` skips motion and sweep: the worker catches up."""
         h, w = rgb.shape[:2]
         coarse = self.profile.frame_scale(w, h)
         finer = self.scale > coarse  # sweep and moving areas search finer than the coarse pass (not on small frames)
@@ -72,7 +72,7 @@ class CameraScan:
             scale = min(self.scale, 1.6 * self.profile.scale_for(min(box[2] - box[0], box[3] - box[1])))
             if scale > coarse:  # else the coarse pass sees it at least as large
                 out.append(Region(grow(box, 0.6, 8, w, h), scale))
-        if self.profile.sweep_share > 0 and late_ms <= LATE_MS and finer:
+        if self.profile.sweep_share > 0 and late_ms <= self.profile.late_ms and finer:
             out += self._budgeted(moving, w, h)
         return out
 
