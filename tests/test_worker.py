@@ -63,14 +63,6 @@ def deadletters(r, keys: Keys) -> list[DeadLetter]:
     return [DeadLetter.from_fields(e.fields) for e in reversed(newest(r, keys, "deadletter", 10**6))]
 
 
-def test_gear_modules_are_python37_syntax():
-    """The in-server gear runs on RedisGears 1.2's Python 3.7: the script and what it imports must parse."""
-    for path in ["gears/gear_script.py", "gears/step.py", "facestream/keys.py", "facestream/records.py",
-                 "facestream/errors.py", "models/store/gallery.py", "models/matcher.py", "models/vision/image.py",
-                 "models/vision/analyzer.py", "models/vision/detect.py", "models/vision/embed.py", "models/types.py"]:
-        ast.parse((REPO / path).read_text(), filename=path, feature_version=(3, 7))
-
-
 def test_garbage_frames_are_dead_lettered_and_good_frames_answered(r, settings, analyzer, faces_dir):
     keys = Keys(settings.key_prefix)
     good = clip_frames(faces_dir, every=25, limit=8)
@@ -115,6 +107,37 @@ def test_replay_is_idempotent_and_empty_frames_get_a_result(r, settings, analyze
     raw = r.xrange(keys.results("camx"))[0][1]
     text = {k.decode(): v.decode("utf-8") for k, v in raw.items()}  # readable in redis-cli: no binary
     assert json.loads(text["faces"]) == [] and json.loads(text["timings"])["total"] > 0
+
+
+def _visitor_state(r, keys: Keys) -> dict:
+    """Every visitor and sighting key with what it holds (vectors, looks, thumbnails), to compare whole."""
+    keys_now = [*r.scan_iter(match=keys.visitor("*")), *r.scan_iter(match=keys.sighting("*"))]
+    return {k: r.hgetall(k) for k in keys_now if r.type(k) == b"hash"}
+
+
+def test_a_frame_answered_twice_joins_its_visitor_and_stores_its_sightings_once(r, settings, analyzer, faces_dir):
+    """Side writes come after the atomic commit, and only when it wrote: a redelivered frame (a worker that
+    died after its commit, a takeover) is a duplicate and changes no visitor and no sighting. A new frame of
+    the same stranger does join his visitor, so the comparison can see a change."""
+    keys = Keys(settings.key_prefix)
+    step = Step(settings, analyzer, r.execute_command, "w")
+    stranger = cv2.cvtColor(cv2.imread(str(sorted((faces_dir / "probes" / "_unknown").iterdir())[0])), cv2.COLOR_BGR2RGB)
+    fid = put(r, keys, "door", stranger, 1)
+    entry = Entry(keys.frames("door"), fid, r.xrange(keys.frames("door"), fid, fid)[0][1])
+    assert step.handle(entry).kind == "result"
+    (face,) = results(r, keys)[0].faces
+    assert face.visitor and r.hget(keys.visitor(face.visitor), "looks") == b"1", face
+    before = _visitor_state(r, keys)
+    assert any(k.startswith(keys.sighting("").encode()) for k in before), "the look was kept as a sighting"
+
+    redelivered = Entry(entry.stream, entry.entry_id, entry.fields, deliveries=2)
+    assert step.handle(redelivered).kind == "duplicate"
+    assert _visitor_state(r, keys) == before, "a duplicate answer wrote visitors or sightings again"
+    assert len(results(r, keys)) == 1
+
+    later = put(r, keys, "door", stranger, 2)
+    assert step.handle(Entry(keys.frames("door"), later, r.xrange(keys.frames("door"), later, later)[0][1])).kind == "result"
+    assert r.hget(keys.visitor(face.visitor), "looks") == b"2", "a new frame of him joins his visitor"
 
 
 def _worker_proc(url: str, prefix: str, name: str, ready) -> None:
