@@ -61,7 +61,7 @@ def find_binaries() -> Binaries:
 @dataclass(frozen=True)
 class EmbeddedRedis:
     """One embedded server: a port and a data dir (holding its AOF, pid file and log). ``cluster``: a Redis
-    Cluster node of the stream tier (:mod:`facestream.cluster`), without RediSearch (the index tier's).
+    Cluster node of the stream tier (:mod:`facestream.app.bench.localcluster`), without RediSearch (the index tier's).
     ``gears``: also RedisGears 1.2 with its Python (:mod:`facestream.gearsbuild`), for the in-server gear."""
 
     port: int

@@ -17,6 +17,7 @@ for a in "$@"; do
   case "$a" in
     --test) extras+=(test) ;;
     --mtcnn) extras+=(mtcnn) ;;
+    --bench) extras+=(bench) ;;  # facestream bench's process sampling (psutil); --test includes it
     --blas-dlib) build_dlib=1 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac

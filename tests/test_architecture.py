@@ -30,6 +30,9 @@ MODELS_MAY_IMPORT = {
     "curation": {"types", "protocols", "matcher", "vision", "store"},
     "evaluation": {"types", "protocols", "matcher", "vision", "store", "curation"},
 }
+#: What each part of the application layer may import of the others: the command line sits on top; the
+#: benchmarks run the local stack's pipeline; the stack runs nothing of the benchmarks' or the CLI's.
+APP_MAY_IMPORT = {"cli": {"stack", "bench"}, "bench": {"stack"}, "stack": set()}
 
 
 def _module(path: Path) -> str:
@@ -74,6 +77,10 @@ def _models_part(module: str) -> str | None:
     return module.split(".")[2] if _within(module, "facestream.models") and module.count(".") >= 2 else None
 
 
+def _app_part(module: str) -> str | None:
+    return module.split(".")[2] if _within(module, APP) and module.count(".") >= 2 else None
+
+
 def _violations(path: Path) -> list[str]:
     """The imports of ``path`` that break the layering."""
     source, bad = _module(path), []
@@ -88,7 +95,17 @@ def _violations(path: Path) -> list[str]:
         other = _models_part(imp)
         if part and other and other != part and other not in MODELS_MAY_IMPORT[part]:
             bad.append(f"{path.relative_to(REPO)}: models.{part} may not import models.{other} ({imp})")
+        here, there = _app_part(source), _app_part(imp)
+        if here and there and there != here and there not in APP_MAY_IMPORT.get(here, set()):
+            bad.append(f"{path.relative_to(REPO)}: app.{here} may not import app.{there} ({imp})")
     return bad
+
+
+def test_the_application_layer_is_split_by_concern():
+    """facestream/app/ holds its parts and nothing else: the CLI, the local stack, the benchmarks."""
+    parts = {p.name for p in (REPO / "facestream" / "app").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    loose = {p.name for p in (REPO / "facestream" / "app").glob("*.py")} - {"__init__.py"}
+    assert parts == set(APP_MAY_IMPORT) and not loose, (parts, loose)
 
 
 def test_core_imports_no_stage_stages_import_no_app_layer_and_models_parts_stack():
@@ -100,6 +117,7 @@ def test_core_imports_no_stage_stages_import_no_app_layer_and_models_parts_stack
     ("facestream/_probe_upward.py", "def f():\n    from facestream.gears.worker import Worker\n"),
     ("models/vision/_probe_upward.py", "from facestream.models.store.gallery import Gallery\n"),
     ("models/store/_probe_upward.py", "import facestream.gears.step\n"),
+    ("facestream/app/stack/_probe_upward.py", "def f():\n    from facestream.app.bench.clip import clip_bench\n"),
 ])
 def test_the_walker_sees_an_upward_import(where, line):
     """The rules above can fail: an upward import (even inside a function) is caught."""

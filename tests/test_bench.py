@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from facestream.app.bench import Figures, pipeline_run
-from facestream.app.knnbench import clustered, knn_bench
-from facestream.app.tables import update_readme
+from facestream.app.bench.clip import Figures, pipeline_run
+from facestream.app.bench.knn import clustered, knn_bench
+from facestream.app.bench.tables import update_readme
 from facestream.keys import Keys
 
 

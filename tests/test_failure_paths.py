@@ -12,7 +12,7 @@ import cv2
 from conftest import NoFaces
 from corpus import jpeg
 
-from facestream.app.local import LocalPipeline
+from facestream.app.stack.local import LocalPipeline
 from facestream.gears.worker import Worker
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Frame, FrameResult

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from corpus import BAD_KEY_TAILS, bad_frames
 
-from facestream.app.local import LocalPipeline
+from facestream.app.stack.local import LocalPipeline
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Frame, FrameResult
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from facestream.app.gearsbench import gear_vs_runner
-from facestream.cluster import free_ports
+from facestream.app.bench.gears import gear_vs_runner
+from facestream.app.bench.localcluster import free_ports
 from facestream.errors import ServerError
 from facestream.gearsbuild import GearsBuild, link_source
 from facestream.models.evaluation.evaluate import segment_scores

@@ -281,7 +281,7 @@ def test_the_tests_redis_dies_with_the_test_run(tmp_path):
 
 
 def test_up_reports_an_external_redis_outage_and_recovery(tmp_path):
-    from facestream.app.supervisor import RedisWatch
+    from facestream.app.stack.supervisor import RedisWatch
     from facestream.config import load_settings
     from facestream.server import EmbeddedRedis
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -45,8 +46,10 @@ def bench(
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
-    from facestream.app import tables
+    from facestream.app.bench import tables
 
+    if importlib.util.find_spec("psutil") is None:
+        raise FacestreamError("facestream bench needs its extra: scripts/setup.sh --bench (or pip install 'facestream[bench]')")
     s = settings_of(ctx)
     command = "facestream " + " ".join(sys.argv[1:])
     if knn:
@@ -74,8 +77,8 @@ def bench(
 
 def _clip(s: Settings, video: Path | None, enroll_dir: list[Path] | None, workers: int, fps: float | None,
           frames: int | None, baseline: bool, ablation: bool, command: str) -> list[str]:
-    from facestream.app import tables
-    from facestream.app.bench import clip_bench
+    from facestream.app.bench import tables
+    from facestream.app.bench.clip import clip_bench
 
     clip, people = _clip_and_people(s, video, enroll_dir)
     bar, tick = progress(None, "naive baseline", "frame")
@@ -92,7 +95,7 @@ def _clip(s: Settings, video: Path | None, enroll_dir: list[Path] | None, worker
 def _clip_and_people(s: Settings, video: Path | None, enroll_dir: list[Path] | None) -> tuple[Path, list[Path]]:
     """The clip to play and whom to enroll first: --enroll, else the sample's people, else those the clip's
     labels.json names (a clip with no labels: nobody, said so)."""
-    from facestream.app.demo import clip_people, find_sample
+    from facestream.app.stack.demo import clip_people, find_sample
 
     sample = find_sample(s.faces_dir) if video is None else None
     clip = video or sample.video
@@ -103,8 +106,8 @@ def _clip_and_people(s: Settings, video: Path | None, enroll_dir: list[Path] | N
 
 
 def _enrollment(s: Settings, folder: Path) -> list[str]:
-    from facestream.app.bench import enroll_rate
-    from facestream.app.tables import enrollment_table
+    from facestream.app.bench.clip import enroll_rate
+    from facestream.app.bench.tables import enrollment_table
 
     figs = [enroll_rate(s, folder, still, os.cpu_count() or 1) for still in (True, False)]
     for f in figs:
@@ -113,15 +116,15 @@ def _enrollment(s: Settings, folder: Path) -> list[str]:
 
 
 def _embedding(s: Settings, wheels: list[Path] | None, command: str) -> list[str]:
-    from facestream.app.embedbench import embedding_bench, found_wheels
-    from facestream.app.tables import embedding_table
+    from facestream.app.bench.embedding import embedding_bench, found_wheels
+    from facestream.app.bench.tables import embedding_table
 
     return embedding_table(embedding_bench(s, found_wheels() if wheels is None else wheels, say), command)
 
 
 def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[str]:
-    from facestream.app.knnbench import knn_bench
-    from facestream.app.tables import knn_table
+    from facestream.app.bench.knn import knn_bench
+    from facestream.app.bench.tables import knn_table
     from facestream.server import connect_index
 
     client = connect_index(s)
@@ -134,8 +137,8 @@ def _knn(s: Settings, sizes: list[int], efs: list[int], command: str) -> list[st
 
 
 def _sightings(s: Settings, sizes: list[int], command: str) -> list[str]:
-    from facestream.app.sightbench import sightings_bench
-    from facestream.app.tables import sightings_table
+    from facestream.app.bench.sightings import sightings_bench
+    from facestream.app.bench.tables import sightings_table
     from facestream.server import connect_index
 
     client, figs = connect_index(s), []
@@ -146,15 +149,15 @@ def _sightings(s: Settings, sizes: list[int], command: str) -> list[str]:
 
 
 def _cluster(s: Settings, command: str) -> list[str]:
-    from facestream.app.clusterbench import cluster_bench
-    from facestream.app.tables import cluster_table
+    from facestream.app.bench.cluster import cluster_bench
+    from facestream.app.bench.tables import cluster_table
 
     return cluster_table(cluster_bench(s, say=say), command)
 
 
 def _gears(s: Settings, video: Path | None, enroll_dir: list[Path] | None, frames: int | None, command: str) -> list[str]:
-    from facestream.app.gearsbench import gear_vs_runner
-    from facestream.app.tables import gears_table
+    from facestream.app.bench.gears import gear_vs_runner
+    from facestream.app.bench.tables import gears_table
     from facestream.gearsbuild import GearsBuild
 
     build = GearsBuild.configured(s.gears_dir)
@@ -165,10 +168,10 @@ def _gears(s: Settings, video: Path | None, enroll_dir: list[Path] | None, frame
 
 
 def _detection(s: Settings, frames: int, command: str) -> list[str]:
-    from facestream.app.bench import pipeline_run
-    from facestream.app.demo import find_sample
-    from facestream.app.detbench import PROFILES, detection_bench, synthetic, write_video
-    from facestream.app.tables import detection_table
+    from facestream.app.bench.clip import pipeline_run
+    from facestream.app.stack.demo import find_sample
+    from facestream.app.bench.detection import PROFILES, detection_bench, synthetic, write_video
+    from facestream.app.bench.tables import detection_table
 
     figs = detection_bench(s, s.faces_dir, PROFILES, frames, say)
     video = write_video(synthetic(s, s.faces_dir, frames)[0], s.data_dir / "cache" / "synthetic-1080p.mp4")

@@ -226,7 +226,7 @@ def demo(
     """The whole pipeline on a sample video: embedded Redis, enrollment, worker(s), dashboard, producer."""
     import signal
 
-    from facestream.app.demo import run_demo
+    from facestream.app.stack.demo import run_demo
 
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt  # a service manager's stop (SIGTERM) ends the demo as Ctrl-C does

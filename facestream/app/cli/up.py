@@ -21,7 +21,7 @@ def up(
 ) -> None:
     """Start Redis (embedded by default), workers, one producer per camera and the dashboard; restart any that
     exits, Redis included."""
-    from facestream.app import up as stack_up
+    from facestream.app.stack import up as stack_up
 
     configure_logging()
     s = settings_of(ctx)

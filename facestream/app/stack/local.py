@@ -13,7 +13,7 @@ from typing import Callable
 
 import redis
 
-from facestream.app.supervisor import Child, Supervisor
+from facestream.app.stack.supervisor import Child, Supervisor
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
@@ -61,7 +61,7 @@ def answers(client: redis.Redis, keys: Keys, camera: str, since: str = "-") -> A
 class LocalPipeline:
     """``workers`` ``facestream work`` processes (and a dashboard on ``dashboard_port``, 0: none) as
     children of this process, logging to ``<data_dir>/<label>-*.log``; a context manager that stops them.
-    The children are :class:`~facestream.app.supervisor.Child` processes: ``facestream up`` starts and
+    The children are :class:`~facestream.app.stack.supervisor.Child` processes: ``facestream up`` starts and
     stops its own the same way (and restarts them; here a child that exits is an error)."""
 
     def __init__(self, settings: Settings, url: str, label: str, workers: int = 1, dashboard_port: int = 0):

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from facestream.app.bench import EnrollFigures, Figures
-from facestream.app.clusterbench import TierFigures
-from facestream.app.detbench import ProfileFigures
-from facestream.app.embedbench import EmbedFigures
-from facestream.app.gearsbench import GearComparison
-from facestream.app.knnbench import KnnFigures
-from facestream.app.sightbench import SightingFigures
+from facestream.app.bench.clip import EnrollFigures, Figures
+from facestream.app.bench.cluster import TierFigures
+from facestream.app.bench.detection import ProfileFigures
+from facestream.app.bench.embedding import EmbedFigures
+from facestream.app.bench.gears import GearComparison
+from facestream.app.bench.knn import KnnFigures
+from facestream.app.bench.sightings import SightingFigures
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 

@@ -1,7 +1,7 @@
 """``facestream bench --cluster``: frames/s of the stream tier on one node vs a 3-master Redis Cluster.
 
 Both run here, in one invocation, from the embedded redis-server on loopback: a single node (no
-replica), then 3 masters + 3 replicas (:class:`facestream.cluster.LocalCluster`). Each is driven
+replica), then 3 masters + 3 replicas (:class:`facestream.app.bench.localcluster.LocalCluster`). Each is driven
 the same way: ``clients`` processes, each owning some of the ``cameras``, push synthetic 1080p JPEGs
 (:func:`frames_1080p`, ~200 KB like a street camera's) and take them back like a worker does, so one
 frame is the stream tier's whole frame path: XADD (MAXLEN ~), XREADGROUP, XACK. Servers, replicas
@@ -21,7 +21,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from facestream.cluster import LocalCluster, free_ports
+from facestream.app.bench.localcluster import LocalCluster, free_ports
 from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.keys import Keys

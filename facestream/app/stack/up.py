@@ -17,9 +17,9 @@ from typing import Callable
 
 import yaml
 
-from facestream.app.local import enroll_people, settings_env
-from facestream.app.stack import Stack, parse_stack, read_stack, source_problem
-from facestream.app.supervisor import Child, RedisWatch, Supervisor
+from facestream.app.stack.local import enroll_people, settings_env
+from facestream.app.stack.stackfile import Stack, parse_stack, read_stack, source_problem
+from facestream.app.stack.supervisor import Child, RedisWatch, Supervisor
 from facestream.config import Settings
 from facestream.consumer.auth import Users, login_hint
 from facestream.errors import ConfigError, FacestreamError

@@ -70,7 +70,7 @@ def _wheel(wheel: Path) -> list[EmbedFigures]:
     with tempfile.TemporaryDirectory() as tmp:
         zipfile.ZipFile(wheel).extractall(tmp)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, *sys.path]), "OPENBLAS_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, "-m", "facestream.app.embedbench"], env=env, capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "facestream.app.bench.embedding"], env=env, capture_output=True,
                               text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"{wheel.name}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")

@@ -18,9 +18,9 @@ from typing import Callable
 
 import redis
 
-from facestream.app.bench import Figures, answered_figures
-from facestream.app.local import Answers, LocalPipeline, enroll_people, wait_answers
-from facestream.cluster import free_ports
+from facestream.app.bench.clip import Figures, answered_figures
+from facestream.app.stack.local import Answers, LocalPipeline, enroll_people, wait_answers
+from facestream.app.bench.localcluster import free_ports
 from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError

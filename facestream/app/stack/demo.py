@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import redis
 
-from facestream.app.local import Answers, LocalPipeline, enroll_people
+from facestream.app.stack.local import Answers, LocalPipeline, enroll_people
 from facestream.config import Settings
 from facestream.consumer.auth import Users, login_hint
 from facestream.errors import FacestreamError

@@ -1,7 +1,7 @@
 """``facestream bench --sightings N``: the sightings index at scale (insert rate, memory, filtered search).
 
 N sightings are written through the step's own write (HSET + expiry in one script) under a scratch
-prefix: face vectors clustered like :mod:`facestream.app.knnbench` (``per_visitor`` looks of each
+prefix: face vectors clustered like :mod:`facestream.app.bench.knn` (``per_visitor`` looks of each
 stranger), capture times spread over the last 72 h (the default retention), 8 cameras, and a
 thumbnail of :data:`THUMB_BYTES` (what a 96 px face JPEG weighs). Then fresh looks of those strangers
 search the last 24 h, as ``facestream search --since 24h`` does; recall@10 is the share of the exact
@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import redis
 
-from facestream.app.knnbench import _faces_near, _wait_indexed, clustered, settle
+from facestream.app.bench.knn import _faces_near, _wait_indexed, clustered, settle
 from facestream.config import Settings
 from facestream.keys import Keys
 from facestream.models.curation.library import drop_visitors
