@@ -1,17 +1,18 @@
 """facestream: real-time face recognition on Redis Streams.
 
 The public API, a few names (imported on first use, so that ``import facestream`` stays light for the
-in-server gear)::
+in-server gear); the README's example, which its test runs::
 
-    from facestream import Settings, connect, enroll, search, follow
+    import facestream
 
-    settings = Settings()                      # FACESTREAM_* environment, a config file, or defaults
-    r = connect(settings)                      # the embedded Redis unless redis_url is set
-    index = connect_index(settings, r)         # the gallery's server: r itself unless index_url is set
-    enroll(index, settings, ["gallery/"])      # one folder per person: gallery/<person_id>/*.jpg
-    for kind, entry_id, result in follow(r, settings):
-        print(result.camera, result.names)     # a FrameResult per answered frame
-    hits = search(index, settings, "photo.jpg")  # every sighting of that face, nearest first
+    settings = facestream.Settings()               # FACESTREAM_* environment, a config file, or defaults
+    r = facestream.connect(settings)               # the embedded Redis unless redis_url is set
+    index = facestream.connect_index(settings, r)  # the gallery's server: r itself unless index_url is set
+    print(facestream.enroll(index, settings, ["gallery/"]).enrolled)  # gallery/<person_id>/*.jpg
+    for hit in facestream.search(index, settings, "photo.jpg", since="24h"):  # every sighting of that face
+        print(hit.sighting.camera, hit.sighting.ts_ms, hit.distance)
+    for kind, entry_id, result in facestream.follow(r, settings):  # one FrameResult per answered frame, until Ctrl-C
+        print(result.camera, result.names, result.to_json()["faces"])
 
 :class:`Producer` pushes a camera's frames, :class:`Worker` answers them (``facestream produce`` and
 ``facestream work`` run these); the records (:class:`Frame`, :class:`FrameResult`, :class:`Face`,

@@ -105,13 +105,13 @@ def test_untracked_faces_of_one_label_share_one_allowance_per_window(r, settings
     look = _person(9, 1)[0]
     for k in range(20):  # 20 frames of one stranger without tracking, 0.1 s apart
         face = Face((40, 20, 100, 80), visitor="v-000001")
-        for write in memory.keep(Kept(tracked=False), face, 0, look, Quality(60 + k, 50.0, 0.0), rgb, "door",
+        for pending in memory.keep(Kept(tracked=False), face, 0, look, Quality(60 + k, 50.0, 0.0), rgb, "door",
                                  1_000 + 100 * k):
-            write()
+            pending()
     kept = labelled(r.execute_command, keys, "visitor", "v-000001")
     assert len(kept) == settings.sightings_per_track, kept
     assert "door-2900-0" in kept, "the biggest (best) view is among those kept"
-    for write in memory.keep(Kept(tracked=False), Face((40, 20, 100, 80), visitor="v-000001"), 0, look,
+    for pending in memory.keep(Kept(tracked=False), Face((40, 20, 100, 80), visitor="v-000001"), 0, look,
                              Quality(60, 50.0, 0.0), rgb, "door", 1_000 + settings.untracked_window_ms):
-        write()
+        pending()
     assert len(labelled(r.execute_command, keys, "visitor", "v-000001")) == settings.sightings_per_track + 1
