@@ -30,13 +30,13 @@ def warmup(*_args):
 def on_frame(record):
     """Answer one frame. Never raises: a failed frame is dead-lettered here, because Gears' failure
     policies act on whole batches (continue = lose it silently, retry = loop forever)."""
-    from facestream.gears.step import Entry
+    from facestream.gears.step import FrameEntry
     from facestream.records import DeadLetter
 
     step = _step()
     key, entry_id = record["key"], record["id"]
     try:
-        step.handle(Entry(key, entry_id, record.get("value") or {}))
+        step.handle(FrameEntry(key, entry_id, record.get("value") or {}))
     except Exception as e:  # noqa: BLE001 - see docstring
         letter = DeadLetter(key, entry_id, "gear error: %s: %s" % (type(e).__name__, e),
                             step.keys.camera_of(key), 1, "gears")

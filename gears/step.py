@@ -114,8 +114,9 @@ def entry_ms(entry_id: str) -> int:
 
 
 @dataclass
-class Entry:
-    """One frame-stream entry as read: where it is, what it holds, how often it was delivered."""
+class FrameEntry:
+    """One entry of a camera's frame stream as a runner read it: where it is, what it holds, how often it was
+    delivered (:class:`facestream.feed.Entry` is an entry of an output stream)."""
 
     stream: str
     entry_id: str
@@ -181,7 +182,7 @@ class Step:
         claim(self.icall, self.keys, ModelStamp(embedder.model_id, embedder.dim))
         self.memory = Memory(settings, self.keys, self.icall, embedder.dim)
 
-    def handle(self, entry: Entry, group: str = "", tracks: Optional[Tracks] = None, scan: Optional[Scan] = None,
+    def handle(self, entry: FrameEntry, group: str = "", tracks: Optional[Tracks] = None, scan: Optional[Scan] = None,
                prepared: Optional[Callable[[], Prepared]] = None) -> Outcome:
         """Prepare (or take ``prepared()``, the runner's detection done ahead in a thread), finish and commit
         one entry; a bad frame is dead-lettered at once. Any other exception propagates: the frame stays

@@ -33,7 +33,7 @@ from facestream.gears import metrics
 from facestream.gears.heartbeat import Counts, beat
 from facestream.gears.leases import CameraLeases
 from facestream.gears.losses import LossCounter
-from facestream.gears.step import Entry, Outcome, Prepared, Step
+from facestream.gears.step import FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
 from facestream.models.vision.analyzer import FaceAnalyzer
@@ -50,7 +50,7 @@ class InHand:
     """A frame read and not yet answered: its entry, and its detection running ahead in a thread (None:
     detected when it is finished)."""
 
-    entry: Entry
+    entry: FrameEntry
     detected: Optional[Future[Prepared]] = None
 
 
@@ -204,7 +204,7 @@ class Worker:
         reply = read(self.r, {k: ">" for k in streams}, self.s.read_count, block, (self.s.group, self.name))
         for stream, entries in reply:
             for entry_id, fields in entries:
-                entry = Entry(text(stream), text(entry_id), fields or {})
+                entry = FrameEntry(text(stream), text(entry_id), fields or {})
                 self._in_hand.append(InHand(entry, self._detect_ahead(entry)))
         return sum(len(entries) for _, entries in reply)
 
@@ -221,7 +221,7 @@ class Worker:
         """Finish every frame in hand, in the order read (waiting for their detection)."""
         return self._finish_ready(all_of_them=True)
 
-    def _detect_ahead(self, entry: Entry) -> Future[Prepared] | None:
+    def _detect_ahead(self, entry: FrameEntry) -> Future[Prepared] | None:
         """Start decoding and detecting the frame in the thread pool (None: no pool). What it raises is
         raised again, in order, when the frame is finished."""
         if self._pool is None:
@@ -297,13 +297,13 @@ class Worker:
                     raise
                 for entry_id in deleted:  # trimmed by MAXLEN while pending: never processed
                     handled += self._dead(stream, text(entry_id), "trimmed from the stream before it was processed", 0)
-                handled += self._answer_claimed(stream, [Entry(stream, text(i), f or {}) for i, f in claimed
+                handled += self._answer_claimed(stream, [FrameEntry(stream, text(i), f or {}) for i, f in claimed
                                                          if i is not None])
                 if text(cursor) == "0-0":
                     break
         return handled
 
-    def _answer_claimed(self, stream: str, claimed: list[Entry]) -> int:
+    def _answer_claimed(self, stream: str, claimed: list[FrameEntry]) -> int:
         """Answer taken-over frames, or dead-letter those delivered more than ``max_deliveries`` times."""
         if not claimed:
             return 0
@@ -343,7 +343,7 @@ class Worker:
             log.warning("%s: %d frames behind, skipped %d to stay live (lag_policy=latest)", stream, lag, skipped)
 
     # --- per frame ---------------------------------------------------------------------------------
-    def _handle(self, entry: Entry, prepared: Callable[[], Prepared] | None = None) -> int:
+    def _handle(self, entry: FrameEntry, prepared: Callable[[], Prepared] | None = None) -> int:
         camera = self.keys.camera_of(entry.stream)
         metrics.FRAMES_IN.labels(camera).inc()
         cam = self.camera(entry.stream)

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from facestream.consumer.dashboard import Hub, create_app
 from facestream.consumer.follow import follow
 from facestream.errors import BadFrame, ConfigError
-from facestream.gears.step import COMMIT_LUA, Entry, Step
+from facestream.gears.step import COMMIT_LUA, FrameEntry, Step
 from facestream.gears.worker import Worker
 from facestream.keys import Keys
 from facestream.models.vision.image import decode, decode_frame
@@ -65,7 +65,7 @@ def test_a_bad_timestamp_is_dead_lettered_and_the_commit_script_writes_nothing_h
     stream = keys.frames("cam")
     step = Step(settings, NoFaces(), r.execute_command, "w")
     entry = r.xadd(stream, {"camera": "cam", "ts_ms": "-5", "jpeg": jpeg()}).decode()
-    assert step.handle(Entry(stream, entry, r.xrange(stream)[0][1])).kind == "deadletter"
+    assert step.handle(FrameEntry(stream, entry, r.xrange(stream)[0][1])).kind == "deadletter"
     assert r.xlen(keys.results("cam")) == 0 and r.xlen(keys.events("cam")) == 0
     # The script itself refuses a bad ts before its first write (no marker, no result, no event).
     res = FrameResult("1-0", "cam", 1, 1000, [Face((0, 0, 40, 40), person_id="p", name="P")])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from facestream.errors import FacestreamError
-from facestream.gears.step import Entry, Step
+from facestream.gears.step import FrameEntry, Step
 from facestream.keys import Keys
 from facestream.models.curation.enroll import Summary
 from facestream.models.curation.feedback import FaceRef, embed_face, is_person, not_person
@@ -99,7 +99,7 @@ def _answer(r, settings, analyzer, jpeg: bytes) -> tuple[str, FrameResult]:
     step = Step(settings, analyzer, r.execute_command, "test")
     frame_id = r.xadd(keys.frames("cam"), Frame("cam", 1, 1_700_000_000_000, 0, 0, jpeg).to_fields()).decode()
     fields = r.xrange(keys.frames("cam"), frame_id, frame_id)[0][1]
-    assert step.handle(Entry(keys.frames("cam"), frame_id, fields)).kind == "result"
+    assert step.handle(FrameEntry(keys.frames("cam"), frame_id, fields)).kind == "result"
     rid, out = r.xrevrange(keys.results("cam"), count=1)[0]
     return rid.decode(), FrameResult.from_fields(out)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from facestream.feed import newest
-from facestream.gears.step import Entry, Step
+from facestream.gears.step import FrameEntry, Step
 from facestream.gears.worker import Worker
 from facestream.keys import Keys
 from facestream.models.curation.enroll import enroll, plan
@@ -100,8 +100,8 @@ def test_replay_is_idempotent_and_empty_frames_get_a_result(r, settings, analyze
     blank = np.full((120, 160, 3), 90, np.uint8)
     fid = put(r, keys, "camx", blank, 1)
     fields = r.xrange(keys.frames("camx"))[0][1]
-    assert step.handle(Entry(keys.frames("camx"), fid, fields)).kind == "result"
-    assert step.handle(Entry(keys.frames("camx"), fid, fields)).kind == "duplicate"
+    assert step.handle(FrameEntry(keys.frames("camx"), fid, fields)).kind == "result"
+    assert step.handle(FrameEntry(keys.frames("camx"), fid, fields)).kind == "duplicate"
     (res,) = results(r, keys)
     assert res.frame_id == fid and res.faces == [] and {"decode", "detect", "embed", "search", "total", "queue"} <= set(res.timings)
     raw = r.xrange(keys.results("camx"))[0][1]
@@ -123,20 +123,20 @@ def test_a_frame_answered_twice_joins_its_visitor_and_stores_its_sightings_once(
     step = Step(settings, analyzer, r.execute_command, "w")
     stranger = cv2.cvtColor(cv2.imread(str(sorted((faces_dir / "probes" / "_unknown").iterdir())[0])), cv2.COLOR_BGR2RGB)
     fid = put(r, keys, "door", stranger, 1)
-    entry = Entry(keys.frames("door"), fid, r.xrange(keys.frames("door"), fid, fid)[0][1])
+    entry = FrameEntry(keys.frames("door"), fid, r.xrange(keys.frames("door"), fid, fid)[0][1])
     assert step.handle(entry).kind == "result"
     (face,) = results(r, keys)[0].faces
     assert face.visitor and r.hget(keys.visitor(face.visitor), "looks") == b"1", face
     before = _visitor_state(r, keys)
     assert any(k.startswith(keys.sighting("").encode()) for k in before), "the look was kept as a sighting"
 
-    redelivered = Entry(entry.stream, entry.entry_id, entry.fields, deliveries=2)
+    redelivered = FrameEntry(entry.stream, entry.entry_id, entry.fields, deliveries=2)
     assert step.handle(redelivered).kind == "duplicate"
     assert _visitor_state(r, keys) == before, "a duplicate answer wrote visitors or sightings again"
     assert len(results(r, keys)) == 1
 
     later = put(r, keys, "door", stranger, 2)
-    assert step.handle(Entry(keys.frames("door"), later, r.xrange(keys.frames("door"), later, later)[0][1])).kind == "result"
+    assert step.handle(FrameEntry(keys.frames("door"), later, r.xrange(keys.frames("door"), later, later)[0][1])).kind == "result"
     assert r.hget(keys.visitor(face.visitor), "looks") == b"2", "a new frame of him joins his visitor"
 
 
@@ -188,7 +188,7 @@ def test_presence_events_appear_and_leave(r, settings, analyzer, faces_dir):
     for i, (img, dt) in enumerate([(face, 0), (face, 500), (blank, 900), (blank, 2000)]):
         fr = Frame("lobby", i, t0 + dt, img.shape[1], img.shape[0], encode_jpeg(img))
         fid = r.xadd(keys.frames("lobby"), fr.to_fields()).decode()
-        assert step.handle(Entry(keys.frames("lobby"), fid, r.xrange(keys.frames("lobby"), fid, fid)[0][1])).kind == "result"
+        assert step.handle(FrameEntry(keys.frames("lobby"), fid, r.xrange(keys.frames("lobby"), fid, fid)[0][1])).kind == "result"
     events = [IdentityEvent.from_fields(f) for _, f in r.xrange(keys.events("lobby"))]
     assert [(e.kind, e.person_id, e.name) for e in events] == [("appear", "obama", "Barack Obama"),
                                                                ("leave", "obama", "Barack Obama")]
