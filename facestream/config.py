@@ -3,7 +3,9 @@
 Every tuning value of the frame's path (how many views a face gets, when a frame counts as late, how
 long a track survives a missed detection, the HNSW degree of every index) is a field here; the gear
 step receives them as they are (``facestream work`` passes these settings, the in-server gear a namespace
-of the same fields), so nothing in gears/ or models/ keeps a number of its own for them.
+of the same fields), so nothing in gears/ or models/ keeps a number of its own for them. Constants that
+describe a model or a protocol rather than tune one (RetinaFace's strides and NMS, dlib's chip size,
+the stream field names) stay beside the code they describe.
 
 Values come from (highest first): keyword arguments, ``FACESTREAM_*`` environment variables, the
 YAML/TOML file named by ``FACESTREAM_CONFIG`` (or ``--config``), then the defaults below. Every

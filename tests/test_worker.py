@@ -140,6 +140,27 @@ def test_a_frame_answered_twice_joins_its_visitor_and_stores_its_sightings_once(
     assert r.hget(keys.visitor(face.visitor), "looks") == b"2", "a new frame of him joins his visitor"
 
 
+def test_a_camera_whose_lease_is_lost_leaves_with_its_tracks_and_scan(r, settings, analyzer):
+    """With tracking, what a worker keeps of a camera (its tracks, its scan) goes when another worker holds
+    the camera's lease: the camera's state lives where its frames are read."""
+    s = settings.replace(camera_lease_ms=60_000)
+    keys = Keys(s.key_prefix)
+    put(r, keys, "cam1", np.full((120, 160, 3), 90, np.uint8), 1)
+    w = Worker(r, s, analyzer, name="w1")
+    try:
+        w.discover()
+        w.heartbeat()
+        w.lease_cameras()
+        cam = w.cameras[keys.frames("cam1")]
+        assert cam.tracks is not None and cam.scan is not None and w.reading == [keys.frames("cam1")]
+        r.set(keys.lease("cam1"), "w2")  # w1 stalled past its lease; w2 took the camera
+        w.lease_cameras()
+        assert w.cameras == {} and w.reading == []
+    finally:
+        w.stop()
+        w.run()
+
+
 def _worker_proc(url: str, prefix: str, name: str, ready) -> None:
     from facestream.config import load_settings
 
