@@ -140,6 +140,20 @@ def test_a_frame_answered_twice_joins_its_visitor_and_stores_its_sightings_once(
     assert r.hget(keys.visitor(face.visitor), "looks") == b"2", "a new frame of him joins his visitor"
 
 
+def test_a_side_write_refused_after_the_commit_is_counted_and_the_answer_stands(r, settings, analyzer, faces_dir):
+    """The visitor write comes after the commit: when Redis refuses it (here a key of the wrong type where the
+    new visitor goes), the frame keeps its result and is acked, and the refused writes are counted."""
+    keys = Keys(settings.key_prefix)
+    step = Step(settings, analyzer, r.execute_command, "w")
+    r.set(keys.visitor("v-000001"), "not a visitor")  # the id the first stranger gets
+    stranger = cv2.cvtColor(cv2.imread(str(sorted((faces_dir / "probes" / "_unknown").iterdir())[0])), cv2.COLOR_BGR2RGB)
+    fid = put(r, keys, "door", stranger, 1)
+    outcome = step.handle(FrameEntry(keys.frames("door"), fid, r.xrange(keys.frames("door"), fid, fid)[0][1]))
+    assert outcome.kind == "result" and outcome.unstored >= 1, outcome
+    (res,) = results(r, keys)
+    assert res.faces[0].visitor == "v-000001" and r.get(keys.visitor("v-000001")) == b"not a visitor"
+
+
 def test_a_camera_whose_lease_is_lost_leaves_with_its_tracks_and_scan(r, settings, analyzer):
     """With tracking, what a worker keeps of a camera (its tracks, its scan) goes when another worker holds
     the camera's lease: the camera's state lives where its frames are read."""
