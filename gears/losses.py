@@ -1,4 +1,5 @@
-"""Frames trimmed from a camera stream before any worker read them: counted, never silent.
+"""Frames trimmed from a camera stream before any worker read them, or skipped to stay live: counted,
+never silent.
 
 A camera stream is capped (``MAXLEN ~ frames_maxlen``); when workers fall further behind than
 that, the oldest unread frames are trimmed away and can never be answered. Redis keeps what is
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import redis
 
+from facestream.commands import group_info
 from facestream.keys import Keys
 
 # KEYS: frame stream, the camera's loss counter; ARGV: group. Returns the frames newly counted as lost.
@@ -56,3 +58,19 @@ class LossCounter:
             if "no such key" in str(e).lower() or "NOGROUP" in str(e):
                 return 0  # stream deleted meanwhile; discover() notices
             raise
+
+
+def skip_behind(client: redis.Redis, stream: str, group: str, max_lag: int) -> int:
+    """Move ``group`` past the frames of ``stream`` more than ``max_lag`` behind the newest (lag_policy
+    'latest'); returns how many it skipped."""
+    g = group_info(client, stream, group)
+    lag = g.get("lag") if g else None
+    if lag is None or int(lag) <= max_lag:
+        return 0
+    newest = client.xrevrange(stream, count=max_lag + 1)
+    if len(newest) <= max_lag:
+        return 0
+    added = int(client.xinfo_stream(stream)["entries-added"])
+    # ENTRIESREAD keeps the group's read counter exact, so trimmed frames are still counted.
+    client.execute_command("XGROUP", "SETID", stream, group, newest[-1][0], "ENTRIESREAD", added - max_lag)
+    return int(lag) - max_lag

@@ -26,13 +26,13 @@ from typing import Any, Callable, Optional
 
 import redis
 
-from facestream.commands import cameras, ensure_group, group_info
+from facestream.commands import cameras, ensure_group
 from facestream.config import Settings
 from facestream.feed import id_key, read
 from facestream.gears import metrics
 from facestream.gears.heartbeat import Counts, beat
 from facestream.gears.leases import CameraLeases
-from facestream.gears.losses import LossCounter
+from facestream.gears.losses import LossCounter, skip_behind
 from facestream.gears.step import FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
@@ -119,10 +119,14 @@ class Worker:
         frame; with tracking when the lease is taken (a frame of a camera no longer leased gets none)."""
         cam = self.cameras.get(stream)
         if cam is None:
-            cam = Camera(None, CameraScan(self.profile) if self.profile.scans else None)
+            cam = self._new_camera(tracked=False)
             if not self.s.tracking:
                 cam = self.cameras.setdefault(stream, cam)
         return cam
+
+    def _new_camera(self, tracked: bool) -> Camera:
+        return Camera(CameraTracks.of(self.s) if tracked else None,
+                      CameraScan(self.profile) if self.profile.scans else None)
 
     @property
     def reading(self) -> list[str]:
@@ -279,8 +283,7 @@ class Worker:
             if self.cameras.pop(stream, None) is not None:
                 log.info("no longer reading %s", stream)
         for stream in taken:
-            self.cameras[stream] = Camera(CameraTracks.of(self.s), CameraScan(self.profile) if self.profile.scans
-                                          else None)
+            self.cameras[stream] = self._new_camera(tracked=True)
 
     def reclaim(self) -> int:
         """Take over frames idle longer than claim_idle_ms (a crashed or stuck worker's), then answer them."""
@@ -324,23 +327,13 @@ class Worker:
         return {text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     def skip_lag(self) -> None:
-        """'latest' policy: move the group past frames more than max_lag_frames behind the newest."""
+        """'latest' policy: move the group past frames more than max_lag_frames behind the newest (counted)."""
         for stream in self.reading:
-            g = group_info(self.r, stream, self.s.group)
-            lag = g.get("lag") if g else None
-            if lag is None or int(lag) <= self.s.max_lag_frames:
-                continue
-            newest = self.r.xrevrange(stream, count=self.s.max_lag_frames + 1)
-            if len(newest) <= self.s.max_lag_frames:
-                continue
-            added = int(self.r.xinfo_stream(stream)["entries-added"])
-            # ENTRIESREAD keeps the group's read counter exact, so trimmed frames are still counted.
-            self.r.execute_command("XGROUP", "SETID", stream, self.s.group, newest[-1][0],
-                                   "ENTRIESREAD", added - self.s.max_lag_frames)
-            skipped = int(lag) - self.s.max_lag_frames
-            self.counts.skipped += skipped
-            metrics.SKIPPED.labels(self.keys.camera_of(stream)).inc(skipped)
-            log.warning("%s: %d frames behind, skipped %d to stay live (lag_policy=latest)", stream, lag, skipped)
+            skipped = skip_behind(self.r, stream, self.s.group, self.s.max_lag_frames)
+            if skipped:
+                self.counts.skipped += skipped
+                metrics.SKIPPED.labels(self.keys.camera_of(stream)).inc(skipped)
+                log.warning("%s: skipped %d frames to stay live (lag_policy=latest)", stream, skipped)
 
     # --- per frame ---------------------------------------------------------------------------------
     def _handle(self, entry: FrameEntry, prepared: Callable[[], Prepared] | None = None) -> int:
