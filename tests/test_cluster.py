@@ -17,8 +17,8 @@ from conftest import REPO
 from corpus import jpeg
 from test_dashboard import serving, web
 
-from facestream.app.stack.local import LocalPipeline, settings_env
 from facestream.app.bench.localcluster import LocalCluster, free_ports
+from facestream.app.stack.local import LocalPipeline, settings_env
 from facestream.feed import newest
 from facestream.keys import Keys
 from facestream.records import DeadLetter, Frame, FrameResult

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
+from facestream.gears.track import Kept
 from facestream.keys import Keys
 from facestream.models.evaluation.visitors import pairwise
-from facestream.gears.track import Kept
 from facestream.models.store.sightings import SightingIndexes, labelled, load, search, write
 from facestream.models.store.visitors import Visitors
 from facestream.records import Sighting

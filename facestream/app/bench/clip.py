@@ -19,8 +19,8 @@ from typing import Callable
 import numpy as np
 import redis
 
-from facestream.app.stack.local import Answers, LocalPipeline, enroll_people
 from facestream.app.bench.sampler import Sampler
+from facestream.app.stack.local import Answers, LocalPipeline, enroll_people
 from facestream.commands import delete_matching, ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError

@@ -19,8 +19,8 @@ from typing import Callable
 import redis
 
 from facestream.app.bench.clip import Figures, answered_figures
-from facestream.app.stack.local import Answers, LocalPipeline, enroll_people, wait_answers
 from facestream.app.bench.localcluster import free_ports
+from facestream.app.stack.local import Answers, LocalPipeline, enroll_people, wait_answers
 from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError

@@ -169,9 +169,9 @@ def _gears(s: Settings, video: Path | None, enroll_dir: list[Path] | None, frame
 
 def _detection(s: Settings, frames: int, command: str) -> list[str]:
     from facestream.app.bench.clip import pipeline_run
-    from facestream.app.stack.demo import find_sample
     from facestream.app.bench.detection import PROFILES, detection_bench, synthetic, write_video
     from facestream.app.bench.tables import detection_table
+    from facestream.app.stack.demo import find_sample
 
     figs = detection_bench(s, s.faces_dir, PROFILES, frames, say)
     video = write_video(synthetic(s, s.faces_dir, frames)[0], s.data_dir / "cache" / "synthetic-1080p.mp4")
