@@ -133,7 +133,7 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
     client = connect(s, url)
     keys = Keys(s.key_prefix)
     gallery = Gallery(connect_index(s, client), s)
-    _wipe(client, gallery)
+    wipe(client, gallery)
     try:
         enroll_people(gallery, people, s, say)
         ensure_group(client, keys.frames(CAMERA), s.group)
@@ -156,7 +156,7 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
             fig.accuracy = [sc.line() for sc in segment_scores([r for _, r in got.results], video)]
         return fig
     finally:
-        _wipe(client, gallery)
+        wipe(client, gallery)
 
 
 def answered_figures(s: Settings, workers: int, fps: float | None, got: Answers) -> Figures:
@@ -178,7 +178,7 @@ def answered_figures(s: Settings, workers: int, fps: float | None, got: Answers)
     return fig
 
 
-def _wipe(client: redis.Redis, gallery: Gallery) -> None:
+def wipe(client: redis.Redis, gallery: Gallery) -> None:
     gallery.clear()
     delete_matching(client, f"{gallery.keys.prefix}:*")
 

@@ -15,6 +15,7 @@ from facestream.app.bench.embedding import EmbedFigures
 from facestream.app.bench.gears import GearComparison
 from facestream.app.bench.knn import KnnFigures
 from facestream.app.bench.sightings import SightingFigures
+from facestream.app.bench.strangers import StrangerFigures
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 
@@ -106,6 +107,18 @@ def sightings_table(figs: list[SightingFigures], settings: Settings, command: st
             "|---|---|---|---|---|---|"]
     rows += [f"| {f.size:,} | {f.insert_per_s:,.0f} | {f.bytes_per_sighting / 1024:.1f} | {f.p50_ms:.1f} | "
              f"{f.p99_ms:.1f} | {f.recall_at_10:.3f} |" for f in figs]
+    return rows
+
+
+def strangers_table(figs: list[StrangerFigures], settings: Settings, command: str) -> list[str]:
+    """``bench --strangers``: per gallery size, the strangers' faces and tracks named (every one a false name)."""
+    rows = [f"`{command}` on {machine_line()}, detection `{settings.detection}`, tracking "
+            f"{'on' if settings.tracking else 'off'}, {time.strftime('%Y-%m-%d')}:", "",
+            "| people enrolled (faces) | stranger faces named | share | stranger tracks named | frames |",
+            "|---|---|---|---|---|"]
+    for f in figs:
+        rows.append(f"| {f.people} ({f.gallery_faces}) | {f.named} of {f.faces} | {f.named / max(1, f.faces):.2%} | "
+                    f"{f.named_tracks} of {f.tracks} | {f.frames} |")
     return rows
 
 

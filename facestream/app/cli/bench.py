@@ -42,6 +42,8 @@ def bench(
     dlib_wheel: Annotated[Optional[list[Path]], typer.Option("--dlib-wheel", help="With --embedding: another dlib build to time (default: .facestream/wheels/*).")] = None,
     cluster: Annotated[bool, typer.Option("--cluster", help="Instead: frames/s of the stream tier on one node vs a 3-master cluster (both started here, 1080p JPEGs).")] = False,
     gears: Annotated[bool, typer.Option("--gears", help="Instead: the clip through the in-server gear vs the runner (a gear server of the gears_dir build, started here).")] = False,
+    strangers: Annotated[Optional[str], typer.Option(help="Instead: a 1080p walk-by of strangers only against galleries of "
+                                                     "this many people, e.g. 10,100,1000: faces and tracks named.")] = None,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
@@ -60,6 +62,8 @@ def bench(
         block, rows = "sightings", _sightings(s, _numbers("--sightings", sightings), command)
     elif detection:
         block, rows = "detection", _detection(s, frames or 150, command)
+    elif strangers:
+        block, rows = "strangers", _strangers(s, _numbers("--strangers", strangers), frames or 150, command)
     elif embedding:
         block, rows = "embedding", _embedding(s, dlib_wheel, command)
     elif cluster:
@@ -165,6 +169,13 @@ def _gears(s: Settings, video: Path | None, enroll_dir: list[Path] | None, frame
     comparison = gear_vs_runner(s, build, clip, people, frames, say)
     typer.echo("\n".join(comparison.lines()))
     return gears_table(comparison, command)
+
+
+def _strangers(s: Settings, sizes: list[int], frames: int, command: str) -> list[str]:
+    from facestream.app.bench.strangers import strangers_bench
+    from facestream.app.bench.tables import strangers_table
+
+    return strangers_table(strangers_bench(s, s.faces_dir, sizes, frames, say), s, command)
 
 
 def _detection(s: Settings, frames: int, command: str) -> list[str]:
