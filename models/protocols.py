@@ -54,3 +54,4 @@ class PolicySettings(Protocol):
     name_min_face_px: int
     name_min_sharpness: float
     name_max_yaw: float
+    max_false_accepts: float

@@ -23,8 +23,9 @@ APP = "facestream.app"
 #: What each part of facestream.models may import of the others: types at the bottom, evaluation on top.
 MODELS_MAY_IMPORT = {
     "types": set(),
+    "impostors": set(),
     "protocols": {"types"},
-    "matcher": {"types", "protocols"},
+    "matcher": {"types", "protocols", "impostors"},
     "vision": {"types", "protocols"},
     "store": {"types", "protocols"},
     "curation": {"types", "protocols", "matcher", "vision", "store"},

@@ -186,3 +186,26 @@ def test_enroll_video_keeps_diverse_faces(r, settings, faces_dir):
     summary = enroll(g, items, settings, Options(video_every_s=0.5, max_per_video=5), workers=1)
     assert 1 <= summary.enrolled["clip_person"] <= 5
     assert g.count_faces("clip_person") == summary.enrolled["clip_person"]
+
+
+def test_without_a_calibration_the_threshold_follows_the_target_as_the_gallery_grows():
+    """The shipped impostor model turns max_false_accepts into a threshold per gallery size: tighter for more
+    faces, never looser than match_threshold, and at it the model expects the target share of strangers near."""
+    from facestream.config import Settings
+    from facestream.models.impostors import impostor_tail
+
+    s = Settings()
+    base = Policy.of(s, "dlib-resnet-v1")
+    assert impostor_tail("dlib-resnet-v1") and base.max_false_accepts == s.max_false_accepts
+    thresholds = [base.for_gallery(n).threshold for n in (10, 100, 1_000, 10_000, 100_000)]
+    assert thresholds == sorted(thresholds, reverse=True) and thresholds[0] == s.match_threshold
+    assert thresholds[-1] < thresholds[2] < s.match_threshold
+    for n in (1_000, 10_000):
+        assert base.for_gallery(n).near_strangers(n) == pytest.approx(s.max_false_accepts, rel=0.05)
+    assert "1000 gallery faces" in base.for_gallery(1_000).describe()
+    # An embedder with no shipped model decides with the fixed threshold, and says so.
+    own = Policy.of(s, "my-arcface")
+    assert own.for_gallery(100_000).threshold == s.match_threshold and "no impostor model" in own.source
+    # A stored calibration is the user's own measurement: the shipped target no longer applies to it.
+    calibrated = base.calibrated(Policy(0.11, 0.02, 0.0, source="cal").to_json())
+    assert calibrated.max_false_accepts == 0 and calibrated.for_gallery(100_000).threshold == 0.11

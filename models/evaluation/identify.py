@@ -24,7 +24,7 @@ import redis
 
 from facestream.config import Settings
 from facestream.keys import Keys
-from facestream.models.curation.enroll import Item, Options, Outcome, Summary, embed_files, enroll, plan
+from facestream.models.curation.enroll import Item, Options, Outcome, Summary, embed_files, enroll, model_stamp, plan
 from facestream.models.matcher import Policy, StoredPolicy, by_person, decide
 from facestream.models.store.cohort import Cohort
 from facestream.models.store.gallery import FaceEntry, Gallery
@@ -326,6 +326,6 @@ def policy_in_force(client: redis.Redis, settings: Settings, gallery_faces: int 
     """The policy the workers decide with: the settings', with a stored calibration's values, for the
     live gallery's size (or for a gallery of ``gallery_faces``)."""
     keys = Keys(settings.key_prefix)
-    stored = StoredPolicy(client.execute_command, keys.policy, keys.index, Policy.of(settings))
+    stored = StoredPolicy(client.execute_command, keys.policy, keys.index, Policy.of(settings, model_stamp(settings).model_id))
     policy = stored.get()
     return policy if gallery_faces is None else stored.unscaled.for_gallery(gallery_faces)

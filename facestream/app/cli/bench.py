@@ -15,6 +15,23 @@ from facestream.config import Settings
 from facestream.errors import FacestreamError
 
 
+def _print(rows: list[str], block: str, readme: Path | None) -> None:
+    """The table, and into ``readme``'s block of that name."""
+    from facestream.app.bench import tables
+
+    typer.echo("\n".join(rows))
+    if readme:
+        tables.update_readme(readme, block, rows)
+        say(f"wrote the table into {readme}")
+
+
+def _bench_settings(ctx: typer.Context) -> Settings:
+    """The settings, once the bench extra is known to be installed."""
+    if importlib.util.find_spec("psutil") is None:
+        raise FacestreamError("facestream bench needs its extra: scripts/setup.sh --bench (or pip install 'facestream[bench]')")
+    return settings_of(ctx)
+
+
 def _numbers(option: str, value: str) -> list[int]:
     try:
         return [int(x.replace("_", "")) for x in value.split(",")]
@@ -42,17 +59,13 @@ def bench(
     dlib_wheel: Annotated[Optional[list[Path]], typer.Option("--dlib-wheel", help="With --embedding: another dlib build to time (default: .facestream/wheels/*).")] = None,
     cluster: Annotated[bool, typer.Option("--cluster", help="Instead: frames/s of the stream tier on one node vs a 3-master cluster (both started here, 1080p JPEGs).")] = False,
     gears: Annotated[bool, typer.Option("--gears", help="Instead: the clip through the in-server gear vs the runner (a gear server of the gears_dir build, started here).")] = False,
-    strangers: Annotated[Optional[str], typer.Option(help="Instead: a 1080p walk-by of strangers only against galleries of "
-                                                     "this many people, e.g. 10,100,1000: faces and tracks named.")] = None,
+    strangers: Annotated[Optional[str], typer.Option(help="Instead: a 1080p walk-by of strangers only against galleries of this many people, e.g. 10,100,1000: faces and tracks named.")] = None,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
-    from facestream.app.bench import tables
 
-    if importlib.util.find_spec("psutil") is None:
-        raise FacestreamError("facestream bench needs its extra: scripts/setup.sh --bench (or pip install 'facestream[bench]')")
-    s = settings_of(ctx)
+    s = _bench_settings(ctx)
     command = "facestream " + " ".join(sys.argv[1:])
     if knn:
         block, rows = "knn", _knn(s, _numbers("--knn", knn), _numbers("--ef", ef) if ef else [], command)
@@ -73,10 +86,7 @@ def bench(
     else:
         block, rows = "live" if live else "ablation" if ablation else "clip", _clip(
             s, video, enroll_dir, workers, fps if live else None, frames, baseline, ablation, command)
-    typer.echo("\n".join(rows))
-    if readme:
-        tables.update_readme(readme, block, rows)
-        say(f"wrote the table into {readme}")
+    _print(rows, block, readme)
 
 
 def _clip(s: Settings, video: Path | None, enroll_dir: list[Path] | None, workers: int, fps: float | None,
