@@ -253,6 +253,16 @@ class Settings(BaseSettings):
         "track_reembed_s (its name is the vote over its track). Each camera is then read by one worker at a time.",
     )
     track_reembed_s: float = Field(0.5, ge=0, description="A tracked face is embedded again after this long.")
+    confirm_looks: int = Field(
+        2, ge=1, le=20, description="A track is published under a name (result, appear event, MQTT, dashboard) once "
+        "this many of its looks named that person, or one look was within the threshold by confirm_confidence; until "
+        "then it is unknown, reason confirming. One look that matched is the typical false name of a crowd.",
+    )
+    confirm_confidence: float = Field(
+        0.5, gt=0, le=1, description="One look this far inside the threshold (confidence = 1 - distance/threshold) "
+        "confirms a track's name at once: at 0.5, with 228 faces enrolled, a stranger's look comes that close to one "
+        "of them about once in 10,000 looks (the impostor model).",
+    )
     track_split_distance: float = Field(
         0.25, gt=0, lt=4, description="A new embedding this far (squared L2) from its track's previous one means "
         "the tracker joined two people (a cut, a crossing): the track's votes are discarded and it starts over.",

@@ -300,9 +300,10 @@ class Step:
         return self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
 
     def _face(self, look: Look, tracks: Tracks) -> Face:
-        """The face record: its track's vote (this frame's decision included), else this frame's decision;
-        an unknown face carries its track's visitor id."""
-        m = tracks.voted(look.track_id) or look.match or unnamed(NOT_EMBEDDED)
+        """The face record: its track's vote (this frame's decision included), else this frame's decision, a
+        name once confirmed (:meth:`facestream.gears.tracks.CameraTracks.called`); an unknown face carries its
+        track's visitor id."""
+        m = tracks.called(look.track_id, look.match) or unnamed(NOT_EMBEDDED)
         kept = look.kept or tracks.kept(look.track_id)
         visitor = kept.visitor if kept is not None and m.person_id == UNKNOWN else ""
         d = look.detection

@@ -16,6 +16,7 @@ at a time (see :mod:`facestream.gears.worker`).
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from facestream.gears.track import Kept, Track
-from facestream.models.matcher import Match
+from facestream.models.matcher import CONFIRMING, Match
 from facestream.models.types import Detection
 from facestream.records import UNKNOWN
 
@@ -31,8 +32,10 @@ from facestream.records import UNKNOWN
 class CameraTracks:
     """ByteTrack plus identity votes for one camera's face tracks."""
 
-    def __init__(self, reembed_s: float, split_distance: float, lost_s: float, fps: float):
+    def __init__(self, reembed_s: float, split_distance: float, lost_s: float, fps: float, confirm_looks: int = 1,
+                 confirm_confidence: float = 1.0):
         self.reembed_s, self.split_distance, self.fps = reembed_s, split_distance, fps
+        self.confirm_looks, self.confirm_confidence = confirm_looks, confirm_confidence
         self._tracker = ByteTrackTracker(lost_track_buffer=max(1, round(lost_s * fps)), minimum_consecutive_frames=1,
                                          minimum_iou_threshold=0.3)
         self._tracks: dict[int, Track] = {}
@@ -42,7 +45,8 @@ class CameraTracks:
     @classmethod
     def of(cls, s: Any) -> CameraTracks:
         """A camera's tracks with the ``track_*`` settings of ``s``."""
-        return cls(s.track_reembed_s, s.track_split_distance, s.track_lost_s, s.track_fps)
+        return cls(s.track_reembed_s, s.track_split_distance, s.track_lost_s, s.track_fps, s.confirm_looks,
+                   s.confirm_confidence)
 
     def update(self, detections: list[Detection], ts_s: float) -> list[int | None]:
         """Associate this frame's detections with tracks; the track id of each (None: not tracked yet)."""
@@ -85,7 +89,9 @@ class CameraTracks:
         if track_id is None or track_id not in self._tracks:
             return True
         t = self._tracks[track_id]
-        every = self.reembed_s if t.label()[0] != UNKNOWN else self.reembed_s / 4  # maybe just a poor view
+        m = t.label()[2]  # not named, or not yet confirmed: look again soon (maybe just a poor view)
+        named = m is not None and m.person_id != UNKNOWN and self._confirmed(t, m)
+        every = self.reembed_s if named else self.reembed_s / 4
         return (ts_s - t.embedded_at >= every or t.frames_since >= every * self.fps
                 or detection.size >= 1.5 * t.embedded_size)
 
@@ -123,6 +129,24 @@ class CameraTracks:
 
     def label(self, track_id: int) -> tuple[str, str, Match | None]:
         return self._tracks[track_id].label()
+
+    def called(self, track_id: int | None, match: Match | None) -> Match | None:
+        """What a face is published as: its track's vote (an untracked face: its own ``match``), but a name
+        only once confirmed, by ``confirm_looks`` looks that named the person or one look at least
+        ``confirm_confidence`` inside the threshold; until then unknown, reason ``confirming``."""
+        t = self._tracks.get(track_id) if track_id is not None else None
+        m = (t.label()[2] if t is not None else None) or match
+        if m is None or m.person_id == UNKNOWN or self._confirmed(t, m):
+            return m
+        return replace(m, person_id=UNKNOWN, confidence=0.0, reason=CONFIRMING)
+
+    def _confirmed(self, t: Track | None, m: Match) -> bool:
+        """Whether the name ``m`` stands: ``confirm_looks`` of the track's looks said so (an untracked face has
+        one), or one was ``confirm_confidence`` inside the threshold. An unknown face is not a name to confirm."""
+        if m.person_id == UNKNOWN:
+            return True
+        looks = t.votes[m.person_id] if t is not None else 1
+        return looks >= self.confirm_looks or m.confidence >= self.confirm_confidence
 
     def voted(self, track_id: int | None) -> Match | None:
         """The decision a track's vote stands for (None: not a track yet)."""

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 #: Why a face got its name or stayed unknown (the ``reason`` of each face in a result).
 NAMED, BELOW_THRESHOLD, AMBIGUOUS, LIKE_A_STRANGER = "named", "below_threshold", "ambiguous", "like_a_stranger"
 TOO_SMALL, BLURRY, TURNED, NOT_EMBEDDED = "too_small", "blurry", "turned", "not_embedded"
-REASONS = (NAMED, BELOW_THRESHOLD, AMBIGUOUS, LIKE_A_STRANGER, TOO_SMALL, BLURRY, TURNED, NOT_EMBEDDED)
+CONFIRMING = "confirming"  # a track's name not yet confirmed by enough agreeing looks (gears.tracks)
+REASONS = (NAMED, BELOW_THRESHOLD, AMBIGUOUS, LIKE_A_STRANGER, TOO_SMALL, BLURRY, TURNED, NOT_EMBEDDED, CONFIRMING)
 QUALITY_REASONS = (TOO_SMALL, BLURRY, TURNED)
 #: The policy values a calibration sets (the quality gates stay settings).
 CALIBRATED = ("threshold", "margin", "cohort_margin")

@@ -146,3 +146,23 @@ def test_each_camera_is_read_by_one_worker_and_moves_when_it_leaves(r, settings)
     w1.lease_cameras()
     assert sorted(w1.reading) == [keys.frames("a"), keys.frames("b")]
     assert {c.camera: c.reader for c in read_status(r, settings).cameras} == {"a": "w1", "b": "w1"}
+
+
+def test_a_track_is_named_only_once_its_name_is_confirmed():
+    """One look that matched is not enough: the track is unknown (reason confirming) until confirm_looks looks
+    named the person, or one look was far inside the threshold; meanwhile it is looked at again soon."""
+    tracks = CameraTracks.of(Settings(confirm_looks=2, confirm_confidence=0.5, track_reembed_s=0.4))
+    det, v = Detection((0, 0, 100, 100), 1.0), _unit(5)
+    tracks.update([det], 0.0)
+    (tid,) = tracks.update([det], 0.04)
+    tracks.record(tid, det, 0.04, v, Match("lin", 0.10, 0.2), "Lin")
+    called = tracks.called(tid, None)
+    assert (called.person_id, called.reason, called.distance) == (UNKNOWN, "confirming", 0.10)
+    assert not tracks.due(tid, det, 0.10) and tracks.due(tid, det, 0.15), "re-looked at a quarter of the cadence"
+    tracks.record(tid, det, 0.15, v, Match("lin", 0.11, 0.15), "Lin")
+    assert tracks.called(tid, None).person_id == "lin", "two looks agree"
+    assert not tracks.due(tid, det, 0.30), "a confirmed name is looked at again at the full cadence"
+    sure = Match("bob", 0.04, 0.7)
+    assert tracks.called(None, sure) == sure, "an untracked look far inside the threshold stands at once"
+    assert tracks.called(None, Match("bob", 0.10, 0.2)).reason == "confirming"
+    assert tracks.called(None, Match(UNKNOWN, 0.3, 0.0, reason="below_threshold")).reason == "below_threshold"
