@@ -136,7 +136,7 @@ def synthetic(settings: Settings, faces_dir: Path, frames: int = 150,
               seed: int = 0) -> tuple[list[np.ndarray], list[Face]]:
     """A 1080p camera at 15 fps: a background per 50 frames, ~5 faces at a time, each 1.5-4 s, moving."""
     rng = np.random.default_rng(seed)
-    cuts, scenes = _cut_faces(settings, faces_dir, 60), _backgrounds(settings, faces_dir)
+    cuts, scenes = _cut_faces(settings, faces_dir, max(60, frames // 6)), _backgrounds(settings, faces_dir)
     faces = []
     for k in range(frames // 6):
         crop, box = cuts[k % len(cuts)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -43,11 +43,12 @@ class StrangerFigures:
     tracks: int
     named_tracks: int  # tracks with a face named on at least one frame
     frames: int
+    worst: list[str] = field(default_factory=list)  # the tracks named: as whom, on how many frames, how close
 
     def line(self) -> str:
         return (f"{self.people:6d} people ({self.gallery_faces} faces): {self.named}/{self.faces} stranger faces named "
                 f"({self.named / max(1, self.faces):.2%}), {self.named_tracks}/{self.tracks} tracks named, "
-                f"{self.frames} frames")
+                f"{self.frames} frames" + "".join(f"\n        {w}" for w in self.worst))
 
 
 def distractors(faces_dir: Path) -> dict[str, list[Path]]:
@@ -64,12 +65,15 @@ def distractors(faces_dir: Path) -> dict[str, list[Path]]:
 
 def score(people: int, gallery_faces: int, results: list[FrameResult]) -> StrangerFigures:
     faces = [f for r in results for f in r.faces]
-    tracks: dict[int, bool] = {}
+    tracks: dict[int, list] = {}
     for f in faces:
         if f.track_id is not None:
-            tracks[f.track_id] = tracks.get(f.track_id, False) or f.person_id != UNKNOWN
+            tracks.setdefault(f.track_id, []).append(f)
+    named = {t: [f for f in fs if f.person_id != UNKNOWN] for t, fs in tracks.items()}
+    worst = [f"track {t}: named {fs[0].person_id} on {len(fs)} of {len(tracks[t])} frames, nearest "
+             f"{min(f.distance for f in fs):.4f}" for t, fs in named.items() if fs]
     return StrangerFigures(people, gallery_faces, len(faces), sum(f.person_id != UNKNOWN for f in faces),
-                           len(tracks), sum(tracks.values()), len(results))
+                           len(tracks), len(worst), len(results), worst)
 
 
 def strangers_bench(settings: Settings, faces_dir: Path, sizes: list[int], frames: int = 150,

@@ -1,0 +1,46 @@
+"""Safe naming at a realistic gallery size: a 1080p walk-by of strangers only, against 1,000 enrolled people."""
+
+from __future__ import annotations
+
+import time
+
+from facestream.app.bench.detection import FPS, H, W, synthetic
+from facestream.app.bench.strangers import distractors, score
+from facestream.gears.step import Step
+from facestream.gears.tracks import CameraTracks
+from facestream.keys import Keys
+from facestream.models.curation.enroll import Item, enroll
+from facestream.models.store.gallery import Gallery
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.image import encode_jpeg
+from facestream.models.vision.profile import DetectionProfile
+from facestream.models.vision.scan import CameraScan
+from facestream.records import Frame
+
+PEOPLE = 1_000
+FRAMES = 600  # 40 s at 15 fps: ~100 strangers walking by, ~5 at a time, 32-192 px
+
+
+def test_a_walk_by_of_strangers_names_no_one_against_a_thousand_people(r, settings, faces_dir):
+    """The strangers of probes/_unknown/ pasted onto real scenes, moving, answered frame by frame on the live
+    path (scan, tracks, the step) against 1,000 people of verification/ (none of them in the clip). With the
+    fixed threshold of before (0.13, a name on the first look) this walk-by named 100 of 3,355 faces on 5 of
+    111 tracks; now at most 1 in 200 faces and 1 track (measured: 7 faces on 1 track, a near-twin of one
+    enrolled person at 0.089; README, 'Naming'). The issue's bar, no track at all, is not met yet."""
+    pool = sorted(distractors(faces_dir).items())[:PEOPLE]
+    assert len(pool) == PEOPLE, f"the shared faces hold {len(pool)} people to enroll"
+    items = [Item(f"p{k:05d}", who, path) for k, (who, paths) in enumerate(pool) for path in paths]
+    gallery_faces = sum(enroll(Gallery(r, settings), items, settings, workers=2).enrolled.values())
+    frames = synthetic(settings, faces_dir, FRAMES)[0]
+    step = Step(settings, FaceAnalyzer(settings), r.execute_command, "t")
+    tracks, scan = CameraTracks.of(settings), CameraScan(DetectionProfile.of(settings))
+    stream, results = Keys(settings.key_prefix).frames("walk"), []
+    for seq, rgb in enumerate(frames, 1):
+        frame = Frame("walk", seq, 1_000_000 + round(seq * 1000 / FPS), W, H, encode_jpeg(rgb))
+        entry = f"{int(time.time() * 1000)}-{seq}"  # added just now: on time, as for a camera the worker keeps up with
+        results.append(step.finish(step.prepare(stream, entry, frame.to_fields(), scan), tracks, scan).result)
+    policy = step.policy.get()
+    assert policy.for_faces == gallery_faces and policy.threshold < settings.match_threshold, policy.describe()
+    fig = score(PEOPLE, gallery_faces, results)
+    assert fig.tracks >= 80 and fig.faces >= 2_500, fig.line()
+    assert fig.named <= fig.faces / 200 and fig.named_tracks <= 1, fig.line()
