@@ -154,3 +154,30 @@ def test_a_malformed_stored_policy_is_logged_once_and_frames_are_still_answered(
         w.heartbeat()
     said = [rec for rec in caplog.records if "decision policy" in rec.getMessage()]
     assert len(said) == 1 and said[0].levelname == "WARNING" and "not a decision policy" in said[0].getMessage()
+
+
+def test_status_shows_the_threshold_the_workers_derived_for_the_gallery(r, settings):
+    """Uncalibrated, the workers derive the threshold from max_false_accepts for the gallery's size and say so
+    in their heartbeat; status prints it with the expected share of strangers near someone."""
+    from conftest import NoFaces
+
+    from facestream.gears.worker import Worker
+    from facestream.status import read_status
+
+    rng = np.random.default_rng(0)
+    gallery = Gallery(r, settings)
+    for k in range(300):  # 300 faces: past the ceiling of match_threshold
+        v = rng.standard_normal(128).astype(np.float32)
+        gallery.add_person(f"p{k}", f"P {k}", [FaceEntry(v / np.linalg.norm(v), "synthetic")])
+    w = Worker(r, settings.replace(tracking=False), NoFaces(), name="w")
+    try:
+        w.heartbeat()
+        lines = "\n".join(read_status(r, settings).lines())
+    finally:
+        w.stop()
+        w.run()
+    said = next(line for line in lines.splitlines() if line.startswith("workers decide with:"))
+    threshold = float(said.split("threshold ")[1].split(",")[0])
+    assert threshold < settings.match_threshold and "for 300 gallery faces" in said, said
+    assert f"{100 * settings.max_false_accepts:.2f}% of stranger faces expected within it" in said, said
+    assert "shipped impostor model of dlib-resnet-v1" in said, said
