@@ -12,9 +12,10 @@ Everything runs under a scratch key prefix (``<key_prefix>_bench``) that is wipe
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import redis
@@ -128,13 +129,7 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
     ``fps`` None: frames are pushed as fast as the producer can (throughput). Otherwise they are
     paced at ``fps`` (looping the clip up to ``max_frames``), like a camera (latency).
     """
-    s = settings.replace(key_prefix=settings.key_prefix + "_bench")
-    url = resolve_url(s)
-    client = connect(s, url)
-    keys = Keys(s.key_prefix)
-    gallery = Gallery(connect_index(s, client), s)
-    wipe(client, gallery)
-    try:
+    with scratch(settings) as (s, url, client, keys, gallery):
         enroll_people(gallery, people, s, say)
         ensure_group(client, keys.frames(CAMERA), s.group)
         live = fps is not None
@@ -147,16 +142,34 @@ def pipeline_run(settings: Settings, video: Path, people: list[Path], workers: i
             produce_cpu = time.process_time() - cpu0
             got = local.wait_answers(client, CAMERA, sent)
             sampler.stop()
-        if len(got) < sent:
-            raise FacestreamError(f"only {len(got.results)} results and {got.deadletters} dead letters for {sent} frames")
-        fig = answered_figures(s, workers, fps, got)
+        fig = answered_figures(s, workers, fps, all_answered(got, sent))
         fig.cpu_s = {"workers": sum(sampler.cpu.values()), "redis": sampler.redis_cpu, "producer": produce_cpu}
         fig.rss_mb, fig.lag_max = sampler.rss_max, sampler.lag_max
         if not live and (video.parent / "labels.json").is_file():
             fig.accuracy = [sc.line() for sc in segment_scores([r for _, r in got.results], video)]
         return fig
+
+
+@contextmanager
+def scratch(settings: Settings) -> Iterator[tuple[Settings, str, redis.Redis, Keys, Gallery]]:
+    """A bench's own key prefix (``<key_prefix>_bench``) on the configured Redis, wiped before and after: its
+    settings, URL, client, keys and gallery."""
+    s = settings.replace(key_prefix=settings.key_prefix + "_bench")
+    url = resolve_url(s)
+    client = connect(s, url)
+    gallery = Gallery(connect_index(s, client), s)
+    wipe(client, gallery)
+    try:
+        yield s, url, client, Keys(s.key_prefix), gallery
     finally:
         wipe(client, gallery)
+
+
+def all_answered(got: Answers, sent: int) -> Answers:
+    """``got``, if it answers every one of the ``sent`` frames; else FacestreamError."""
+    if len(got) < sent:
+        raise FacestreamError(f"only {len(got.results)} results and {got.deadletters} dead letters for {sent} frames")
+    return got
 
 
 def answered_figures(s: Settings, workers: int, fps: float | None, got: Answers) -> Figures:

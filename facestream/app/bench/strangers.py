@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from facestream.app.bench.clip import CAMERA, wipe
+from facestream.app.bench.clip import CAMERA, all_answered, scratch
 from facestream.app.bench.detection import synthetic, write_video
 from facestream.app.stack.local import LocalPipeline
 from facestream.commands import ensure_group
@@ -26,10 +26,8 @@ from facestream.errors import FacestreamError
 from facestream.keys import Keys
 from facestream.models.curation.enroll import Item, enroll
 from facestream.models.evaluation.identify import UNKNOWN_DIR, identity_of
-from facestream.models.store.gallery import Gallery
 from facestream.producer.capture import Producer
 from facestream.records import UNKNOWN, FrameResult
-from facestream.server import connect, connect_index, resolve_url
 
 
 @dataclass
@@ -84,28 +82,20 @@ def strangers_bench(settings: Settings, faces_dir: Path, sizes: list[int], frame
     pool = sorted(distractors(faces_dir).items())
     if max(sizes) > len(pool):
         raise FacestreamError(f"{faces_dir} has {len(pool)} people to enroll; asked for {max(sizes)}")
-    s = settings.replace(key_prefix=settings.key_prefix + "_bench")
-    url = resolve_url(s)
-    client = connect(s, url)
-    keys = Keys(s.key_prefix)
-    gallery = Gallery(connect_index(s, client), s)
-    wipe(client, gallery)
     out: list[StrangerFigures] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="facestream-strangers-") as tmp:
-            say(f"composing {frames} 1080p frames of strangers walking by")
-            video = write_video(synthetic(s, faces_dir, frames)[0], Path(tmp) / "strangers.mp4")
-            enrolled, faces = 0, 0
-            for n in sorted(sizes):
-                items = [Item(f"p{k:05d}", who, p) for k, (who, paths) in enumerate(pool[enrolled:n], enrolled)
-                         for p in paths]
-                faces += sum(enroll(gallery, items, s, workers=2).enrolled.values())
-                enrolled = n
-                say(f"enrolled {n} people ({faces} faces); playing the walk-by")
-                out.append(score(n, faces, _play(s, url, client, keys, video)))
-                say(out[-1].line())
-    finally:
-        wipe(client, gallery)
+    with scratch(settings) as (s, url, client, keys, gallery), \
+            tempfile.TemporaryDirectory(prefix="facestream-strangers-") as tmp:
+        say(f"composing {frames} 1080p frames of strangers walking by")
+        video = write_video(synthetic(s, faces_dir, frames)[0], Path(tmp) / "strangers.mp4")
+        enrolled, faces = 0, 0
+        for n in sorted(sizes):
+            items = [Item(f"p{k:05d}", who, p) for k, (who, paths) in enumerate(pool[enrolled:n], enrolled)
+                     for p in paths]
+            faces += sum(enroll(gallery, items, s, workers=2).enrolled.values())
+            enrolled = n
+            say(f"enrolled {n} people ({faces} faces); playing the walk-by")
+            out.append(score(n, faces, _play(s, url, client, keys, video)))
+            say(out[-1].line())
     return out
 
 
@@ -117,7 +107,5 @@ def _play(s: Settings, url: str, client, keys: Keys, video: Path) -> list[FrameR
     with LocalPipeline(s, url, "strangers") as local:
         local.wait_ready(client, CAMERA)
         sent = Producer(client, s, CAMERA, str(video), realtime=True).run().sent
-        got = local.wait_answers(client, CAMERA, sent)
-    if len(got) < sent:
-        raise FacestreamError(f"only {len(got.results)} results and {got.deadletters} dead letters for {sent} frames")
+        got = all_answered(local.wait_answers(client, CAMERA, sent), sent)
     return sorted((r for _, r in got.results), key=lambda r: r.seq)
