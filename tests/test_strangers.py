@@ -28,6 +28,7 @@ def test_a_walk_by_of_strangers_names_no_one_against_a_thousand_people(r, settin
     (`facestream bench --strangers 1000 --frames 600`) named 100 of 3,355 faces on 5 of 111 tracks; now at
     most 1 in 200 faces and 1 track (measured: 7 faces on 1 track, a near-twin of one
     enrolled person at 0.089; README, 'Naming'). The issue's bar, no track at all, is not met yet."""
+    settings = settings.replace(late_ms=60_000)  # every frame on time, however slow this machine: the same looks each run
     pool = sorted(distractors(faces_dir).items())[:PEOPLE]
     assert len(pool) == PEOPLE, f"the shared faces hold {len(pool)} people to enroll"
     items = [Item(f"p{k:05d}", who, path) for k, (who, paths) in enumerate(pool) for path in paths]
@@ -38,10 +39,11 @@ def test_a_walk_by_of_strangers_names_no_one_against_a_thousand_people(r, settin
     stream, results = Keys(settings.key_prefix).frames("walk"), []
     for seq, rgb in enumerate(frames, 1):
         frame = Frame("walk", seq, 1_000_000 + round(seq * 1000 / FPS), W, H, encode_jpeg(rgb))
-        entry = f"{int(time.time() * 1000)}-{seq}"  # added just now: on time, as for a camera the worker keeps up with
+        entry = f"{int(time.time() * 1000)}-{seq}"  # added just now, as for a camera the worker keeps up with
         results.append(step.finish(step.prepare(stream, entry, frame.to_fields(), scan), tracks, scan).result)
     policy = step.policy.get()
     assert policy.for_faces == gallery_faces and policy.threshold < settings.match_threshold, policy.describe()
     fig = score(PEOPLE, gallery_faces, results)
+    print(f"threshold {policy.threshold:.4f}:", fig.line())
     assert fig.tracks >= 80 and fig.faces >= 2_500, fig.line()
     assert fig.named <= fig.faces / 200 and fig.named_tracks <= 1, fig.line()
