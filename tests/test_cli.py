@@ -38,7 +38,11 @@ def test_gallery_commands(run, faces_dir, tmp_path):
         shutil.copytree(faces_dir / "gallery" / person, gallery / person)
     out = run("enroll", str(gallery), "--workers", "1")
     assert "of 2 people" in out.stdout
-    assert "Barack_Obama" in run("people", "list").stdout
+    listed = run("people", "list")
+    assert "Barack_Obama" in listed.stdout
+    # a handful of faces: the threshold is the ceiling; the line says how near strangers come and from what
+    assert "faces: threshold 0.1300" in listed.stderr and "of stranger faces expected within it" in listed.stderr
+    assert "shipped impostor model" in listed.stderr
     assert json.loads(run("people", "show", "Barack_Obama").stdout)["faces"] >= 1
     assert "is now 'President Obama'" in run("people", "rename", "Barack_Obama", "President Obama").stdout
     assert "President Obama" in run("people", "list").stdout

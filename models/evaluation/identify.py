@@ -322,10 +322,13 @@ def calibrate(client: redis.Redis, root: Path, settings: Settings, far: float, w
     return Calibration(policy, result, cv_top1, cv_far)
 
 
-def policy_in_force(client: redis.Redis, settings: Settings, gallery_faces: int | None = None) -> Policy:
+def policy_in_force(client: redis.Redis, settings: Settings, gallery_faces: int | None = None,
+                    model_id: str | None = None) -> Policy:
     """The policy the workers decide with: the settings', with a stored calibration's values, for the
-    live gallery's size (or for a gallery of ``gallery_faces``)."""
+    live gallery's size (or for a gallery of ``gallery_faces``); ``model_id``: the embedder's (default: the
+    one the settings load)."""
     keys = Keys(settings.key_prefix)
-    stored = StoredPolicy(client.execute_command, keys.policy, keys.index, Policy.of(settings, model_stamp(settings).model_id))
+    model = model_id if model_id is not None else model_stamp(settings).model_id
+    stored = StoredPolicy(client.execute_command, keys.policy, keys.index, Policy.of(settings, model))
     policy = stored.get()
     return policy if gallery_faces is None else stored.unscaled.for_gallery(gallery_faces)

@@ -55,11 +55,23 @@ app.add_typer(people_app, name="people")
 
 @people_app.command("list")
 def people_list(ctx: typer.Context) -> None:
-    """Every enrolled person: id, faces, name."""
-    people = _gallery(settings_of(ctx)).people()
+    """Every enrolled person: id, faces, name; then how strangers are kept from being named at this size."""
+    s = settings_of(ctx)
+    gallery = _gallery(s)
+    people = gallery.people()
     for p in people:
         typer.echo(f"{p.person_id:32} {p.faces:5d} faces  {p.name}")
     typer.echo(f"{len(people)} people", err=True)
+    typer.echo(f"decision for {sum(p.faces for p in people)} faces: {_operating_point(gallery, s)}", err=True)
+
+
+def _operating_point(gallery: Gallery, s: Settings) -> str:
+    """The policy the workers decide with for this gallery (the model its vectors were stamped with)."""
+    from facestream.models.evaluation.identify import policy_in_force
+    from facestream.models.store.stamp import stamped
+
+    stamp = stamped(gallery.r.execute_command, gallery.keys)
+    return policy_in_force(gallery.r, s, model_id=stamp.model_id if stamp else None).describe()
 
 
 @people_app.command("show")
