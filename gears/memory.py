@@ -63,11 +63,8 @@ class Memory:
                 kept.call(earlier)
         if kept.visitor and self.visitors.exists(kept.visitor):
             return writes + [partial(self.visitors.add, kept.visitor, vector, camera, ts_ms)]
-        fitting = self.visitors.fitting(probe)
-        if fitting is not None:
-            kept.call(fitting)
-        else:
-            kept.call(self.visitors.new_id(), self.s.visitor_young_looks)
+        vid, new = self.visitors.choose(probe)
+        kept.call(vid, self.s.visitor_young_looks if new else 0)
         return writes + [partial(self.visitors.add, kept.visitor, probe, camera, ts_ms)]
 
     def keep(self, kept: Kept, face: Face, index: int, vector: np.ndarray, quality: Quality, rgb: np.ndarray,

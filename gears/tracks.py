@@ -134,17 +134,15 @@ class CameraTracks:
         """What a face is published as: its track's vote (an untracked face: its own ``match``), but a name
         only once confirmed, by ``confirm_looks`` looks that named the person or one look at least
         ``confirm_confidence`` inside the threshold; until then unknown, reason ``confirming``."""
+        m = self.voted(track_id) or match
         t = self._tracks.get(track_id) if track_id is not None else None
-        m = (t.label()[2] if t is not None else None) or match
         if m is None or m.person_id == UNKNOWN or self._confirmed(t, m):
             return m
         return replace(m, person_id=UNKNOWN, confidence=0.0, reason=CONFIRMING)
 
     def _confirmed(self, t: Track | None, m: Match) -> bool:
         """Whether the name ``m`` stands: ``confirm_looks`` of the track's looks said so (an untracked face has
-        one), or one was ``confirm_confidence`` inside the threshold. An unknown face is not a name to confirm."""
-        if m.person_id == UNKNOWN:
-            return True
+        one), or one was ``confirm_confidence`` inside the threshold."""
         looks = t.votes[m.person_id] if t is not None else 1
         return looks >= self.confirm_looks or m.confidence >= self.confirm_confidence
 

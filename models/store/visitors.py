@@ -107,15 +107,16 @@ class Visitors:
         return None
 
     def assign(self, vector: np.ndarray, camera: str, ts_ms: int) -> str:
-        """The visitor this unknown face belongs to: the one :meth:`fitting` finds (joined), or a new one."""
-        return self.place(vector, camera, ts_ms)[0]
+        """The visitor this unknown face belongs to (:meth:`choose`), with this look added."""
+        vid, _ = self.choose(vector)
+        self.add(vid, vector, camera, ts_ms)
+        return vid
 
-    def place(self, vector: np.ndarray, camera: str, ts_ms: int) -> Tuple[str, bool]:
-        """:meth:`assign`, and whether the visitor is a new one."""
+    def choose(self, vector: np.ndarray) -> Tuple[str, bool]:
+        """The visitor an unknown face belongs to, writing nothing but a new id: the one :meth:`fitting` finds,
+        or a new one; and whether it is new."""
         vid = self.fitting(vector)
-        if vid is not None and self.join(vid, vector, camera, ts_ms):
-            return vid, False
-        return self.create(vector, camera, ts_ms), True
+        return (vid, False) if vid is not None else (self.new_id(), True)
 
     def create(self, vector: np.ndarray, camera: str, ts_ms: int) -> str:
         vid = self.new_id()
