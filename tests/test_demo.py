@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,16 @@ def test_demo_answers_every_frame_and_names_people(settings, faces_dir, tmp_path
     lmm = scores[(3.18, "Lin-Manuel_Miranda")]  # his medium close-up segment
     print(lmm.line())
     assert lmm.with_face >= 100 and lmm.share >= 0.8
+
+
+def test_without_the_shared_faces_the_demo_builds_its_sample_from_what_setup_fetched(tmp_path):
+    """A fresh machine has no ../shared: the demo falls back on the photos scripts/setup.sh put in the
+    checkout's .facestream/samples (the README's first command on such a machine)."""
+    from facestream.app.stack.demo import SAMPLES, find_sample
+
+    repo = Path(__file__).resolve().parents[1]
+    assert SAMPLES == repo / ".facestream" / "samples", SAMPLES
+    if not (SAMPLES / "test_images" / "obama.jpg").is_file():
+        pytest.skip("scripts/setup.sh could not fetch the face_recognition sdist photos here")
+    sample = find_sample(tmp_path / "no-shared-faces")
+    assert sample.video.is_file() and [p.name for p in sample.people] == ["Barack_Obama", "Joe_Biden"]

@@ -29,7 +29,7 @@ from facestream.producer.capture import Producer
 from facestream.records import IdentityEvent
 from facestream.server import connect, connect_index, port_in_use, resolve_url
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # facestream/app/stack/demo.py -> the checkout
 SAMPLES = REPO / ".facestream" / "samples"
 CLIP_PEOPLE = ("Lin-Manuel_Miranda", "Alex_Lacamoire", "Barack_Obama")
 CAMERA = "demo"
