@@ -136,9 +136,10 @@ class Hub:
             cams.append({**asdict(c), "fps_out": round(len(recent) / 5, 1),
                          "latency_ms": round(now * 1000 - latest.ts_ms) if latest else None,
                          "total_ms": round(latest.timings.get("total", 0)) if latest else None})
+        deciding = sorted({w["policy"] for w in st.workers.values() if w.get("policy")})  # the operating point
         return {"cameras": cams, "workers": len(st.workers), "results": st.results, "events": st.events,
                 "deadletters": st.deadletters, "lost": st.lost, "ignored_streams": len(st.bad_streams),
-                "bad_records": self.bad_records}
+                "bad_records": self.bad_records, "naming": deciding}
 
     def annotated_frame(self, camera: str) -> bytes | None:
         """The latest answered frame of ``camera`` as JPEG with boxes and names drawn (None: none to show)."""

@@ -49,8 +49,7 @@ class Settings(BaseSettings):
     )
     redis_username: str | None = Field(None, description="Redis ACL user (see `facestream acl`); default: the URL's.")
     redis_password_file: Path | None = Field(
-        None, description="File holding the Redis password (keeps it out of URLs, environments and logs)."
-    )
+        None, description="File holding the Redis password (keeps it out of URLs, environments and logs).")
     data_dir: Path = Field(Path(".facestream"), description="Embedded server's data dir (AOF, pid, log).")
     embedded_port: int = Field(6390, ge=1, le=65535, description="Port of the embedded redis-server.")
     gears_dir: Path | None = Field(
@@ -121,13 +120,8 @@ class Settings(BaseSettings):
                                  "(ArcFace-style models: 127.5; the default model normalises inside).")
     embedder_std: float = Field(1.0, gt=0, description="onnx: each pixel minus embedder_mean is divided by this "
                                 "(ArcFace-style models: 127.5).")
-    small_frame_px: int = Field(
-        480, ge=0, description="Frames whose longest side is under this are enlarged 2x for detection "
-        "(their faces are few pixels).",
-    )
-    detect_max_side: int = Field(
-        640, ge=160, description="fast: frames are downscaled to this longest side for detection.",
-    )
+    small_frame_px: int = Field(480, ge=0, description="Frames under this longest side are enlarged 2x to detect.")
+    detect_max_side: int = Field(640, ge=160, description="fast: frames are downscaled to this longest side to detect.")
     enroll_views: int = Field(
         2, description="Enrollment/calibration stills: views averaged per face (1: dlib's chip; 2: it and its "
         "mirror image; 4: two paddings and their mirrors). Each view is one network pass (~16 ms).",
@@ -137,8 +131,7 @@ class Settings(BaseSettings):
         "later looks at a tracked face use 1. Measured: 4 views name 4-5 points more known faces at 1% false accepts.",
     )
     enroll_fallback_detector: Literal["none", "cnn"] = Field(
-        "cnn", description="Stills where the detector finds no face are tried again with this one (live: never)."
-    )
+        "cnn", description="Stills where the detector finds no face are tried again with this one (live: never).")
     min_face_px: int = Field(20, ge=0, description="Smaller detections are ignored.")
     max_viewed_faces: int = Field(
         2, ge=0, description="At most this many first looks per frame (the largest new faces) get probe_views views; "
@@ -232,6 +225,16 @@ class Settings(BaseSettings):
     visitor_distance: float = Field(
         0.11, gt=0, lt=4, description="An unknown track joins the nearest visitor whose centroid and exemplars (on "
         "average) are this close (squared L2), else starts a new one. `facestream eval --visitors` measures it.",
+    )
+    learn_strangers: int = Field(
+        2000, ge=0, description="At most this many of the site's strangers (visitors of learn_looks looks further than "
+        "match_threshold from every enrolled face) join the cohort and correct the impostor model, the oldest "
+        "leaving first, each expiring with sightings_retention_h (README, 'Naming'). 0: learn nothing.",
+    )
+    learn_looks: int = Field(5, ge=1, description="A visitor is learned once it has this many looks (not a glimpse).")
+    learn_every_s: float = Field(60.0, gt=0, description="One worker learns the recent visitors this often.")
+    learn_min_strangers: int = Field(
+        30, ge=5, description="Learned strangers needed before they change any distance (not one odd evening).",
     )
     search_max_distance: float = Field(
         0.17, gt=0, lt=4, description="`facestream search` lists sightings this close to the photo (squared L2; "

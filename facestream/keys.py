@@ -23,6 +23,12 @@ Layout (with the default prefix ``fs``)::
     fs:visitor:<v-NNNNNN>  hash    one stranger seen: centroid vector, looks, first/last time, cameras (expires)
     fs:idx:visitors        index   RediSearch HNSW index over fs:visitor:*
     fs:visitorcount        string  counter numbering visitors
+    fs:cohort:<n>          hash    a face of someone never enrolled (cohort add, calibration, feedback): vector, source
+    fs:cohort:site:<v-NNNNNN> hash a stranger learned from the site's visitors, with its nearest person (expires)
+    fs:idx:cohort          index   RediSearch HNSW index over fs:cohort:*
+    fs:strangers           zset    learned strangers' visitor ids, scored by when they were learned
+    fs:policy              string  the decision policy a calibration stored (JSON)
+    fs:policy:site         string  what the learned strangers showed: scale, wolves (JSON, written by workers)
 
 Every key of one camera carries the camera id as a Redis Cluster hash tag (``{door}``): they live in
 one slot, so a frame's commit (result, events, presence, ack: one script) stays atomic on a cluster,
@@ -145,6 +151,20 @@ class Keys:
     def policy(self) -> str:
         """The decision policy ``facestream calibrate --identify`` wrote (JSON), read by every worker."""
         return f"{self.prefix}:policy"
+
+    @property
+    def site_policy(self) -> str:
+        """What the site's own strangers showed of the impostor model (JSON, :class:`facestream.models.impostors.SiteModel`)."""
+        return f"{self.prefix}:policy:site"
+
+    @property
+    def strangers(self) -> str:
+        """The strangers learned into the cohort: visitor id scored by when (:mod:`facestream.models.store.strangers`)."""
+        return f"{self.prefix}:strangers"
+
+    def stranger(self, visitor_id: str) -> str:
+        """A learned stranger's face in the cohort (under the cohort's prefix, so its index holds it)."""
+        return f"{self.cohort_prefix}site:{visitor_id}"
 
     def presence(self, camera: str) -> str:
         return self.camera_key("present", camera)

@@ -1,4 +1,4 @@
-"""Exponential backoff for loops that must outlive a Redis restart or a dropped camera."""
+"""Waiting in loops that must outlive a Redis restart or a dropped camera: backoff, and chores due every so often."""
 
 from __future__ import annotations
 
@@ -28,3 +28,16 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = self.start
+
+
+class Every:
+    """A chore due at most every ``period_s`` seconds of the monotonic clock (due at once the first time)."""
+
+    def __init__(self, period_s: float):
+        self.period_s, self.next = period_s, 0.0
+
+    def due(self, now: float) -> bool:
+        if now < self.next:
+            return False
+        self.next = now + self.period_s
+        return True

@@ -178,7 +178,7 @@ class Step:
         self.worker = worker
         self.names = Names(self.icall, self.keys)
         embedder = analyzer.embedder  # refused at start if the gallery holds another model's vectors
-        self.policy = StoredPolicy(self.icall, self.keys.policy, self.keys.index, Policy.of(settings, embedder.model_id))
+        self.policy = StoredPolicy(self.icall, self.keys.policy, self.keys.site_policy, self.keys.index, Policy.of(settings, embedder.model_id))
         claim(self.icall, self.keys, ModelStamp(embedder.model_id, embedder.dim))
         self.memory = Memory(settings, self.keys, self.icall, embedder.dim)
 

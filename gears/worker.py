@@ -36,11 +36,12 @@ from facestream.gears.losses import LossCounter, skip_behind
 from facestream.gears.step import FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
+from facestream.models.store.strangers import SiteStrangers
 from facestream.models.vision.analyzer import FaceAnalyzer
 from facestream.models.vision.scan import CameraScan
 from facestream.records import DeadLetter
 from facestream.replies import text
-from facestream.retry import UNREACHABLE, Backoff
+from facestream.retry import UNREACHABLE, Backoff, Every
 
 log = logging.getLogger("facestream.worker")
 
@@ -60,19 +61,6 @@ class Camera:
 
     tracks: Optional[CameraTracks]  # with tracking
     scan: Optional[CameraScan]  # balanced profile
-
-
-class Every:
-    """A chore due at most every ``period_s`` seconds of the monotonic clock (due at once the first time)."""
-
-    def __init__(self, period_s: float):
-        self.period_s, self.next = period_s, 0.0
-
-    def due(self, now: float) -> bool:
-        if now < self.next:
-            return False
-        self.next = now + self.period_s
-        return True
 
 
 class Worker:
@@ -95,6 +83,8 @@ class Worker:
         self._lease = Every(settings.camera_lease_ms / 3000)  # three renewals per lease: one may be late
         self._claim = Every(max(0.1, settings.claim_idle_ms / 2000))
         self._account = Every(0.1)  # rounds come every few ms while frames are in hand: not every round
+        self._learn = Every(settings.learn_every_s)
+        self.strangers = SiteStrangers((index or client).execute_command, self.keys, settings)
         self._policy_said = ""  # the decision policy last logged
         self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
@@ -177,6 +167,8 @@ class Worker:
             self.heartbeat()
         if self.s.tracking and self._lease.due(now):
             self.lease_cameras()
+        if self._learn.due(now):
+            self.learn_strangers()
         handled = self.reclaim() if self._claim.due(now) else 0
         streams = self.reading
         if not streams:
@@ -360,6 +352,14 @@ class Worker:
         wrote = self.step.commit_deadletter(stream, self.s.group, letter)
         self.counts.add(camera, Outcome("deadletter" if wrote else "duplicate"))
         return 1
+
+    def learn_strangers(self) -> None:
+        """Learn the site's recent strangers (one worker per ``learn_every_s``; the decision policy's log line says
+        what it changed). A refusal waits for the next period: frames come first."""
+        try:
+            self.strangers.learn()
+        except redis.ResponseError as e:
+            log.warning("learning the site's strangers failed (next try in %.0f s): %s", self.s.learn_every_s, e)
 
     def heartbeat(self) -> None:
         """Publish this worker's counters (read by `facestream status`); expires if the worker dies. Also

@@ -19,6 +19,11 @@ from a *target* instead (:meth:`Policy.for_gallery`): ``max_false_accepts``, the
 allowed to come within it of some enrolled face, with the embedder's impostor model shipped in
 :mod:`facestream.models.impostors` (the distribution of stranger-to-enrolled-face distances measured on
 public faces). ``match_threshold`` stays the ceiling: a small gallery is never judged more loosely.
+
+What the site's own strangers showed (:class:`facestream.models.impostors.SiteModel`, learned by the
+workers and stored at ``fs:policy:site``) tightens it further: every face's rate by the site's scale,
+and a *wolf*'s (a person strangers come nearest to more often than chance) by its own factor
+(:meth:`Policy.limit`).
 """
 
 from __future__ import annotations
@@ -28,9 +33,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
-import numpy as np
-
-from facestream.models.impostors import impostor_tail
+from facestream.models.impostors import SiteModel, distance_at, impostor_tail, rate_at
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
 
@@ -62,6 +65,7 @@ class Policy:
     tail: tuple = ()  # ((rate, distance), ...): share of stranger-to-enrolled-face distances under each distance
     max_false_accepts: float = 0.0  # uncalibrated: the target the threshold is derived from (0: a fixed threshold)
     for_faces: int = 0  # the gallery size :meth:`for_gallery` derived this threshold for (0: not derived)
+    site: SiteModel = SiteModel()  # what the site's strangers showed (scale, wolves)
 
     @classmethod
     def of(cls, settings: PolicySettings, model_id: str = "") -> "Policy":
@@ -86,27 +90,41 @@ class Policy:
         of some face with probability ``max_false_accepts`` (the shipped impostor model, faces taken as
         independent chances, which over-counts them: safe); calibrated, when the gallery outgrows the one
         calibrated on, it is tightened to keep (chances x per-face rate) where the calibration put it.
-        Never looser than ``threshold``."""
+        Either rate is divided by the site's scale. Never looser than ``threshold``."""
         if not self.tail or faces <= 0:
             return self
-        rates, dists = [r for r, _ in self.tail], [d for _, d in self.tail]
         if self.gallery_faces > 0:
-            if faces <= self.gallery_faces:
-                return self
-            per_face = float(np.interp(self.threshold, dists, rates)) * self.gallery_faces / faces
+            per_face = rate_at(self.tail, self.threshold) * min(1.0, self.gallery_faces / faces)
         elif self.max_false_accepts > 0:
             per_face = 1.0 - (1.0 - self.max_false_accepts) ** (1.0 / faces)
         else:
             return self
-        return replace(self, threshold=min(self.threshold, float(np.interp(per_face, rates, dists))), for_faces=faces)
+        threshold = distance_at(self.tail, per_face / self.site.scale)
+        return replace(self, threshold=min(self.threshold, threshold), for_faces=faces)
+
+    def limit(self, person_id: str) -> float:
+        """The distance within which ``person_id`` is named: the threshold, or for a wolf the distance at which
+        their faces' rate, times their factor, is what the threshold allows one face."""
+        wolf = self.site.wolves.get(person_id)
+        if wolf is None or not self.tail:
+            return self.threshold
+        return min(self.threshold, distance_at(self.tail, rate_at(self.tail, self.threshold) / wolf[0]))
+
+    def learned(self, raw: str) -> "Policy":
+        """This policy with the site model stored by the workers (JSON); ValueError (why) for text that is not one."""
+        try:
+            site = SiteModel.from_json(json.loads(raw))
+        except (TypeError, KeyError, ValueError, AttributeError, IndexError) as e:
+            raise ValueError(f"not a site model ({type(e).__name__}: {e})") from None
+        return replace(self, site=site)
 
     def near_strangers(self, faces: int) -> Optional[float]:
         """The expected share of stranger faces within ``threshold`` of some face of a ``faces``-face gallery
-        (the impostor model's figure; the margin and cohort tests name fewer), or None without a model."""
+        (the impostor model's figure, with the site's scale; the margin and cohort tests name fewer), or None
+        without a model."""
         if not self.tail or faces <= 0:
             return None
-        per_face = float(np.interp(self.threshold, [d for _, d in self.tail], [r for r, _ in self.tail]))
-        return 1.0 - (1.0 - per_face) ** faces
+        return 1.0 - (1.0 - min(1.0, rate_at(self.tail, self.threshold) * self.site.scale)) ** faces
 
     def describe(self) -> str:
         """One line: the distances in force, for which gallery, and where they come from."""
@@ -115,7 +133,16 @@ class Policy:
             self.threshold, self.margin, self.cohort_margin,
             " for %d gallery faces" % self.for_faces if self.for_faces else "",
             ": %.2f%% of stranger faces expected within it" % (100 * near) if near is not None else "",
-            self.source))
+            self.source)) + self.site_line()
+
+    def site_line(self) -> str:
+        """What the site's strangers changed, as a sentence that starts with '; ' (empty: nothing learned)."""
+        s = self.site
+        if not s.strangers:
+            return ""
+        return "; learned from %d of this site's strangers (%d far enough to count): %s, %d wolf/wolves tightened" % (
+            s.strangers, s.used, "they come %.1fx closer than the model" % s.scale if s.scale > 1 else
+            "the model holds", len(s.wolves))
 
     def calibrated(self, raw: str) -> "Policy":
         """This policy with the distances of a stored calibration; ValueError (why) for text that is not one."""
@@ -144,11 +171,13 @@ class Policy:
 
 class StoredPolicy:
     """The policy in force: the settings' one with the distances ``facestream calibrate --identify`` stored
-    at ``key`` (JSON), re-read at most every ``ttl_s`` so that a new calibration reaches running workers.
-    ``call`` runs one Redis command (redis-py's ``execute_command`` or the gear's ``execute``)."""
+    at ``key`` (JSON) and the site model the workers learned at ``site_key``, re-read at most every
+    ``ttl_s`` so that both reach running workers. ``call`` runs one Redis command (redis-py's
+    ``execute_command`` or the gear's ``execute``)."""
 
-    def __init__(self, call: Callable[..., Any], key: str, index: str, base: Policy, ttl_s: float = 5.0):
-        self.call, self.key, self.index, self.base, self.ttl_s = call, key, index, base, ttl_s
+    def __init__(self, call: Callable[..., Any], key: str, site_key: str, index: str, base: Policy,
+                 ttl_s: float = 5.0):
+        self.call, self.key, self.site_key, self.index, self.base, self.ttl_s = call, key, site_key, index, base, ttl_s
         self._policy, self._at = base, -1e9
         self.unscaled = base  # the stored policy before :meth:`Policy.for_gallery`
         self.problem = None  # type: Optional[str]
@@ -156,11 +185,13 @@ class StoredPolicy:
     def get(self) -> Policy:
         if time.monotonic() - self._at > self.ttl_s:
             self._at = time.monotonic()
-            raw = self.call("GET", self.key)
-            try:
-                policy, self.problem = (self.base if raw is None else self.base.calibrated(text(raw))), None
-            except (ValueError, UnicodeDecodeError) as e:  # a bad stored policy: decide by the settings, say why
-                policy, self.problem = self.base, f"{self.key}: {e}"
+            policy, self.problem = self.base, None
+            for key, read in ((self.key, Policy.calibrated), (self.site_key, Policy.learned)):
+                raw = self.call("GET", key)
+                try:
+                    policy = policy if raw is None else read(policy, text(raw))
+                except (ValueError, UnicodeDecodeError) as e:  # a bad stored value: decide without it, say why
+                    self.problem = f"{key}: {e}"
             self.unscaled = policy
             self._policy = policy.for_gallery(self._gallery_faces()) if policy.tail else policy
         return self._policy
@@ -210,12 +241,12 @@ def decide(neighbours: Sequence[tuple[str, float]], policy: Policy, stranger: Op
     runner_up = ranked[1][1] if len(ranked) > 1 else None
     if quality_reason:
         reason = quality_reason
-    elif d > policy.threshold:
+    elif d > policy.limit(pid):
         reason = BELOW_THRESHOLD
     elif runner_up is not None and runner_up - d < policy.margin:
         reason = AMBIGUOUS
     elif stranger is not None and stranger - d < policy.cohort_margin:
         reason = LIKE_A_STRANGER
     else:
-        return Match(pid, d, max(0.0, min(1.0, 1.0 - d / policy.threshold)), runner_up, NAMED, stranger)
+        return Match(pid, d, max(0.0, min(1.0, 1.0 - d / policy.limit(pid))), runner_up, NAMED, stranger)
     return Match(UNKNOWN, d, 0.0, runner_up, reason, stranger)

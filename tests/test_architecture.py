@@ -27,7 +27,7 @@ MODELS_MAY_IMPORT = {
     "protocols": {"types"},
     "matcher": {"types", "protocols", "impostors"},
     "vision": {"types", "protocols"},
-    "store": {"types", "protocols"},
+    "store": {"types", "protocols", "impostors"},
     "curation": {"types", "protocols", "matcher", "vision", "store"},
     "evaluation": {"types", "protocols", "matcher", "vision", "store", "curation"},
 }

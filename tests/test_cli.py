@@ -43,7 +43,8 @@ def test_gallery_commands(run, faces_dir, tmp_path):
     # a handful of faces: the threshold is the ceiling; the line says how near strangers come and from what
     assert "faces: threshold 0.1300" in listed.stderr and "of stranger faces expected within it" in listed.stderr
     assert "shipped impostor model" in listed.stderr
-    assert json.loads(run("people", "show", "Barack_Obama").stdout)["faces"] >= 1
+    shown = json.loads(run("people", "show", "Barack_Obama").stdout)
+    assert shown["faces"] >= 1 and shown["naming"]["named_within"] == shown["naming"]["threshold"] == 0.13  # no wolf
     assert "is now 'President Obama'" in run("people", "rename", "Barack_Obama", "President Obama").stdout
     assert "President Obama" in run("people", "list").stdout
     assert "deleted Barack_Obama" in run("people", "delete", "Barack_Obama").stdout

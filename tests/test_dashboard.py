@@ -145,6 +145,9 @@ def test_dashboard_shows_a_named_face_in_chromium(r, settings, faces_dir, tmp_pa
             page.wait_for_selector(".cam .names:has-text('Lin-Manuel Miranda')", timeout=60_000)
             # The "appear" event is committed with that result but reaches the page as its own message.
             page.wait_for_selector("#events:has-text('Lin-Manuel Miranda')", timeout=10_000)
+            # The operating point the workers name with: one enrolled person, so the ceiling, from the shipped model.
+            page.wait_for_selector("#naming:has-text('threshold 0.1300')", timeout=10_000)
+            assert "stranger faces expected within it" in page.inner_text("#naming")
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
             assert "stage" in page.inner_text("#cams")

@@ -29,6 +29,7 @@ from facestream.models.curation import audit
 from facestream.models.matcher import Policy
 from facestream.models.store import sightings
 from facestream.models.store.cohort import Cohort
+from facestream.models.store.strangers import SiteStrangers
 from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.models.store.sightings import Hit, buckets, labelled, load, vector_of, view_score
 from facestream.models.store.stamp import check, prefix_dim
@@ -173,6 +174,7 @@ def name_visitor(r: redis.Redis, s: Settings, vid: str, person_id: str, new_name
             p.hset(keys.sighting(x.sighting_id), mapping={"person_id": person_id, "visitor": ""})
         p.delete(keys.visitor(vid))
         p.execute()
+    SiteStrangers(r.execute_command, keys, s).leave([vid])  # someone now: no longer a stranger of the site
     return Named(person_id, n, len(sightings))
 
 
@@ -187,7 +189,7 @@ class Forgotten:
 
 def forget(r: redis.Redis, s: Settings, who: str, streams: redis.Redis | redis.RedisCluster | None = None) -> Forgotten:
     """Erase everything kept of a person or visitor (``v-NNNNNN``): gallery faces, sightings, visitor, presence,
-    the cohort's "not them" marks, and every results, events and audit entry that names them (a frame's
+    the cohort's "not them" marks, a visitor's learned stranger face, and every results, events and audit entry that names them (a frame's
     result goes with its other faces). ``r``: the index tier, ``streams``: the stream tier (default the
     same server). FacestreamError if nothing was kept."""
     keys = Keys(s.key_prefix)
@@ -202,6 +204,8 @@ def forget(r: redis.Redis, s: Settings, who: str, streams: redis.Redis | redis.R
         delete_keys(p, [keys.sighting(i) for i in ids])
         p.delete(keys.visitor(who))
         visitor = bool(p.execute()[-1])
+    if label == "visitor":
+        visitor = bool(SiteStrangers(r.execute_command, keys, s).leave([who])) or visitor  # their learned face too
     for k in r.scan_iter(match=keys.cohort_prefix + "*", count=1000):
         if text(r.hget(k, "not_of") or b"") == who:
             r.hset(k, "not_of", "")
@@ -236,15 +240,15 @@ def _names(fields: dict, field: bytes, who: str) -> bool:
 
 
 def clear_vectors(r: redis.Redis, s: Settings) -> int:
-    """Drop every vector under the key prefix (enrolled people, cohort, sightings, visitors), the policy
-    calibrated on them and the model stamp: what switching to another embedding model needs. Returns the
-    number of people removed."""
+    """Drop every vector under the key prefix (enrolled people, cohort and its learned strangers, sightings,
+    visitors), the policy calibrated or learned on them and the model stamp: what switching to another
+    embedding model needs. Returns the number of people removed."""
     keys, gallery = Keys(s.key_prefix), Gallery(r, s)
     people = len(gallery.people())
     gallery.clear()
     Cohort(r, s, dim=gallery.dim).clear()
     drop_visitors(r, keys, sightings=True)
-    r.delete(keys.policy, keys.model)
+    r.delete(keys.policy, keys.site_policy, keys.strangers, keys.model)
     return people
 
 

@@ -329,6 +329,6 @@ def policy_in_force(client: redis.Redis, settings: Settings, gallery_faces: int 
     one the settings load)."""
     keys = Keys(settings.key_prefix)
     model = model_id if model_id is not None else model_stamp(settings).model_id
-    stored = StoredPolicy(client.execute_command, keys.policy, keys.index, Policy.of(settings, model))
+    stored = StoredPolicy(client.execute_command, keys.policy, keys.site_policy, keys.index, Policy.of(settings, model))
     policy = stored.get()
     return policy if gallery_faces is None else stored.unscaled.for_gallery(gallery_faces)

@@ -18,15 +18,12 @@ import redis
 from facestream.commands import delete_keys, drop_index, ft_info
 from facestream.keys import Keys
 from facestream.models.store.gallery import FaceEntry, ensure_vector_index
-from facestream.models.store.knn import VECTOR_FIELD, nearest_stranger
+from facestream.models.store.knn import COHORT, VECTOR_FIELD, nearest_stranger
 from facestream.models.store.stamp import prefix_dim
 from facestream.replies import text
 
 if TYPE_CHECKING:
     from facestream.config import Settings
-
-#: The ``person_id`` every cohort face carries in its index (the KNN reply names the field).
-COHORT = "cohort"
 
 
 class Cohort:

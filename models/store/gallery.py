@@ -21,8 +21,9 @@ import redis
 from facestream.commands import delete_keys, drop_index, ft_info, scan_ids
 from facestream.errors import GalleryError
 from facestream.keys import VISITOR_RE, Keys, check_id
-from facestream.models.store.knn import METRIC, VECTOR_FIELD, create_vector_index, search_with
+from facestream.models.store.knn import METRIC, PERSON_SCHEMA, VECTOR_FIELD, create_vector_index, search_with
 from facestream.models.store.stamp import ModelStamp, claim, prefix_dim
+from facestream.models.store.strangers import SiteStrangers
 from facestream.records import UNKNOWN
 from facestream.replies import as_dict, text
 
@@ -87,7 +88,8 @@ class Gallery:
     # --- people ------------------------------------------------------------------------------------
     def add_person(self, person_id: str, name: str | None, faces: Sequence[FaceEntry],
                    meta: dict[str, Any] | None = None) -> int:
-        """Add ``faces`` to a person (created if new), all in one transaction. Returns faces written."""
+        """Add ``faces`` to a person (created if new), all in one transaction. Returns faces written. Strangers
+        learned near these faces leave the cohort (:mod:`facestream.models.store.strangers`): they are someone now."""
         check_id("person", person_id)
         if person_id == UNKNOWN:
             raise GalleryError(f"{UNKNOWN!r} is reserved for faces that match nobody; pick another person id")
@@ -116,6 +118,7 @@ class Gallery:
                     "created_ms": now,
                 })  # fmt: skip
             p.execute()
+        SiteStrangers(self.r.execute_command, self.keys, self.s).leave_near([f.vector for f in faces])
         return len(faces)
 
     def people(self) -> list[Person]:
@@ -170,7 +173,7 @@ def ensure_vector_index(r: redis.Redis, s: Settings, index: str, prefix: str, di
     info = _vector_field(r, index)
     if info is None:
         try:
-            create_vector_index(r.execute_command, index, prefix, ["person_id", "TAG", "CASESENSITIVE"], dim,
+            create_vector_index(r.execute_command, index, prefix, PERSON_SCHEMA, dim,
                                 s.hnsw_m, s.hnsw_ef_construction, s.hnsw_ef_runtime)
         except redis.ResponseError as e:
             raise GalleryError(f"cannot create index {index}: {e}") from None

@@ -16,6 +16,10 @@ from facestream.replies import as_dict, text
 
 METRIC = "L2"
 VECTOR_FIELD = "vector"
+#: The fields besides the vector of the gallery's and the cohort's indexes.
+PERSON_SCHEMA = ("person_id", "TAG", "CASESENSITIVE")
+#: The ``person_id`` every cohort face carries in its index (the KNN reply names the field).
+COHORT = "cohort"
 
 def knn_command(index: str, vector: np.ndarray, k: int, ef: int, where: str = "*",
                 returns: Sequence[str] = ("person_id",)) -> list[Any]:
@@ -64,6 +68,16 @@ def search_with(call: Callable[..., Any], index: str, vector: np.ndarray, k: int
             return []
         raise
     return parse_knn(reply)
+
+
+def indexed(call: Callable[..., Any], index: str) -> int:
+    """How many entries ``index`` holds (0: no such index yet)."""
+    try:
+        return int(text(as_dict(call("FT.INFO", index)).get("num_docs", 0)))
+    except Exception as e:  # redis-py ResponseError, or RedisGears' plain exception
+        if no_index(e):
+            return 0
+        raise
 
 
 def no_index(error: Exception) -> bool:

@@ -66,20 +66,32 @@ def people_list(ctx: typer.Context) -> None:
 
 
 def _operating_point(gallery: Gallery, s: Settings) -> str:
+    return _policy(gallery, s).describe()
+
+
+def _policy(gallery: Gallery, s: Settings):  # noqa: ANN202 - a Policy (imported late: the CLI starts fast)
     """The policy the workers decide with for this gallery (the model its vectors were stamped with)."""
     from facestream.models.evaluation.identify import policy_in_force
     from facestream.models.store.stamp import stamped
 
     stamp = stamped(gallery.r.execute_command, gallery.keys)
-    return policy_in_force(gallery.r, s, model_id=stamp.model_id if stamp else None).describe()
+    return policy_in_force(gallery.r, s, model_id=stamp.model_id if stamp else None)
 
 
 @people_app.command("show")
 def people_show(ctx: typer.Context, person_id: str) -> None:
-    """One person's name, metadata and face count."""
-    p = _gallery(settings_of(ctx)).person(person_id)
+    """One person's name, metadata and face count, and how near a face must come to be named them: the threshold,
+    or tighter if the site's strangers come nearest to them more often than chance (a 'wolf')."""
+    s = settings_of(ctx)
+    gallery = _gallery(s)
+    p = gallery.person(person_id)
+    policy = _policy(gallery, s)
+    factor, nearest, expected = policy.site.wolves.get(person_id, (1.0, 0, 0.0))
     typer.echo(json.dumps({"person_id": p.person_id, "name": p.name, "faces": p.faces, "meta": p.meta,
-                           "created_ms": p.created_ms}, indent=2))
+                           "created_ms": p.created_ms, "naming": {
+                               "named_within": round(policy.limit(person_id), 4), "threshold": round(policy.threshold, 4),
+                               "strangers_nearest": nearest, "expected_by_chance": expected, "wolf_factor": factor,
+                               "learned_strangers": policy.site.used}}, indent=2))
 
 
 @people_app.command("rename")
