@@ -18,7 +18,8 @@ from facestream.errors import BadRecord, ConfigError
 from facestream.feed import Feed
 from facestream.keys import Keys
 from facestream.records import FrameResult, IdentityEvent
-from facestream.retry import UNREACHABLE, Backoff
+from facestream.refusals import condition
+from facestream.retry import Patience
 
 log = logging.getLogger("facestream.consumer")
 
@@ -42,15 +43,17 @@ def follow(client: redis.Redis | redis.RedisCluster, settings: Settings, kinds: 
     if not START_RE.match(start):
         raise ConfigError(f"start {start!r} must be 'now', 'beginning' or a stream entry id like 1712345678901-0")
     feed = Feed(client, Keys(settings.key_prefix), kinds, start, camera, group, name)
-    backoff = Backoff()
+    patience = Patience(log, "following " + ", ".join(kinds))
     idle_since = time.monotonic()
     while True:
         try:
             entries = feed.poll(count, block_ms)
-            backoff.reset()
-        except UNREACHABLE as e:
+            patience.ok()
+        except Exception as e:  # noqa: BLE001 - Redis away or refusing is waited out (said once)
+            if condition(e) is None:
+                raise
             feed.restart()
-            backoff.wait(log, f"Redis unreachable ({e})")
+            patience.waited(e)
             continue
         if not entries:
             if idle_exit_s is not None and time.monotonic() - idle_since > idle_exit_s and feed.idle:
@@ -58,7 +61,11 @@ def follow(client: redis.Redis | redis.RedisCluster, settings: Settings, kinds: 
             continue
         idle_since = time.monotonic()
         for e in entries:
-            feed.ack(e)
+            try:
+                feed.ack(e)
+            except Exception as err:  # noqa: BLE001 - refused: it stays pending in the group, redelivered later
+                if patience.refusals.refused(err) is None:
+                    raise
             try:
                 rec = parse(e.kind, e.fields)
             except BadRecord as err:  # written by someone else: say so, go on with the next

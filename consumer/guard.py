@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import secrets
 import time
@@ -32,6 +33,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facestream.consumer.auth import COOKIE, SESSION_S, Sessions, User, Users
+from facestream.refusals import CONDITIONS, Refusals
+
+log = logging.getLogger("facestream.dashboard")
 
 Handler = Callable[[Request], Awaitable[Response]]
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -73,6 +77,7 @@ class Guard:
     """Wraps each handler with the checks its route needs: who may call it and what it accepts."""
 
     def __init__(self, sessions: Sessions, token: str | None, auth: bool = True):
+        self.refusals = Refusals(log, "dashboard (requests answered 503 meanwhile)")
         self.sessions, self.token, self.auth = sessions, token, auth
 
     def user(self, request: Request) -> User | None:
@@ -117,7 +122,15 @@ class Guard:
             if not all(PATH_ID.fullmatch(str(v)) for v in request.path_params.values()):
                 return _error(400, "ids in paths are letters, digits, '_', '-' and '.'")
             request.state.user = user
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except Exception as e:  # noqa: BLE001 - Redis refusing for a while is a 503 saying why, said once in the log
+                code = self.refusals.refused(e)
+                if code is None:
+                    raise
+                return _error(503, f"Redis refuses just now: {CONDITIONS[code]}; try again shortly")
+            if request.method in UNSAFE:  # a change went through: writes are accepted again
+                self.refusals.accepted()
             if not page:
                 response.headers.setdefault("cache-control", "no-store")
             return response

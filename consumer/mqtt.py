@@ -31,6 +31,8 @@ from facestream.commands import cameras
 from facestream.config import Settings
 from facestream.errors import BadRecord, FacestreamError
 from facestream.feed import Feed
+from facestream.refusals import condition
+from facestream.retry import Patience
 from facestream.keys import VISITOR_RE, Keys
 from facestream.models.store.gallery import Gallery
 from facestream.records import UNKNOWN, IdentityEvent
@@ -66,6 +68,7 @@ class MqttBridge:
         self.mqtt.on_connect = self._on_connect
         self._connected, self._refused = threading.Event(), ""
         self._stop = threading.Event()
+        self._next_sync = self._next_health = 0.0
         self.people: set[str] = set()
         self.cameras: set[str] = set()
         self.published = 0
@@ -99,23 +102,21 @@ class MqttBridge:
 
     # --- the loop -------------------------------------------------------------------------------------
     def run(self, max_idle_s: float | None = None) -> int:
-        """Publish events until stopped (or idle for ``max_idle_s``); returns the messages published."""
-        feed = self.feed
-        next_sync = next_health = 0.0
+        """Publish events until stopped (or idle for ``max_idle_s``); returns the messages published. Redis away or
+        refusing (:mod:`facestream.refusals`) is waited out, said once; the events wait in the group meanwhile."""
         idle_since = time.monotonic()
+        patience = Patience(log, "MQTT bridge", sleep=self._stop.wait)
         while not self._stop.is_set():
-            now = time.monotonic()
-            if now >= next_sync:
-                self.sync_discovery()
-                next_sync = now + SYNC_S
-            if now >= next_health:
-                self._publish(f"{self.p}/health", json.dumps(self._health()), retain=True)
-                next_health = now + HEALTH_S
-            entries = feed.poll(100, 1000)
-            for e in entries:
-                self._forward(e.entry_id, e.fields, e.redelivered)
-                feed.ack(e)
-            if entries:
+            try:
+                moved = self._round()
+                patience.ok()
+            except Exception as e:  # noqa: BLE001
+                if condition(e) is None:
+                    raise
+                self.feed.restart()
+                patience.waited(e)
+                continue
+            if moved:
                 idle_since = time.monotonic()
             elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                 break
@@ -123,6 +124,21 @@ class MqttBridge:
         self.mqtt.disconnect()
         self.mqtt.loop_stop()
         return self.published
+
+    def _round(self) -> int:
+        """Discovery and health when due, then the events that came (each acked once the broker has it)."""
+        now = time.monotonic()
+        if now >= self._next_sync:
+            self.sync_discovery()
+            self._next_sync = now + SYNC_S
+        if now >= self._next_health:
+            self._publish(f"{self.p}/health", json.dumps(self._health()), retain=True)
+            self._next_health = now + HEALTH_S
+        entries = self.feed.poll(100, 1000)
+        for e in entries:
+            self._forward(e.entry_id, e.fields, e.redelivered)
+            self.feed.ack(e)
+        return len(entries)
 
     def _forward(self, entry_id: str, fields: dict, redelivered: bool) -> None:
         """Publish one event and the states it changes, waiting until the broker has them (the caller then

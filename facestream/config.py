@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from facestream.config_file import FileSource
 from facestream.errors import ConfigError
 
-CONFIG_ENV = "FACESTREAM_CONFIG"
 #: The labelled faces beside a checkout (../shared/data/faces): demo, eval, calibrate and tests.
 SHARED_FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces"
 
@@ -52,6 +50,13 @@ class Settings(BaseSettings):
         None, description="File holding the Redis password (keeps it out of URLs, environments and logs).")
     data_dir: Path = Field(Path(".facestream"), description="Embedded server's data dir (AOF, pid, log).")
     embedded_port: int = Field(6390, ge=1, le=65535, description="Port of the embedded redis-server.")
+    redis_max_memory_mb: int = Field(
+        4096, ge=0, description="maxmemory of the embedded server (noeviction: a full Redis refuses writes, which "
+        "facestream waits out, rather than losing keys). `facestream up --check` compares it with the cameras' "
+        "budgets. 0: no limit.")
+    memory_headroom_mb: int = Field(
+        512, ge=0, description="Memory `up --check` keeps for all but the cameras' streams: the gallery and its "
+        "index (~1 KB a face), sightings (~4 KB each, for sightings_retention_h), visitors, the cohort.")
     gears_dir: Path | None = Field(
         None, description="A RedisGears 1.2 build (redisgears.so, gears_python.so, python3_<version>/) that "
         "`facestream redis --gears` loads into the embedded server for the in-server gear; see the README.")
@@ -61,6 +66,9 @@ class Settings(BaseSettings):
 
     # --- Streams -----------------------------------------------------------------------------------
     frames_maxlen: int = Field(1000, ge=10, description="Approximate cap (MAXLEN ~) of each camera's frame stream.")
+    frames_max_mb: float = Field(
+        64.0, gt=0, description="Each camera's frame stream is capped at about this many MB: the producer derives "
+        "MAXLEN from its recent frame sizes (1080p: ~210 frames, 14 s at 15 fps; 360p: frames_maxlen).")
     results_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the results stream.")
     events_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the identity-events stream.")
     deadletter_maxlen: int = Field(100_000, ge=100, description="Approximate cap of the dead-letter stream.")
@@ -319,33 +327,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _FileSource(settings_cls)
-
-
-class _FileSource(PydanticBaseSettingsSource):
-    """Reads the YAML or TOML file named by FACESTREAM_CONFIG (keys are the field names)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get(CONFIG_ENV)
-        return read_config_file(Path(path)) if path else {}
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a YAML or TOML config file into a dict, with a clear error for a bad file."""
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: {e}")
-    data = data or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of setting: value")
-    return data.get("facestream", data)
+        return init_settings, env_settings, FileSource(settings_cls)
 
 
 def check_redis_url(url: str) -> str:

@@ -68,10 +68,11 @@ class EmbeddedRedis:
     data_dir: Path
     cluster: bool = False
     gears: GearsBuild | None = None  #: load this RedisGears 1.2 build too (``facestream redis --gears``)
+    max_memory_mb: int = 0  #: maxmemory, noeviction (0: no limit)
 
     @classmethod
     def from_settings(cls, s: Settings) -> "EmbeddedRedis":
-        return cls(s.embedded_port, s.data_dir)
+        return cls(s.embedded_port, s.data_dir, max_memory_mb=s.redis_max_memory_mb)
 
     @property
     def url(self) -> str:
@@ -159,6 +160,8 @@ class EmbeddedRedis:
             # AOF alone: RDB snapshots on top (the default "save" rules) would fork the whole server every
             # minute under writes, a 100+ ms stall of every command at a few GB of sightings.
             "--save", "",
+            # A full Redis refuses writes (facestream.refusals waits that out) instead of evicting frames or gallery keys.
+            "--maxmemory", f"{self.max_memory_mb}mb", "--maxmemory-policy", "noeviction",
             "--daemonize", "no" if attached else "yes",
             "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile),

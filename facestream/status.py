@@ -14,6 +14,7 @@ from facestream.commands import cameras, ft_info, group_info
 from facestream.config import Settings
 from facestream.feed import is_cluster
 from facestream.keys import Keys
+from facestream.refusals import CONDITIONS
 from facestream.replies import as_dict, text
 
 
@@ -42,6 +43,7 @@ class Status:
     visitors: int = 0
     policy: str = "the settings' (no calibration stored)"  # what the workers decide with
     gear: dict[str, str] | None = None  # the in-server gear's registration (RedisGears), if the server has one
+    server: ServerHealth | None = None  # the stream tier's memory and whether it refuses writes (None: cannot say)
 
     @property
     def lost(self) -> int:
@@ -50,6 +52,7 @@ class Status:
     def lines(self) -> list[str]:
         out = [f"results {self.results}   events {self.events}   dead letters {self.deadletters}   "
                f"lost {self.lost} (trimmed before any worker read them)",
+               *([self.server.line()] if self.server is not None else []),
                f"{'camera':20} {'frames':>8} {'lag':>8} {'pending':>8} {'lost':>8} {'consumers':>9}  read by"]
         for c in self.cameras:
             out.append(f"{c.camera:20} {c.frames:8d} {('-' if c.lag is None else c.lag):>8} {c.pending:8d} "
@@ -69,8 +72,39 @@ class Status:
         for name, w in sorted(self.workers.items()):
             out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
                        f"skipped {w.get('skipped')} lost {w.get('lost')} errors {w.get('errors')}"
-                       + (f" unstored sightings/visitor looks {w['unstored']}" if int(w.get("unstored") or 0) else ""))
+                       + (f" unstored sightings/visitor looks {w['unstored']}" if int(w.get("unstored") or 0) else "")
+                       + (f" Redis refusals waited out {w['refusals']}" if int(w.get("refusals") or 0) else ""))
         return out
+
+
+@dataclass
+class ServerHealth:
+    """What the stream tier's INFO says: memory against ``maxmemory``, and a condition refusing writes now."""
+
+    used: int
+    maxmemory: int
+    policy: str
+    refusing: str | None  # a code of facestream.refusals.CONDITIONS
+
+    @classmethod
+    def of(cls, client: redis.Redis | redis.RedisCluster) -> ServerHealth | None:
+        if not isinstance(client, redis.Redis):
+            return None  # a cluster: one INFO per node (redis-cli --cluster info)
+        try:
+            info = client.info()
+        except redis.RedisError:  # not allowed to (a worker's ACL user), or the server is away
+            return None
+        used, top, policy = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0)), str(info.get("maxmemory_policy", "?"))
+        refusing = ("LOADING" if info.get("loading") == 1 else "READONLY" if info.get("role") == "slave" else
+                    "MISCONF" if info.get("rdb_last_bgsave_status") == "err" else
+                    "OOM" if top and used >= top and policy == "noeviction" else None)
+        return cls(used, top, policy, refusing)
+
+    def line(self) -> str:
+        mb = 1024 * 1024
+        limit = f"of {self.maxmemory / mb:.0f} MB maxmemory ({self.policy})" if self.maxmemory else "(no maxmemory set)"
+        return (f"redis memory {self.used / mb:.1f} MB {limit}"
+                + (f"; REFUSING WRITES: {CONDITIONS[self.refusing]}" if self.refusing else ""))
 
 
 def _shown(v: bytes | str) -> str:
@@ -114,6 +148,7 @@ def read_status(client: redis.Redis | redis.RedisCluster, settings: Settings, in
     if raw is not None:
         st.policy = _policy_line(raw)
     st.gear = gear_registration(client, keys)
+    st.server = ServerHealth.of(client)
     for wkey in client.scan_iter(match=keys.worker_pattern, count=1000):
         st.workers[_shown(wkey).rsplit(":", 1)[-1]] = {_shown(k): _shown(v) for k, v in client.hgetall(wkey).items()}
     return st

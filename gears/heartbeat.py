@@ -27,7 +27,8 @@ class Counts:
     skipped: int = 0  # lag_policy=latest skipped them
     lost: int = 0  # trimmed from a stream before any worker read them (counted by this worker)
     errors: int = 0  # raised, left pending for a retry
-    unstored: int = 0  # visitor/sighting writes that failed after their frame's result was committed
+    unstored: int = 0  # visitor/sighting writes skipped or failed (Redis refusing, or an error after the commit)
+    refusals: int = 0  # times Redis was out of reach or refused (facestream.refusals), waited out
     bad_streams: int = 0  # keys under the frames prefix that are not valid camera ids (now)
 
     def add(self, camera: str, outcome: Outcome) -> None:
@@ -35,6 +36,7 @@ class Counts:
         if outcome.kind == "result":
             self.results += 1
             self.unstored += outcome.unstored
+            metrics.UNSTORED.inc(outcome.unstored)
             for stage, ms in outcome.timings.items():
                 metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
         elif outcome.kind == "deadletter":

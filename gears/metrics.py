@@ -11,6 +11,9 @@ FRAMES_OUT = Counter(
 LOST = Counter("facestream_frames_lost_total", "Frames trimmed from a camera stream before any worker read them",
                ["camera"])
 SKIPPED = Counter("facestream_frames_skipped_total", "Frames skipped by lag_policy=latest", ["camera"])
+REFUSALS = Counter("facestream_redis_refusals_total", "Times Redis was out of reach or refused, waited out "
+                   "(condition: UNREACHABLE, OOM, MISCONF, READONLY, LOADING, BUSY, ...)", ["condition"])
+UNSTORED = Counter("facestream_side_writes_unstored_total", "Visitor/sighting writes skipped or failed (frames answered)")
 ERRORS = Counter("facestream_frame_errors_total", "Frames that raised and were left for retry", ["camera", "error"])
 STAGE_SECONDS = Histogram(
     "facestream_stage_seconds",

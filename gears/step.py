@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from facestream.models.store.knn import nearest_stranger, search_with
 from facestream.models.store.stamp import ModelStamp, claim
 from facestream.models.vision.image import decode_frame
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
+from facestream.refusals import Refusals
 from facestream.replies import text
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ class Answer:
 
     result: FrameResult
     writes: Writes = field(default_factory=list)
+    unstored: int = 0  # visitor plans Redis refused while answering (the faces keep no visitor this time)
 
 
 @dataclass
@@ -162,7 +164,7 @@ class Outcome:
 
     kind: str
     timings: Dict[str, float] = field(default_factory=dict)
-    unstored: int = 0  # side writes that failed after the result was committed (logged; not retried)
+    unstored: int = 0  # side writes skipped or failed: refused while answering, or after the commit (not retried)
 
 
 class Step:
@@ -181,19 +183,30 @@ class Step:
         self.policy = StoredPolicy(self.icall, self.keys.policy, self.keys.site_policy, self.keys.index, Policy.of(settings, embedder.model_id))
         claim(self.icall, self.keys, ModelStamp(embedder.model_id, embedder.dim))
         self.memory = Memory(settings, self.keys, self.icall, embedder.dim)
+        self.side_refusals = Refusals(log, "visitors and sightings (side stores: skipped and counted, frames answered)")
 
     def handle(self, entry: FrameEntry, group: str = "", tracks: Optional[Tracks] = None, scan: Optional[Scan] = None,
                prepared: Optional[Callable[[], Prepared]] = None) -> Outcome:
-        """Prepare (or take ``prepared()``, the runner's detection done ahead in a thread), finish and commit
-        one entry; a bad frame is dead-lettered at once. Any other exception propagates: the frame stays
-        pending and is retried (then dead-lettered after ``max_deliveries``) by the runner."""
+        """Answer (:meth:`answer`) and commit (:meth:`deliver`) one entry. Any exception but a bad frame
+        propagates: the frame stays pending and is retried (then dead-lettered after ``max_deliveries``)."""
+        return self.deliver(entry, group, self.answer(entry, tracks, scan, prepared))
+
+    def answer(self, entry: FrameEntry, tracks: Optional[Tracks] = None, scan: Optional[Scan] = None,
+               prepared: Optional[Callable[[], Prepared]] = None) -> Union[Answer, DeadLetter]:
+        """Prepare (or take ``prepared()``, the runner's detection done ahead in a thread) and finish one entry:
+        its answer, or the dead letter of a bad frame. Nothing is written yet: a runner whose commit Redis
+        refused delivers the same answer again later (:meth:`deliver`)."""
         try:
             p = prepared() if prepared is not None else self.prepare(entry.stream, entry.entry_id, entry.fields, scan)
-            answer = self.finish(p, tracks, scan)
+            return self.finish(p, tracks, scan)
         except BadFrame as e:
-            letter = DeadLetter(entry.stream, entry.entry_id, str(e), self.keys.camera_of(entry.stream),
-                                entry.deliveries, self.worker)
-            return Outcome("deadletter" if self.commit_deadletter(entry.stream, group, letter) else "duplicate")
+            return DeadLetter(entry.stream, entry.entry_id, str(e), self.keys.camera_of(entry.stream),
+                              entry.deliveries, self.worker)
+
+    def deliver(self, entry: FrameEntry, group: str, answer: Union[Answer, DeadLetter]) -> Outcome:
+        """Commit an answer (:meth:`commit`) or a dead letter."""
+        if isinstance(answer, DeadLetter):
+            return Outcome("deadletter" if self.commit_deadletter(entry.stream, group, answer) else "duplicate")
         return self.commit(entry.stream, group, answer)
 
     def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Optional[Scan] = None) -> Prepared:
@@ -232,8 +245,11 @@ class Step:
         self._embed(p.rgb, todo)
         t1 = time.perf_counter()
         writes: Writes = []
+        refused = 0
         for look in todo:
-            writes += self._decide(look, tracks, ts_s, policy, p.frame)
+            planned = self._decide(look, tracks, ts_s, policy, p.frame)
+            writes += planned if planned is not None else []
+            refused += planned is None
         faces = [self._face(look, tracks) for look in looks]
         for i, (look, face) in enumerate(zip(looks, faces)):
             if look.views:
@@ -247,7 +263,7 @@ class Step:
         h, w = p.rgb.shape[:2]
         result = FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker,
                              w, h, embedded=len(todo))
-        return Answer(result, writes)
+        return Answer(result, writes, refused)
 
     def _plan(self, looks: List[Look], tracks: Tracks, ts_s: float, policy: Policy, late: bool) -> List[Look]:
         """The faces to embed now, in order, each with its ``views``: a first look from ``probe_views`` views
@@ -281,9 +297,10 @@ class Step:
             for k, look in enumerate(batch):
                 look.vector, look.quality = out.vectors[k], out.quality[k]
 
-    def _decide(self, look: Look, tracks: Tracks, ts_s: float, policy: Policy, frame: Frame) -> Writes:
+    def _decide(self, look: Look, tracks: Tracks, ts_s: float, policy: Policy, frame: Frame) -> Optional[Writes]:
         """The open-set decision for one embedded face (gallery KNN with its track's template, nearest cohort
-        face, quality gates), added to its track's vote; returns the visitor writes it calls for."""
+        face, quality gates), added to its track's vote; returns the visitor writes it calls for (None: Redis
+        refused to plan them)."""
         probe = tracks.template(look.track_id, look.vector)
         nn = search_with(self.icall, self.keys.index, probe, self.s.knn_k, self.s.hnsw_ef_runtime)
         stranger = None
@@ -293,8 +310,13 @@ class Step:
         look.match = decide(nn, policy, stranger, policy.gate(q.size, q.sharpness, q.yaw))
         look.kept = tracks.record(look.track_id, look.detection, ts_s, look.vector, look.match, self._name(look.match))
         called = tracks.voted(look.track_id) or look.match
-        return self.memory.note(look.kept, called.person_id, look.match, probe, look.vector, frame.camera,
-                                frame.ts_ms)
+        try:
+            return self.memory.note(look.kept, called.person_id, look.match, probe, look.vector, frame.camera,
+                                    frame.ts_ms)
+        except Exception as e:  # noqa: BLE001 - Redis refusing (a new visitor's id is a write): no visitor now
+            if not self.side_refusals.refused(e):
+                raise
+            return None
 
     def _name(self, m: Match) -> str:
         return self.names.get(m.person_id) if m.person_id != UNKNOWN else UNKNOWN
@@ -313,19 +335,22 @@ class Step:
 
     def commit(self, stream: str, group: str, answer: Answer) -> Outcome:
         """Commit the result (:meth:`commit_result`), then, only if that wrote it, make its side writes. A
-        side write that fails then is logged and counted, not retried: the frame is answered and acked."""
+        side write that fails then is counted, not retried: the frame is answered and acked. Redis refusing
+        (:mod:`facestream.refusals`) is said once while it lasts; any other failure once per frame."""
         if not self.commit_result(stream, group, answer.result):
             return Outcome("duplicate", answer.result.timings)
-        unstored = 0
         for i, write in enumerate(answer.writes):
             try:
                 write()
             except Exception as e:  # noqa: BLE001 - redis-py's or RedisGears' errors alike
-                unstored = len(answer.writes) - i
-                log.warning("%s %s answered, but %d of its visitor/sighting writes were not stored: %s",
-                            stream, answer.result.frame_id, unstored, e)
-                break
-        return Outcome("result", answer.result.timings, unstored)
+                failed = len(answer.writes) - i
+                if not self.side_refusals.refused(e):
+                    log.warning("%s %s answered, but %d of its visitor/sighting writes were not stored: %s",
+                                stream, answer.result.frame_id, failed, e)
+                return Outcome("result", answer.result.timings, answer.unstored + failed)
+        if answer.writes:
+            self.side_refusals.accepted()
+        return Outcome("result", answer.result.timings, answer.unstored)
 
     def commit_result(self, stream: str, group: str, result: FrameResult) -> bool:
         """Write the result + presence events and ack the frame, atomically. False if already answered."""

@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional, Union
 
 import redis
 
@@ -33,7 +33,7 @@ from facestream.gears import metrics
 from facestream.gears.heartbeat import Counts, beat
 from facestream.gears.leases import CameraLeases
 from facestream.gears.losses import LossCounter, skip_behind
-from facestream.gears.step import FrameEntry, Outcome, Prepared, Step
+from facestream.gears.step import Answer, FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
 from facestream.models.store.strangers import SiteStrangers
@@ -41,18 +41,19 @@ from facestream.models.vision.analyzer import FaceAnalyzer
 from facestream.models.vision.scan import CameraScan
 from facestream.records import DeadLetter
 from facestream.replies import text
-from facestream.retry import UNREACHABLE, Backoff, Every
+from facestream.refusals import condition
+from facestream.retry import Every, Patience
 
 log = logging.getLogger("facestream.worker")
 
 
 @dataclass
 class InHand:
-    """A frame read and not yet answered: its entry, and its detection running ahead in a thread (None:
-    detected when it is finished)."""
+    """A frame read and not yet delivered: its entry, its detection ahead in a thread (None: done when finished)."""
 
     entry: FrameEntry
     detected: Optional[Future[Prepared]] = None
+    answer: Union[Answer, DeadLetter, None] = None  # once answered (kept while Redis refuses its commit)
 
 
 @dataclass
@@ -68,16 +69,14 @@ class Worker:
 
     def __init__(self, client: redis.Redis | redis.RedisCluster, settings: Settings, analyzer: FaceAnalyzer,
                  name: str | None = None, index: redis.Redis | None = None):
-        self.r = client  # the stream tier; ``index``: the index tier's, when it is another server
-        self.s = settings
+        self.r, self.s = client, settings  # the stream tier; ``index``: the index tier's, when it is another server
         self.keys = Keys(settings.key_prefix)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.step = Step(settings, analyzer, client.execute_command, self.name, (index or client).execute_command)
         self.streams: list[str] = []  # every camera stream
         self.cameras: dict[str, Camera] = {}  # what it keeps per camera read (with tracking: the cameras it leases)
         self.counts = Counts()
-        self._stop = False
-        self._stopped = threading.Event()
+        self._stop, self._stopped = False, threading.Event()
         self._discover = Every(settings.discover_interval_s)
         self._beat = Every(2.0)
         self._lease = Every(settings.camera_lease_ms / 3000)  # three renewals per lease: one may be late
@@ -134,15 +133,20 @@ class Worker:
         signal.signal(signal.SIGINT, self.stop)
 
     def run(self, max_idle_s: float | None = None) -> Counts:
-        """Process frames until stopped (or, with ``max_idle_s``, until no frame came for that long)."""
+        """Process frames until stopped (or, with ``max_idle_s``, until no frame came for that long). Redis out
+        of reach or refusing (:mod:`facestream.refusals`) is waited out: said once, frames kept in hand."""
         last_work = time.monotonic()
-        backoff = Backoff(sleep=self._stopped.wait)  # Redis away: retry, but stop at once when told
+        patience = Patience(log, f"worker {self.name}", sleep=self._stopped.wait)  # a stop ends a pause at once
         while not self._stop:
             try:
                 did = self.run_once()
-                backoff.reset()
-            except UNREACHABLE as e:
-                backoff.wait(log, f"Redis unreachable ({e})")
+                patience.ok()
+            except Exception as e:  # noqa: BLE001 - a condition is waited out; anything else is raised
+                code = patience.waited(e)
+                if code is None:
+                    raise
+                self.counts.refusals += 1
+                metrics.REFUSALS.labels(code).inc()
                 continue
             now = time.monotonic()
             if did:
@@ -151,8 +155,9 @@ class Worker:
                 break
         try:
             self.flush()  # the frames in hand (Ctrl-C/SIGTERM: finished, not left for a takeover)
-        except UNREACHABLE as e:
-            log.warning("Redis unreachable (%s); frames in hand stay pending for another worker", e)
+        except Exception as e:  # noqa: BLE001 - refused: said once; the frames in hand stay pending for a takeover
+            if patience.refusals.refused(e) is None:
+                raise
         self._leave_group()
         if self._pool is not None:
             self._pool.shutdown()
@@ -179,9 +184,8 @@ class Worker:
                 self.skip_lag()
             for stream in streams:
                 self.count_lost(stream)
-        # Frames go to the detection threads as soon as they are read; this thread finishes them (track,
-        # embed, commit) in the order read as their detection completes, and reads again in between, so a
-        # frame that arrives while another is being finished starts its detection at once.
+        # Frames go to the detection threads as soon as read; this thread finishes them (track, embed, commit) in
+        # order as their detection completes, reading in between: a frame arriving meanwhile starts detection at once.
         handled += self._read(streams)
         handled += self._finish_ready()
         return handled
@@ -206,11 +210,12 @@ class Worker:
 
     def _finish_ready(self, all_of_them: bool = False) -> int:
         """Finish, in the order read, the frames in hand whose detection is done (``all_of_them``: every one,
-        waiting for their detection; without threads: all)."""
+        waiting for their detection; without threads: all). A frame leaves the hand once delivered: if Redis
+        refuses its commit it stays first, answered, and is delivered when Redis accepts again."""
         done = 0
         while self._in_hand and (all_of_them or self._in_hand[0].detected is None or self._in_hand[0].detected.done()):
-            item = self._in_hand.pop(0)
-            done += self._handle(item.entry, item.detected.result if item.detected is not None else None)
+            done += self._handle(self._in_hand[0])
+            self._in_hand.pop(0)
         return done
 
     def flush(self) -> int:
@@ -310,7 +315,7 @@ class Worker:
                 handled += self._dead(stream, entry.entry_id, f"not answered after {entry.deliveries - 1} "
                                       "deliveries (a worker crashed or failed on it each time)", entry.deliveries - 1)
             else:
-                handled += self._handle(entry)
+                handled += self._handle(InHand(entry))
         return handled
 
     def _delivery_counts(self, stream: str, ids: list[str]) -> dict[str, int]:
@@ -328,17 +333,21 @@ class Worker:
                 log.warning("%s: skipped %d frames to stay live (lag_policy=latest)", stream, skipped)
 
     # --- per frame ---------------------------------------------------------------------------------
-    def _handle(self, entry: FrameEntry, prepared: Callable[[], Prepared] | None = None) -> int:
+    def _handle(self, item: InHand) -> int:
+        entry = item.entry
         camera = self.keys.camera_of(entry.stream)
-        metrics.FRAMES_IN.labels(camera).inc()
         cam = self.camera(entry.stream)
         tracks = cam.tracks if entry.deliveries == 1 else None  # a redelivered frame is out of order
         try:
-            outcome: Outcome = self.step.handle(entry, self.s.group, tracks, cam.scan, prepared)
-        except UNREACHABLE:
-            raise
-        except Exception as e:  # a bug or a model failure on this frame: leave it pending, it is retried
-            self.counts.errors += 1
+            if item.answer is None:
+                metrics.FRAMES_IN.labels(camera).inc()
+                item.answer = self.step.answer(entry, tracks, cam.scan,
+                                               item.detected.result if item.detected is not None else None)
+            outcome: Outcome = self.step.deliver(entry, self.s.group, item.answer)
+        except Exception as e:
+            if condition(e) is not None:  # Redis away or refusing: the frame waits in hand (run() waits it out)
+                raise
+            self.counts.errors += 1  # a bug or a model failure on this frame: left pending, it is retried
             log.exception("frame %s %s failed (delivery %d); it will be retried", entry.stream, entry.entry_id,
                           entry.deliveries)
             metrics.ERRORS.labels(camera, type(e).__name__).inc()
@@ -354,11 +363,12 @@ class Worker:
         return 1
 
     def learn_strangers(self) -> None:
-        """Learn the site's recent strangers (one worker per ``learn_every_s``; the decision policy's log line says
-        what it changed). A refusal waits for the next period: frames come first."""
+        """Learn the site's recent strangers (one worker a period; the decision policy's log line says what changed)."""
         try:
             self.strangers.learn()
         except redis.ResponseError as e:
+            if condition(e) is not None:
+                raise  # waited out by run(), said once
             log.warning("learning the site's strangers failed (next try in %.0f s): %s", self.s.learn_every_s, e)
 
     def heartbeat(self) -> None:

@@ -32,6 +32,7 @@ from facestream.keys import Keys, check_id
 from facestream.models.vision.image import encode_bgr, resize_max_side
 from facestream.records import Frame
 from facestream.redaction import redact
+from facestream.refusals import Refusals, condition
 from facestream.retry import Backoff
 
 log = logging.getLogger("facestream.producer")
@@ -88,8 +89,23 @@ class Source:
 class ProducerStats:
     read: int = 0  # frames read from the source
     sent: int = 0
-    dropped: int = 0  # frames not sent: over the --fps cap, not encodable, or Redis unreachable
+    dropped: int = 0  # frames not sent: over the --fps cap, not encodable, or Redis away or refusing
+    refused: int = 0  # of those, the frames Redis was away for or refused (memory full, a replica, ...)
     reconnects: int = 0
+
+
+class StreamBudget:
+    """A camera stream's cap in entries, from its budget in bytes: ``frames_max_mb`` over the mean size of its
+    recent frames (a 1080p JPEG is ~20x a 360p one), never more than ``frames_maxlen`` nor fewer than 10."""
+
+    def __init__(self, settings: Settings):
+        self.budget, self.cap = settings.frames_max_mb * 1024 * 1024, settings.frames_maxlen
+        self.mean = 0.0
+
+    def maxlen(self, size: int) -> int:
+        """The cap for a stream whose newest frame is ``size`` bytes (a moving mean over ~20 frames)."""
+        self.mean = float(size) if not self.mean else self.mean + (size - self.mean) / 20
+        return max(10, min(self.cap, int(self.budget / max(self.mean, 1.0))))
 
 
 class Producer:
@@ -111,7 +127,10 @@ class Producer:
         self._stopped = threading.Event()
         self.sleep = sleep or self._stopped.wait  # a stop (Ctrl-C) ends any wait at once: no 30 s backoff to sit out
         self.stats = ProducerStats()
+        self.budget = StreamBudget(settings)
+        self.refusals = Refusals(log, f"camera {camera} (frames dropped and counted meanwhile)")
         self._seq = 0
+        self._unsent: tuple[int, int] | None = None  # the first and last frame refused since Redis last accepted one
 
     def stop(self, *_: object) -> None:
         self._stopped.set()
@@ -145,6 +164,7 @@ class Producer:
             if self.source.is_live:
                 log.warning("%s stopped delivering frames; reconnecting", self.source.shown)
                 self.stats.reconnects += 1
+        self._say_unsent()
         return self.stats
 
     def _pump(self, cap: cv2.VideoCapture, max_frames: int | None) -> bool:
@@ -175,8 +195,8 @@ class Producer:
             if max_frames is not None and self.stats.sent >= max_frames:
                 return True
             if now - last_report >= 5:
-                log.info("%s: sent %d frames, dropped %d, %.1f fps", self.camera, self.stats.sent,
-                         self.stats.dropped, n / (now - start))
+                log.info("%s: sent %d frames, dropped %d (Redis refused %d), %.1f fps", self.camera, self.stats.sent,
+                         self.stats.dropped, self.stats.refused, n / (now - start))
                 last_report = now
         return True
 
@@ -192,12 +212,25 @@ class Producer:
         self._seq += 1
         frame = Frame(self.camera, self._seq, int(time.time() * 1000), w, h, jpeg)
         try:
-            self.r.xadd(self.stream, frame.to_fields(), maxlen=self.s.frames_maxlen, approximate=True)
+            self.r.xadd(self.stream, frame.to_fields(), maxlen=self.budget.maxlen(len(jpeg)), approximate=True)
             self.stats.sent += 1
-        except redis.ConnectionError as e:  # Redis restarting: drop this frame, keep capturing
+            self._say_unsent()
+            self.refusals.accepted()
+        except Exception as e:  # noqa: BLE001 - Redis away or refusing: drop this frame, count it, keep capturing
+            if self.refusals.refused(e) is None:
+                raise
             self.stats.dropped += 1
-            log.warning("Redis unreachable (%s); frame %d dropped", e, self._seq)
-            self.sleep(0.5)
+            self.stats.refused += 1
+            self._unsent = (self._unsent or (self._seq, self._seq))[0], self._seq
+            if condition(e) == "UNREACHABLE":
+                self.sleep(0.5)  # each try may wait out a connect timeout: not one per frame
+
+    def _say_unsent(self) -> None:
+        """Which frames (sequence numbers) Redis refused, once it accepts again or the producer stops."""
+        if self._unsent is not None:
+            log.warning("%s: frames %d-%d not sent (Redis away or refusing); counted as dropped", self.camera,
+                        *self._unsent)
+            self._unsent = None
 
 
 #: What a camera entry of a cameras (stack) file may hold.

@@ -383,3 +383,22 @@ def test_https_dashboard_gives_a_secure_cookie(settings, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_a_full_redis_is_a_503_that_says_why(r, settings, tmp_path):
+    """A change the dashboard cannot write while Redis memory is full: 503 and the reason, no 500, no traceback;
+    it goes through once memory is freed."""
+    s = web(settings, tmp_path)
+    Gallery(r, s).add_person("ann", "Ann", [FaceEntry(np.eye(128, dtype=np.float32)[0], "x")])
+    app = create_app(s.redis_url, s, token="s3cret")
+    scripted = {"Authorization": "Bearer s3cret"}
+    with TestClient(app, base_url=ORIGIN) as c:
+        r.config_set("maxmemory", 1)
+        try:
+            full = c.post("/api/people/ann/rename", json={"name": "Ann B"}, headers=scripted)
+            assert full.status_code == 503 and "memory is full" in full.json()["error"], full.text
+            assert c.get("/api/people", headers=scripted).status_code == 200  # reads are still answered
+        finally:
+            r.config_set("maxmemory", 0)
+        assert c.post("/api/people/ann/rename", json={"name": "Ann B"}, headers=scripted).status_code == 200
+    assert Gallery(r, s).person("ann").name == "Ann B"

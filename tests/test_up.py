@@ -139,6 +139,23 @@ def test_up_check_passes_a_good_file(settings, faces_dir, tmp_path):
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
 
 
+def test_up_check_says_when_the_cameras_do_not_fit_the_embedded_redis(settings, faces_dir, tmp_path):
+    """Each camera's frame and results streams at their caps, plus the headroom, against the embedded server's
+    maxmemory: one line saying what to change, before anything starts."""
+    if not (faces_dir / "videos" / CLIP).is_file():
+        pytest.skip("the shared clip is absent")
+    stack = tmp_path / "stack.yaml"
+    cams = [{"camera": f"c{i}", "source": str(faces_dir / "videos" / CLIP)} for i in range(3)]
+    env = {k: v for k, v in _env(settings, tmp_path).items() if k != "FACESTREAM_REDIS_URL"}  # the embedded default
+    for limit, fits in ((1024, False), (2048, True)):  # 3 x (64 + 146.5) + 512 = 1143 MB
+        stack.write_text(yaml.safe_dump({"cameras": cams, "settings": {"redis_max_memory_mb": limit}}))
+        out = subprocess.run([*FACESTREAM, "up", "--check", str(stack)], env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert (out.returncode == 0) == fits and "Traceback" not in out.stderr, out.stderr
+        if not fits:
+            assert out.stderr.count("memory: 3 camera(s)") == 1 and "= 1143 MB > redis_max_memory_mb 1024" in out.stderr
+
+
 def test_up_restarts_a_killed_redis_and_nothing_sent_vanishes(faces_dir, tmp_path):
     """The embedded Redis SIGKILLed twice under `up` with two cameras: results flow again within 15 s of each
     kill, `up` names each outage and recovery, and every frame a producer was told was added is answered."""
@@ -191,7 +208,7 @@ def test_up_restarts_a_killed_redis_and_nothing_sent_vanishes(faces_dir, tmp_pat
     for cam in ("north", "south"):  # nothing vanished: every sequence number is in the stream or was refused
         seqs = {int(f[b"seq"]) for _, f in r.xrange(keys.frames(cam))}
         log = (data / "up" / f"camera-{cam}.log").read_text()
-        refused = {int(n) for n in re.findall(r"frame (\d+) dropped", log)}
+        refused = {n for a, b in re.findall(r"frames (\d+)-(\d+) not sent", log) for n in range(int(a), int(b) + 1)}
         assert set(range(1, max(seqs) + 1)) <= seqs | refused, f"{cam}: frames vanished"
     server.stop()
 

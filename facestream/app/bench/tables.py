@@ -14,6 +14,7 @@ from facestream.app.bench.detection import ProfileFigures
 from facestream.app.bench.embedding import EmbedFigures
 from facestream.app.bench.gears import GearComparison
 from facestream.app.bench.knn import KnnFigures
+from facestream.app.bench.memory import MemoryFigures
 from facestream.app.bench.sightings import SightingFigures
 from facestream.app.bench.strangers import StrangerFigures
 from facestream.config import Settings
@@ -119,6 +120,18 @@ def strangers_table(figs: list[StrangerFigures], settings: Settings, command: st
     for f in figs:
         rows.append(f"| {f.people} ({f.gallery_faces}) | {f.named} of {f.faces} | {f.named / max(1, f.faces):.2%} | "
                     f"{f.named_tracks} of {f.tracks} | {f.frames} |")
+    return rows
+
+
+def memory_table(figs: list[MemoryFigures], settings: Settings, command: str) -> list[str]:
+    """``bench --memory``: per number of 1080p cameras at full speed, Redis memory against the frame budget."""
+    rows = [f"`{command}` on {machine_line()}, frames_max_mb {settings.frames_max_mb:g}, no worker reading, "
+            f"{time.strftime('%Y-%m-%d')}:", "",
+            "| 1080p cameras | frames sent | mean frame | budget (cameras × frames_max_mb) | frame streams | "
+            "peak Redis memory over the start |", "|---|---|---|---|---|---|"]
+    for f in figs:
+        rows.append(f"| {f.cameras} | {f.sent} in {f.seconds:.0f} s | {f.frame_kb:.0f} KB | {f.budget_mb:.0f} MB | "
+                    f"{f.streams_mb:.0f} MB ({f.streams_mb / f.budget_mb:.2f}×) | {f.peak_mb:.0f} MB |")
     return rows
 
 

@@ -7,12 +7,16 @@ import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
+import redis
 import typer
+from redis.exceptions import RedisClusterException
 from tqdm import tqdm
 
-from facestream.config import CONFIG_ENV, Settings, load_settings
+from facestream.config import Settings, load_settings
+from facestream.config_file import CONFIG_ENV
 from facestream.errors import FacestreamError
 from facestream.redaction import redact
+from facestream.refusals import EXIT_TEMPFAIL, condition, explain
 
 app = typer.Typer(
     help="Real-time face recognition on Redis Streams.",
@@ -66,7 +70,8 @@ def _root(
 
 
 def main() -> None:
-    """Console entry point: library errors become one clear line and exit status 1."""
+    """Console entry point: library errors become one clear line and exit status 1; Redis refusing for a while
+    (:mod:`facestream.refusals`) one line and 75 (try again later); Redis's other errors one line and 1."""
     # One OpenBLAS thread per process (read when dlib loads): on 2 cores, BLAS threads fight the
     # detection threads and the other workers (../shared/docs/perf-notes.md).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -75,3 +80,6 @@ def main() -> None:
     except FacestreamError as e:
         typer.secho(f"error: {redact(str(e))}", fg=typer.colors.RED, err=True)
         sys.exit(1)
+    except (redis.RedisError, RedisClusterException) as e:  # a refusal that passes: EX_TEMPFAIL, try again later
+        typer.secho(f"error: Redis: {redact(explain(e))}", fg=typer.colors.RED, err=True)
+        sys.exit(EXIT_TEMPFAIL if condition(e) else 1)

@@ -60,6 +60,7 @@ def bench(
     cluster: Annotated[bool, typer.Option("--cluster", help="Instead: frames/s of the stream tier on one node vs a 3-master cluster (both started here, 1080p JPEGs).")] = False,
     gears: Annotated[bool, typer.Option("--gears", help="Instead: the clip through the in-server gear vs the runner (a gear server of the gears_dir build, started here).")] = False,
     strangers: Annotated[Optional[str], typer.Option(help="Instead: a 1080p walk-by of strangers only against galleries of this many people, e.g. 10,100,1000: faces and tracks named.")] = None,
+    memory: Annotated[Optional[str], typer.Option(help="Instead: Redis memory with this many 1080p cameras at full speed and no worker, against their frame budget, e.g. 1,8.")] = None,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
@@ -77,6 +78,8 @@ def bench(
         block, rows = "detection", _detection(s, frames or 150, command)
     elif strangers:
         block, rows = "strangers", _strangers(s, _numbers("--strangers", strangers), frames or 150, command)
+    elif memory:
+        block, rows = "memory", _memory(s, _numbers("--memory", memory), command)
     elif embedding:
         block, rows = "embedding", _embedding(s, dlib_wheel, command)
     elif cluster:
@@ -186,6 +189,13 @@ def _strangers(s: Settings, sizes: list[int], frames: int, command: str) -> list
     from facestream.app.bench.tables import strangers_table
 
     return strangers_table(strangers_bench(s, s.faces_dir, sizes, frames, say), s, command)
+
+
+def _memory(s: Settings, cameras: list[int], command: str) -> list[str]:
+    from facestream.app.bench.memory import memory_bench
+    from facestream.app.bench.tables import memory_table
+
+    return memory_table(memory_bench(s, cameras, say=say), s, command)
 
 
 def _detection(s: Settings, frames: int, command: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -13,6 +14,7 @@ from facestream.errors import FacestreamError
 from facestream.gearsbuild import GearsBuild
 from facestream.producer.capture import MAX_SIDE
 from facestream.redaction import configure_logging, redact
+from facestream.retry import Patience
 from facestream.server import EmbeddedRedis, connect, connect_index, redis_cli, resolve_url
 
 
@@ -27,7 +29,7 @@ def redis_cmd(
     """Start (or --stop) the embedded Redis 8 + RediSearch server and print its URL."""
     s = settings_of(ctx)
     build = GearsBuild.configured(s.gears_dir) if gears else None
-    server = EmbeddedRedis(port or s.embedded_port, s.data_dir, gears=build)
+    server = EmbeddedRedis(port or s.embedded_port, s.data_dir, gears=build, max_memory_mb=s.redis_max_memory_mb)
     if stop:
         typer.echo(f"stopped {server.shown_url}" if server.stop() else f"no facestream Redis running on port {server.port}")
         return
@@ -87,8 +89,15 @@ def work(
 
     configure_logging()
     s = settings_of(ctx).replace(lag_policy=lag_policy, metrics_port=metrics_port)
-    client = connect(s)
-    worker = Worker(client, s, FaceAnalyzer(s), name, connect_index(s, client))
+    client, analyzer = connect(s), FaceAnalyzer(s)
+    patience, worker = Patience(logging.getLogger("facestream.worker"), "worker start"), None
+    while worker is None:  # Redis refusing at start (a replica, memory full, loading): waited out like later ones
+        try:
+            worker = Worker(client, s, analyzer, name, connect_index(s, client))
+        except Exception as e:  # noqa: BLE001
+            if patience.waited(e) is None:
+                raise
+    patience.ok()
     if s.metrics_port:
         metrics.serve(s.metrics_port)
     worker.install_signal_handlers()

@@ -29,15 +29,39 @@ from facestream.redaction import redact
 from facestream.server import connect, connect_index, port_in_use, resolve_url
 
 
+#: Redis memory one answered frame keeps in its camera's results stream: 1,535 bytes measured for a 1080p
+#: frame with 5 faces (MEMORY USAGE over 2,000 entries); events and dead letters are far fewer.
+RESULT_BYTES = 1536
+
+
 def check(path: Path, settings: Settings) -> list[str]:
     """Every problem of the stack file at ``path``, one line each (empty: it would start)."""
     stack, problems = parse_stack(path)
     try:
-        settings.replace(**stack.settings)
+        s = settings.replace(**stack.settings)
     except ConfigError as e:
         problems += [f"settings: {ln.strip()}" for ln in str(e).splitlines()[1:]]
+        s = settings
     problems += [p for cam in stack.cameras if (p := source_problem(cam))]
+    problems += [p for p in [memory_problem(len(stack.cameras), s)] if p]
     return problems
+
+
+def memory_problem(cameras: int, s: Settings) -> str | None:
+    """Why the cameras' streams at their caps may not fit the embedded server's maxmemory (None: they fit, or
+    Redis is not the embedded one)."""
+    need = memory_need_mb(cameras, s)
+    if not need > s.redis_max_memory_mb > 0 or s.redis_url:
+        return None
+    return (f"memory: {cameras} camera(s) x (frames_max_mb {s.frames_max_mb:g} + results "
+            f"{s.results_maxlen * RESULT_BYTES / 2**20:.0f} MB) + memory_headroom_mb {s.memory_headroom_mb} = "
+            f"{need:.0f} MB > redis_max_memory_mb {s.redis_max_memory_mb}: raise it, or lower frames_max_mb or "
+            "results_maxlen (a full Redis refuses writes: frames are dropped and counted until memory is freed)")
+
+
+def memory_need_mb(cameras: int, s: Settings) -> float:
+    """Redis memory the cameras' streams may fill at their caps, plus the headroom for the rest."""
+    return cameras * (s.frames_max_mb + s.results_maxlen * RESULT_BYTES / 2**20) + s.memory_headroom_mb
 
 
 def children(stack: Stack, s: Settings) -> list[Child]:
@@ -72,6 +96,8 @@ def up(path: Path, settings: Settings, say: Callable[[str], None]) -> None:
     s = settings.replace(**stack.settings)
     if stack.dashboard is not None and port_in_use(stack.dashboard.port):
         raise FacestreamError(f"port {stack.dashboard.port} is in use: set dashboard.port in {path} (or dashboard: false)")
+    if problem := memory_problem(len(stack.cameras), s):
+        say(f"warning: {problem}")
     url = resolve_url(s)  # starts the embedded server if it is the default and not running
     if stack.gallery:
         enroll_people(Gallery(connect_index(s, connect(s, url)), s), stack.gallery, s, say)
