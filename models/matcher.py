@@ -140,9 +140,9 @@ class Policy:
         s = self.site
         if not s.strangers:
             return ""
-        return "; learned from %d of this site's strangers (%d far enough to count): %s, %d wolf/wolves tightened" % (
-            s.strangers, s.used, "they come %.1fx closer than the model" % s.scale if s.scale > 1 else
-            "the model holds", len(s.wolves))
+        return "; learned from %d of this site's strangers: %s%s" % (
+            s.strangers, "they come %.1fx closer than the model" % s.scale if s.scale > 1 else "the model holds",
+            ", %d wolf/wolves tightened" % len(s.wolves) if s.wolves else "")
 
     def calibrated(self, raw: str) -> "Policy":
         """This policy with the distances of a stored calibration; ValueError (why) for text that is not one."""

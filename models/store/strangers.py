@@ -70,11 +70,10 @@ class SiteStrangers:
         period = max(1, int(self.s.learn_every_s * 1000))
         if not self.call("SET", self.keys.strangers + ":lock", now, "NX", "PX", period):
             return None
-        stamp = stamped(self.call, self.keys)
-        if stamp is None:  # nobody enrolled yet: nobody to be far from
+        stamp, faces = stamped(self.call, self.keys), indexed(self.call, self.keys.index)
+        if stamp is None or not faces:  # nobody enrolled yet: nobody to be a stranger to
             return None
         changed = self._expire(now)
-        faces = indexed(self.call, self.keys.index)
         for v in Visitors.of(self.call, self.keys, self.s, stamp.dim).recent(BATCH, now - 2 * period):
             if v.looks >= self.s.learn_looks and not self.call("EXISTS", self.keys.stranger(v.visitor_id)):
                 changed = self._consider(v.visitor_id, faces, now) or changed
