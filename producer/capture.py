@@ -90,7 +90,8 @@ class ProducerStats:
     read: int = 0  # frames read from the source
     sent: int = 0
     dropped: int = 0  # frames not sent: over the --fps cap, not encodable, or Redis away or refusing
-    refused: int = 0  # of those, the frames Redis was away for or refused (memory full, a replica, ...)
+    refused: int = 0  # of those, the frames Redis was away for or refused (memory full, a replica, ...); one whose
+    # reply was lost as Redis went away may have been added all the same (and is then answered)
     reconnects: int = 0
 
 

@@ -89,6 +89,8 @@ install_blas_dlib() {
 if [ "$build_dlib" = 1 ]; then install_blas_dlib; fi
 if [[ " ${extras[*]-} " == *" test "* ]]; then
   apt_install docker-compose docker-compose
+  apt_install dockerd docker.io  # tests/test_compose_run.py runs its own engine; debootstrap makes its base image
+  apt_install debootstrap debootstrap
   apt_install chromium chromium  # the dashboard's end-to-end test drives it through Playwright
   apt_install mosquitto mosquitto  # a real MQTT broker for tests/test_mqtt.py (the tests start their own)
   # A real RTSP camera for tests/test_rtsp.py: GStreamer's RTSP server, run with Debian's Python (PyGObject).

@@ -63,7 +63,9 @@ def test_pipeline_survives_a_redis_restart(tmp_path, faces_dir):
         while len(results) < st.sent and time.time() < deadline:  # the worker answers every frame sent
             time.sleep(0.2)
             results = connect(s).xrange(Keys(s.key_prefix).results("cam1"))
-        assert len(results) == st.sent, f"{len(results)} results for {st.sent} frames sent"
+        # Every frame sent is answered; a frame whose XADD reply was lost as Redis went down (counted as dropped)
+        # may have been added all the same, and is answered too.
+        assert st.sent <= len(results) <= st.sent + st.refused, f"{len(results)} results for {st.sent} frames sent"
         deadline = time.time() + 30
         while len(seen) < len(results) and time.time() < deadline:
             time.sleep(0.1)
