@@ -356,7 +356,7 @@ def check_redis_url(url: str) -> str:
 
 #: FACESTREAM_* variables that are not settings (read by scripts, the CLI, docker compose or tests).
 NON_SETTING_ENV = {"FACESTREAM_CONFIG", "FACESTREAM_DASHBOARD_TOKEN", "FACESTREAM_VENV", "FACESTREAM_CAMERAS",
-                   "FACESTREAM_GALLERY", "FACESTREAM_ARTIFACTS"}
+                   "FACESTREAM_GALLERY", "FACESTREAM_ARTIFACTS", "FACESTREAM_GEARS_SOURCE"}
 
 
 def unknown_env() -> list[str]:

@@ -69,6 +69,7 @@ class EmbeddedRedis:
     cluster: bool = False
     gears: GearsBuild | None = None  #: load this RedisGears 1.2 build too (``facestream redis --gears``)
     max_memory_mb: int = 0  #: maxmemory, noeviction (0: no limit)
+    bind: str = HOST  #: the address it listens on (a container's server: 0.0.0.0, behind its password)
 
     @classmethod
     def from_settings(cls, s: Settings) -> "EmbeddedRedis":
@@ -132,6 +133,24 @@ class EmbeddedRedis:
     def start(self, wait_s: float = 15.0, attached: bool = False) -> str:
         """Start the server in the background and return its URL; refuse if the port is taken. ``attached``:
         as a child of this process that dies with it (tests), instead of a daemon that outlives it."""
+        cmd, env = self._command("no" if attached else "yes", str(self.logfile))
+        _spawn(cmd, env, attached)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if _answers(self.port):
+                return self.url
+            time.sleep(0.05)
+        raise ServerError(f"redis-server did not answer on {self.shown_url} within {wait_s:.0f} s; log: {self._log_tail()}")
+
+    def run_foreground(self) -> None:
+        """Replace this process with the server, logging to stdout (a container's main process)."""
+        cmd, env = self._command("no", "")
+        os.umask(0o077)
+        os.execve(cmd[0], cmd, env if env is not None else dict(os.environ))
+
+    def _command(self, daemonize: str, logfile: str) -> tuple[list[str], dict[str, str] | None]:
+        """The redis-server command line and environment, its data dir and config file made; refused if the port
+        is taken or a server already runs here."""
         if self.is_running():
             raise ServerError(f"facestream's Redis is already running at {self.shown_url} (pid {self.pid()})")
         if port_in_use(self.port):
@@ -152,7 +171,7 @@ class EmbeddedRedis:
         cmd = [
             str(bins.redis_server), str(conf),
             "--port", str(self.port),
-            "--bind", HOST,
+            "--bind", self.bind,
             "--protected-mode", "yes",
             "--dir", str(self.dir),
             "--appendonly", "yes",
@@ -162,18 +181,12 @@ class EmbeddedRedis:
             "--save", "",
             # A full Redis refuses writes (facestream.refusals waits that out) instead of evicting frames or gallery keys.
             "--maxmemory", f"{self.max_memory_mb}mb", "--maxmemory-policy", "noeviction",
-            "--daemonize", "no" if attached else "yes",
+            "--daemonize", daemonize,
             "--pidfile", str(self.pidfile),
-            "--logfile", str(self.logfile),
+            "--logfile", logfile,
             *self._role_args(bins),
         ]  # fmt: skip
-        _spawn(cmd, env, attached)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if _answers(self.port):
-                return self.url
-            time.sleep(0.05)
-        raise ServerError(f"redis-server did not answer on {self.shown_url} within {wait_s:.0f} s; log: {self._log_tail()}")
+        return cmd, env
 
     def _role_args(self, bins: Binaries) -> list[str]:
         if self.cluster:  # a node times out (and its replica takes over) after 2 s

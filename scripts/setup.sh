@@ -100,10 +100,10 @@ fi
 if [ "$gears" = 1 ]; then
   # What building RedisGears and its Python 3.7 needs (facestream/app/stack/buildgears.py names any still missing).
   apt_install autoconf autoconf; apt_install automake automake; apt_install libtoolize libtool
-  apt_install xxd xxd; apt_install pkg-config pkg-config; apt_install gcc build-essential
-  apt_install_pkg libssl-dev zlib1g-dev libffi-dev uuid-dev libbz2-dev liblzma-dev libsqlite3-dev libreadline-dev \
-    libncurses-dev  # CPython's optional modules (quick when they are there already)
-  "$VENV/bin/facestream" gears build >&2
+  apt_install xxd xxd; apt_install pkg-config pkg-config
+  apt_install_pkg build-essential libssl-dev zlib1g-dev libffi-dev uuid-dev libbz2-dev liblzma-dev libsqlite3-dev \
+    libreadline-dev libncurses-dev  # a compiler, make, CPython's optional modules (quick when already there)
+  "$VENV/bin/facestream" gears build ${FACESTREAM_GEARS_SOURCE:+--source "$FACESTREAM_GEARS_SOURCE"} >&2
 fi
 "$VENV/bin/python" -c "import dlib, face_recognition, cv2, redis; print('facestream installed in $VENV: dlib', dlib.__version__, '(OpenBLAS)' if dlib.DLIB_USE_BLAS else '(prebuilt dlib-bin, no BLAS)', '| opencv', cv2.__version__, '| redis-py', redis.__version__)"
 # Sample photos for `facestream demo` on machines without the shared data: the face_recognition 1.3.0

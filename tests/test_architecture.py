@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,8 +160,8 @@ def test_no_file_over_400_lines_and_no_function_over_50():
     assert not long_files and not long_functions, "\n".join(long_files + long_functions)
 
 
-#: What the RedisGears image installs into the Gears interpreter (docker/gears.Dockerfile): no redis-py,
-#: no pydantic, no trackers. Anything else the gear imports fails there at load time.
+#: What `facestream gears build` installs into the Gears interpreter (GEAR_REQUIREMENTS): no redis-py, no
+#: pydantic, no trackers. Anything else the gear imports fails there at load time.
 GEAR_THIRD_PARTY = {*GEAR_PACKAGES, "pkg_resources", "setuptools"}  # face_recognition_models imports pkg_resources
 
 GEAR_IMPORT = """
@@ -192,15 +191,6 @@ def test_the_gear_imports_without_redis_py_or_pydantic():
     names = {str(p.relative_to(REPO)) for p in closure}
     assert {"gears/step.py", "models/store/knn.py", "models/vision/analyzer.py", "facestream/records.py"} <= names
     assert "models/store/gallery.py" not in names and "facestream/config.py" not in names
-    # The gear image copies exactly these files into the Gears interpreter.
-    dockerfile = (REPO / "docker" / "gears.Dockerfile").read_text()
-    copied = {p: dest for files, dest in re.findall(r"^COPY (.+) /gears-src/([\w/]+)/$", dockerfile, re.M)
-              for p in files.split()}
-    assert names <= copied.keys(), f"docker/gears.Dockerfile does not copy {sorted(names - copied.keys())}"
-    misplaced = {p: d for p, d in copied.items() if d.replace("/", ".") != _module(REPO / p).rpartition(".")[0]
-                 and not p.endswith("__init__.py")}
-    misplaced |= {p: d for p, d in copied.items() if p.endswith("__init__.py") and d.replace("/", ".") != _module(REPO / p)}
-    assert not misplaced, f"copied where the package does not install them: {misplaced}"
 
 
 def test_the_gear_closure_runs_on_python_3_7():

@@ -25,14 +25,21 @@ def redis_cmd(
     port: Annotated[Optional[int], typer.Option(help="Port (default: embedded_port setting, 6390).")] = None,
     gears: Annotated[bool, typer.Option("--gears", help="Also load the RedisGears 1.2 build of the gears_dir setting "
                                         "(then: facestream gears load).")] = False,
+    foreground: Annotated[bool, typer.Option("--foreground", help="Run in this process, logging to stdout (a "
+                                             "container's main process).")] = False,
+    bind: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 in a container; it requires its password).")] = "127.0.0.1",
 ) -> None:
     """Start (or --stop) the embedded Redis 8 + RediSearch server and print its URL."""
     s = settings_of(ctx)
     build = GearsBuild.configured(s.gears_dir) if gears else None
-    server = EmbeddedRedis(port or s.embedded_port, s.data_dir, gears=build, max_memory_mb=s.redis_max_memory_mb)
+    server = EmbeddedRedis(port or s.embedded_port, s.data_dir, gears=build, max_memory_mb=s.redis_max_memory_mb,
+                           bind=bind)
     if stop:
         typer.echo(f"stopped {server.shown_url}" if server.stop() else f"no facestream Redis running on port {server.port}")
         return
+    if foreground:
+        say(f"redis-server on {bind}:{server.port}, data dir {server.dir}, password in {server.password_file}")
+        server.run_foreground()
     server.start()
     typer.echo(server.shown_url)
     say(f"data dir {server.dir} (AOF on, owner-only); password in {server.password_file}; "

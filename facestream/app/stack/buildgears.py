@@ -41,6 +41,9 @@ HEADERS = {"openssl/ssl.h": "libssl-dev", "zlib.h": "zlib1g-dev", "ffi.h": "libf
            "bzlib.h": "libbz2-dev", "lzma.h": "liblzma-dev", "sqlite3.h": "libsqlite3-dev",
            "readline/readline.h": "libreadline-dev", "ncurses.h": "libncurses-dev"}
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+#: Archives unpacked refusing absolute paths and links out of the tree (the "tar" filter; Debian 12's Python
+#: 3.11.2 predates it, and gets tarfile's old behaviour).
+SAFE = {"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}
 
 
 def build(source: Path | None, into: Path | None = None, say: Callable[[str], None] = print) -> GearsBuild:
@@ -129,7 +132,7 @@ def _unpack(source: Path | None, work: Path, say: Callable[[str], None]) -> Path
         return work / "src"
     say(f"unpacking {source}")
     with tarfile.open(source) as tar:
-        tar.extractall(work, filter="tar")
+        tar.extractall(work, **SAFE)
     roots = [p for p in work.iterdir() if p.is_dir() and (p / "Makefile").is_file()]
     if len(roots) != 1:
         raise ServerError(f"{source} holds no RedisGears source tree (one folder with a Makefile)")
@@ -158,7 +161,7 @@ def _install(tree: Path, into: Path) -> None:
     into.mkdir(parents=True)
     shutil.copy2(modules[0], into / "redisgears.so")
     with tarfile.open(packs[-1]) as tar:
-        tar.extractall(into, filter="tar")
+        tar.extractall(into, **SAFE)
 
 
 def _public_pip() -> dict[str, str]:
