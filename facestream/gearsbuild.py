@@ -103,9 +103,13 @@ class GearsBuild:
                 "CreateVenv", "0", "PythonInstallationDir", str(self.python_home)]
 
     def server_env(self, source_dir: Path) -> dict[str, str]:
-        """The server's environment: facestream's code on the gear's path, no Python 3.11 settings."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-        return {**env, "PYTHONPATH": str(link_source(source_dir))}
+        """The server's environment: facestream's code on the gear's path, no Python 3.11 settings, and no virtual
+        environment's bin on PATH: the embedded interpreter takes its prefix from the ``python3`` it finds there,
+        and with facestream's venv first (an activated venv, the images' PATH) it left the build's own
+        site-packages off ``sys.path`` ("No module named 'numpy'" inside the server)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON") and k != "VIRTUAL_ENV"}
+        path = [p for p in env.get("PATH", "").split(os.pathsep) if p and not (Path(p).parent / "pyvenv.cfg").is_file()]
+        return {**env, "PATH": os.pathsep.join(path), "PYTHONPATH": str(link_source(source_dir))}
 
 
 def _first(folder: Path, candidates: tuple[str, ...]) -> Path | None:

@@ -129,8 +129,13 @@ def test_only_admin_may_run_python_in_a_gear_server(tmp_path):
 
 
 @needs_build
-def test_a_bad_frame_is_dead_lettered_inside_the_server_and_status_shows_the_gear(tmp_path, faces_dir):
+def test_a_bad_frame_is_dead_lettered_inside_the_server_and_status_shows_the_gear(tmp_path, faces_dir, monkeypatch):
+    """Started as from an activated venv (facestream's venv first on PATH, as in the images), which once left the
+    gear's own packages off its Python's path."""
+    import sys
     import time
+
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
     from facestream.config import load_settings
     from facestream.gears.loader import load
