@@ -39,7 +39,16 @@ import numpy as np
 
 from facestream.keys import Keys
 from facestream.models.impostors import SiteModel, Stranger, impostor_tail, learn
-from facestream.models.store.knn import COHORT, PERSON_SCHEMA, VECTOR_FIELD, create_vector_index, indexed, knn_command, search_with
+from facestream.models.store.knn import (
+    COHORT,
+    PERSON_SCHEMA,
+    VECTOR_FIELD,
+    create_vector_index,
+    indexed,
+    knn_command,
+    search_with,
+)
+from facestream.models.store.sightings import tag
 from facestream.models.store.stamp import stamped
 from facestream.models.store.visitors import Visitors
 from facestream.replies import as_dict, text
@@ -135,7 +144,7 @@ class SiteStrangers:
         return model
 
     def _faces_of(self, person_id: str) -> int:
-        reply = self.call("FT.SEARCH", self.keys.index, "@person_id:{%s}" % _tag(person_id), "LIMIT", "0", "0",
+        reply = self.call("FT.SEARCH", self.keys.index, "@person_id:{%s}" % tag(person_id), "LIMIT", "0", "0",
                           "DIALECT", "2")
         return int(reply[0])
 
@@ -168,7 +177,3 @@ class SiteStrangers:
         for vid in visitor_ids:
             self.call("DEL", self.keys.stranger(vid))
 
-
-def _tag(value: str) -> str:
-    """``value`` escaped for a RediSearch TAG query."""
-    return "".join("\\" + c if not (c.isalnum() or c == "_") else c for c in value)
