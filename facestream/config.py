@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     )
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
                                 "to this longest side.")
+    still_recheck_s: float = Field(
+        5.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "
+        "which had no face, is answered unsearched (no face; counted as unchanged), for up to this many seconds of "
+        "camera time: then a frame is searched again. Cameras watch empty scenes most of the day. 0: search every frame.")
+    still_changed_share: float = Field(
+        0.001, ge=0, le=1, description="balanced: ... while at most this share of its 1/8-scale pixels changed (a "
+        "person walking in, even far away, changes several times more; JPEG noise none).")
     embedder: Literal["onnx", "dlib"] = Field(
         "onnx", description="Face embedder: onnx (an ONNX model on onnxruntime: embedder_model) or dlib (dlib's "
         "own C++ ResNet, the reference; the same vectors as the default ONNX model, ~3x slower).",

@@ -134,6 +134,7 @@ class FrameResult:
     width: int = 0
     height: int = 0
     embedded: int = 0  # faces embedded on this frame (the others took their track's name)
+    unchanged: bool = False  # not searched: the scene had not changed since a searched frame with no face
 
     @property
     def names(self) -> list[str]:
@@ -156,6 +157,7 @@ class FrameResult:
             "worker": self.worker,
             "size": f"{self.width}x{self.height}",
             "embedded": str(self.embedded),
+            **({"unchanged": "1"} if self.unchanged else {}),
         }
 
     @classmethod
@@ -182,6 +184,7 @@ class FrameResult:
             width=int(w or 0),
             height=int(h or 0),
             embedded=int(f.get("embedded", len(faces))),
+            unchanged=f.get("unchanged") == "1",
         )
 
 

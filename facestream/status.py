@@ -70,7 +70,8 @@ class Status:
                        f"{self.gear.get('numFailures')} failed, last error: {self.gear.get('lastError') or '-'}")
         out.append(f"workers alive: {len(self.workers)}")
         for name, w in sorted(self.workers.items()):
-            out.append(f"  {name}: results {w.get('results')} dead letters {w.get('deadletters')} "
+            out.append(f"  {name}: results {w.get('results')} (unchanged scene, not searched: {w.get('unchanged', 0)}) "
+                       f"dead letters {w.get('deadletters')} "
                        f"skipped {w.get('skipped')} lost {w.get('lost')} errors {w.get('errors')}"
                        + (f" unstored sightings/visitor looks {w['unstored']}" if int(w.get("unstored") or 0) else "")
                        + (f" Redis refusals waited out {w['refusals']}" if int(w.get("refusals") or 0) else ""))

@@ -25,6 +25,7 @@ class Counts:
     deadletters: int = 0
     duplicates: int = 0
     skipped: int = 0  # lag_policy=latest skipped them
+    unchanged: int = 0  # answered without a search: the scene had not changed (among the results)
     lost: int = 0  # trimmed from a stream before any worker read them (counted by this worker)
     errors: int = 0  # raised, left pending for a retry
     unstored: int = 0  # visitor/sighting writes skipped or failed (Redis refusing, or an error after the commit)
@@ -36,7 +37,10 @@ class Counts:
         if outcome.kind == "result":
             self.results += 1
             self.unstored += outcome.unstored
+            self.unchanged += outcome.unchanged
             metrics.UNSTORED.inc(outcome.unstored)
+            if outcome.unchanged:
+                metrics.UNCHANGED.labels(camera).inc()
             for stage, ms in outcome.timings.items():
                 metrics.STAGE_SECONDS.labels(stage).observe(ms / 1000)
         elif outcome.kind == "deadletter":

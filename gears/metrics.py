@@ -10,6 +10,8 @@ FRAMES_OUT = Counter(
 )
 LOST = Counter("facestream_frames_lost_total", "Frames trimmed from a camera stream before any worker read them",
                ["camera"])
+UNCHANGED = Counter("facestream_frames_unchanged_total", "Frames answered without a search: the scene had not "
+                    "changed since a searched frame with no face (still_recheck_s)", ["camera"])
 SKIPPED = Counter("facestream_frames_skipped_total", "Frames skipped by lag_policy=latest", ["camera"])
 REFUSALS = Counter("facestream_redis_refusals_total", "Times Redis was out of reach or refused, waited out "
                    "(condition: UNREACHABLE, OOM, MISCONF, READONLY, LOADING, BUSY, ...)", ["condition"])

@@ -29,6 +29,10 @@ class Analyzer(Protocol):
 
 
 class Scan(Protocol):
+    size: tuple[int, int]
+
+    def unchanged(self, jpeg: bytes, ts_s: float) -> bool: ...
+
     def regions(self, rgb: np.ndarray, late_ms: float = 0.0) -> list[Region]: ...
 
     def follow(self, boxes: list[tuple[int, int, int, int]], ts_s: float) -> None: ...

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -131,9 +131,10 @@ class Prepared:
 
     entry_id: str
     frame: Frame
-    rgb: np.ndarray  # the decoded image, RGB
+    rgb: Optional[np.ndarray]  # the decoded image, RGB (None: unchanged, not decoded)
     detections: List[Detection]
     timings: Dict[str, float]  # ms: queue, decode, detect
+    size: Tuple[int, int] = (0, 0)  # width, height
 
 
 @dataclass
@@ -165,6 +166,7 @@ class Outcome:
     kind: str
     timings: Dict[str, float] = field(default_factory=dict)
     unstored: int = 0  # side writes skipped or failed: refused while answering, or after the commit (not retried)
+    unchanged: bool = False  # a result for a frame not searched (:attr:`FrameResult.unchanged`)
 
 
 class Step:
@@ -222,12 +224,15 @@ class Step:
         frame = Frame.from_fields(fields, self.s.max_frame_bytes)
         if frame.camera != self.keys.camera_of(stream):
             raise BadFrame(f"camera field {frame.camera!r} does not match stream {stream}")
+        if scan is not None and scan.unchanged(frame.jpeg, frame.ts_ms / 1000):
+            return Prepared(entry_id, frame, None, [], {"queue": queue_ms, "decode": (time.perf_counter() - t0) * 1e3,
+                                                        "detect": 0.0}, scan.size)
         rgb = decode_frame(frame.jpeg, self.s.max_frame_pixels)
         t1 = time.perf_counter()
         detections = self.analyzer.detect_frame(rgb, scan.regions(rgb, queue_ms) if scan is not None else None)
         t2 = time.perf_counter()
         timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
-        return Prepared(entry_id, frame, rgb, detections, timings)
+        return Prepared(entry_id, frame, rgb, detections, timings, (rgb.shape[1], rgb.shape[0]))
 
     def finish(self, p: Prepared, tracks: Optional[Tracks] = None, scan: Optional[Scan] = None) -> Answer:
         """Track, embed, search and decide the faces of a prepared frame: one :class:`Look` per face.
@@ -260,9 +265,8 @@ class Step:
         t2 = time.perf_counter()
         timings = {**p.timings, "embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3,
                    "total": (t2 - t0) * 1e3 + p.timings["decode"] + p.timings["detect"]}
-        h, w = p.rgb.shape[:2]
         result = FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker,
-                             w, h, embedded=len(todo))
+                             *p.size, embedded=len(todo), unchanged=p.rgb is None)
         return Answer(result, writes, refused)
 
     def _plan(self, looks: List[Look], tracks: Tracks, ts_s: float, policy: Policy, late: bool) -> List[Look]:
@@ -347,10 +351,10 @@ class Step:
                 if not self.side_refusals.refused(e):
                     log.warning("%s %s answered, but %d of its visitor/sighting writes were not stored: %s",
                                 stream, answer.result.frame_id, failed, e)
-                return Outcome("result", answer.result.timings, answer.unstored + failed)
+                return Outcome("result", answer.result.timings, answer.unstored + failed, answer.result.unchanged)
         if answer.writes:
             self.side_refusals.accepted()
-        return Outcome("result", answer.result.timings, answer.unstored)
+        return Outcome("result", answer.result.timings, answer.unstored, answer.result.unchanged)
 
     def commit_result(self, stream: str, group: str, result: FrameResult) -> bool:
         """Write the result + presence events and ack the frame, atomically. False if already answered."""

