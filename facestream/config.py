@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
                                 "to this longest side.")
     still_recheck_s: float = Field(
-        5.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "
+        10.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "
         "which had no face, is answered unsearched (no face; counted as unchanged), for up to this many seconds of "
         "camera time: then a frame is searched again. Cameras watch empty scenes most of the day. 0: search every frame.")
     still_changed_share: float = Field(

@@ -51,6 +51,9 @@ class CameraTracks:
     def update(self, detections: list[Detection], ts_s: float) -> list[int | None]:
         """Associate this frame's detections with tracks; the track id of each (None: not tracked yet)."""
         self.last_ts = ts_s
+        if not detections and not self._tracks and not self._tracker.tracks:  # an empty scene: nothing to age
+            self._fresh = []
+            return []
         if detections:
             boxes = np.array([d.box for d in detections], dtype=np.float32)
             dets = sv.Detections(xyxy=boxes, data={"i": np.arange(len(detections))})

@@ -81,7 +81,7 @@ class Worker:
         self._beat = Every(2.0)
         self._lease = Every(settings.camera_lease_ms / 3000)  # three renewals per lease: one may be late
         self._claim = Every(max(0.1, settings.claim_idle_ms / 2000))
-        self._account = Every(0.1)  # rounds come every few ms while frames are in hand: not every round
+        self._account = Every(0.5)  # lost frames and the lag: a few times a second, not every round (~1 ms each)
         self._learn = Every(settings.learn_every_s)
         self.strangers = SiteStrangers((index or client).execute_command, self.keys, settings)
         self._policy_said = ""  # the decision policy last logged

@@ -173,12 +173,12 @@ class Producer:
         src_fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         min_gap = 1.0 / self.fps if self.fps else 0.0
         start = time.monotonic()
-        last_sent = -1e9
+        next_due = 0.0  # when the next frame may be sent: on a schedule of min_gap, so a 25 fps source capped at
+        # 15 sends 15 a second (every frame 1/15 s after the last would send every second one: 12.5)
         n = 0
         last_report = time.monotonic()
         while not self._stop:
-            ok, bgr = cap.read()
-            if not ok:
+            if not cap.grab():  # decoded, not yet converted: a frame not sent costs no colour conversion
                 return False
             n += 1
             self.stats.read += 1
@@ -188,10 +188,14 @@ class Producer:
                 if due > now:
                     self.sleep(due - now)
                     now = time.monotonic()
-            if now - last_sent < min_gap - 1e-4:
+            if now < next_due - 1e-4:
                 self.stats.dropped += 1
                 continue
-            last_sent = now
+            ok, bgr = cap.retrieve()
+            if not ok:
+                return False
+            # on schedule while less than a gap behind it; after a stall, a new schedule from now (no burst)
+            next_due = next_due + min_gap if now - next_due < min_gap else now + min_gap
             self._send(bgr)
             if max_frames is not None and self.stats.sent >= max_frames:
                 return True

@@ -17,7 +17,7 @@ class Sampler(threading.Thread):
     def __init__(self, client: redis.Redis, stream: str, group: str, workers: list[int]):
         super().__init__(daemon=True)
         self.client, self.stream, self.group = client, stream, group
-        redis_pid = _redis_pid(client)
+        redis_pid = redis_pid(client)
         self.procs = {pid: psutil.Process(pid) for pid in workers}
         self.redis = psutil.Process(redis_pid) if redis_pid else None
         self.redis_cpu0 = _cpu(self.redis)
@@ -55,7 +55,7 @@ def _cpu(p: psutil.Process | None) -> float:
     return t.user + t.system
 
 
-def _redis_pid(client: redis.Redis) -> int | None:
+def redis_pid(client: redis.Redis) -> int | None:
     try:
         pid = int(client.info("server")["process_id"])
         return pid if psutil.pid_exists(pid) else None

@@ -62,6 +62,9 @@ def bench(
     strangers: Annotated[Optional[str], typer.Option(help="Instead: a 1080p walk-by of strangers only against galleries of this many people, e.g. 10,100,1000: faces and tracks named.")] = None,
     memory: Annotated[Optional[str], typer.Option(help="Instead: Redis memory with this many 1080p cameras at full speed and no worker, against their frame budget, e.g. 1,8.")] = None,
     detection: Annotated[bool, typer.Option("--detection", help="Instead: what each detection profile finds and costs (synthetic 1080p camera, real frames, live).")] = False,
+    capacity: Annotated[Optional[Path], typer.Option(help="Instead: this clip looped on --cameras cameras at --fps each, through what `up` runs: answered, latency, CPU per component.")] = None,
+    cameras: Annotated[str, typer.Option(help="With --capacity: numbers of cameras to run, e.g. 1,2,4.")] = "1,2,4",
+    seconds: Annotated[float, typer.Option(min=1, help="With --capacity: how long each run's cameras play.")] = 30.0,
     readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
 ) -> None:
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
@@ -84,6 +87,8 @@ def bench(
         block, rows = "embedding", _embedding(s, dlib_wheel, command)
     elif cluster:
         block, rows = "cluster", _cluster(s, command)
+    elif capacity:
+        block, rows = "capacity", _capacity(s, capacity, enroll_dir, _numbers("--cameras", cameras), fps, seconds, command)
     elif gears:
         block, rows = "gears", _gears(s, video, enroll_dir, frames, command)
     else:
@@ -182,6 +187,15 @@ def _gears(s: Settings, video: Path | None, enroll_dir: list[Path] | None, frame
     comparison = gear_vs_runner(s, build, clip, people, frames, say)
     typer.echo("\n".join(comparison.lines()))
     return gears_table(comparison, command)
+
+
+def _capacity(s: Settings, clip: Path, enroll_dir: list[Path] | None, cameras: list[int], fps: float, seconds: float,
+              command: str) -> list[str]:
+    from facestream.app.bench.capacity import capacity
+    from facestream.app.bench.tables import capacity_table
+
+    clip, people = _clip_and_people(s, clip, enroll_dir)
+    return capacity_table(capacity(s, clip, people, cameras, fps, seconds, say), command)
 
 
 def _strangers(s: Settings, sizes: list[int], frames: int, command: str) -> list[str]:

@@ -64,10 +64,11 @@ def memory_need_mb(cameras: int, s: Settings) -> float:
     return cameras * (s.frames_max_mb + s.results_maxlen * RESULT_BYTES / 2**20) + s.memory_headroom_mb
 
 
-def children(stack: Stack, s: Settings) -> list[Child]:
-    """The processes of ``stack``; each camera's entry goes to its producer in an owner-only file (a
-    source on a command line would show its credentials to anyone running ``ps``)."""
-    logs = s.data_dir.resolve() / "up"
+def children(stack: Stack, s: Settings, logs: Path | None = None) -> list[Child]:
+    """The processes of ``stack``, logging into ``logs`` (default ``<data_dir>/up``); each camera's entry goes to
+    its producer in an owner-only file (a source on a command line would show its credentials to anyone
+    running ``ps``)."""
+    logs = logs or s.data_dir.resolve() / "up"
     logs.mkdir(parents=True, exist_ok=True)
     out = [Child(f"worker-{i}", ["work", "--name", f"up-{i}"], logs / f"worker-{i}.log", "worker")
            for i in range(stack.worker_count)]
