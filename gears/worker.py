@@ -37,7 +37,7 @@ from facestream.gears.step import Answer, FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
 from facestream.models.store.strangers import SiteStrangers
-from facestream.models.vision.analyzer import FaceAnalyzer
+from facestream.models.vision.analyzer import FaceAnalyzer, detection_pool
 from facestream.models.vision.scan import CameraScan
 from facestream.records import DeadLetter
 from facestream.replies import text
@@ -90,7 +90,7 @@ class Worker:
         self.losses = LossCounter(client, self.keys, settings.group)
         self.profile = analyzer.profile
         self._in_hand: list[InHand] = []  # in the order read
-        self._pool = analyzer.warm_pool(settings.detect_threads)  # models run once: the first frame costs no more
+        self._pool = detection_pool(analyzer, settings.detect_threads)  # models warm: ready means ready
 
     def camera(self, stream: str) -> Camera:
         """What this worker keeps of ``stream``'s camera. Without tracking it is made on the camera's first

@@ -71,6 +71,9 @@ class NoFaces:
     def embedder(self) -> "NoFaces":
         return self
 
+    def warm_up(self, embed: bool = True) -> None:
+        pass
+
     def detect_frame(self, rgb, regions=None) -> list:
         return []
 

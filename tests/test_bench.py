@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from facestream.app.bench.capacity import capacity
 from facestream.app.bench.clip import Figures, pipeline_run
 from facestream.app.bench.knn import clustered, knn_bench
 from facestream.app.bench.tables import update_readme
@@ -21,6 +22,20 @@ def test_pipeline_bench_answers_every_frame_and_measures_it(r, settings, faces_d
     assert fig.fps > 0 and 0 < fig.pct(50) <= fig.pct(99)
     assert {"decode", "detect", "embed", "search", "total"} <= set(fig.stages)
     assert fig.cpu_s["workers"] > 0 and fig.rss_mb > 50
+    assert not list(r.scan_iter(match=f"{Keys(settings.key_prefix + '_bench').prefix}:*")), "scratch keys removed"
+
+
+def test_capacity_bench_runs_cameras_as_up_does_and_measures_each_part(r, settings, faces_dir):
+    """Two cameras through up's processes (a producer each, one worker per camera): what each offered was
+    answered, every frame's latency measured, and the CPU of producers, workers and Redis."""
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    (fig,) = capacity(settings, clip, [], [2], fps=5, seconds=4, say=lambda _: None)
+    assert fig.cameras == 2 and fig.workers == 2 and set(fig.offered) == set(fig.answered) == {"cap0", "cap1"}
+    assert all(n >= 10 for n in fig.offered.values()), fig.offered  # ~5 fps for ~4 s each (producer start-up aside)
+    assert fig.answered == fig.offered and len(fig.latency_ms) == sum(fig.offered.values())
+    assert 0 < fig.pct(50) <= fig.pct(99) and 0.5 <= fig.slowest_rate <= 1.2
+    assert set(fig.cpu_cores) == {"producers", "workers", "redis"} and fig.cpu_cores["workers"] > 0
+    assert fig.cpu_cores["producers"] > 0
     assert not list(r.scan_iter(match=f"{Keys(settings.key_prefix + '_bench').prefix}:*")), "scratch keys removed"
 
 

@@ -126,18 +126,20 @@ class FaceAnalyzer:
             self.embedder.embed(rgb, [face] * max(1, self.settings.max_viewed_faces), self.probe_views)  # first looks
             self.embedder.embed(rgb, [face] * 4, 1)  # later looks
 
-    def warm_pool(self, threads: int) -> ThreadPoolExecutor | None:
-        """Warm this thread (:meth:`warm_up`) and start ``threads`` detection threads (None for fewer than 2),
-        each with its detector built and warm: what a worker does before it says it is ready."""
-        self.warm_up()
-        if threads < 2:
-            return None
-        pool = ThreadPoolExecutor(threads, thread_name_prefix="detect", initializer=lambda: self.warm_up(embed=False))
-        ready = threading.Barrier(threads)
-        for f in [pool.submit(ready.wait) for _ in range(threads)]:
-            f.result()
-        return pool
-
     def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> Embeddings:
         """Enrollment-quality vectors (``enroll_views`` views of each face)."""
         return self.embedder.embed(rgb, detections, self.still_views)
+
+
+def detection_pool(analyzer: FaceAnalyzer, threads: int) -> ThreadPoolExecutor | None:
+    """Every model run once in this thread (:meth:`FaceAnalyzer.warm_up`), and ``threads`` detection threads
+    (None for fewer than 2), each with its detector built and run once: what a worker does before it says it
+    is ready, so its first frame costs what any frame does."""
+    analyzer.warm_up()
+    if threads < 2:
+        return None
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="detect", initializer=lambda: analyzer.warm_up(embed=False))
+    ready = threading.Barrier(threads)
+    for f in [pool.submit(ready.wait) for _ in range(threads)]:
+        f.result()
+    return pool

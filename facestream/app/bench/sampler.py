@@ -17,9 +17,9 @@ class Sampler(threading.Thread):
     def __init__(self, client: redis.Redis, stream: str, group: str, workers: list[int]):
         super().__init__(daemon=True)
         self.client, self.stream, self.group = client, stream, group
-        redis_pid = redis_pid(client)
+        server = redis_pid(client)
         self.procs = {pid: psutil.Process(pid) for pid in workers}
-        self.redis = psutil.Process(redis_pid) if redis_pid else None
+        self.redis = psutil.Process(server) if server else None
         self.redis_cpu0 = _cpu(self.redis)
         self.cpu0 = {pid: _cpu(p) for pid, p in self.procs.items()}  # start-up (loading models) is not counted
         self.cpu: dict[int, float] = {}

@@ -46,7 +46,7 @@ def bench(
     enroll_dir: Annotated[Optional[list[Path]], typer.Option("--enroll", help="Person folders to enroll first (default: the sample's).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     live: Annotated[bool, typer.Option("--live", help="Feed at --fps like a camera and report latency (no baseline).")] = False,
-    fps: Annotated[float, typer.Option(min=0.1, help="With --live: frames per second fed.")] = 15.0,
+    fps: Annotated[float, typer.Option(min=0.1, help="With --live or --capacity: frames per second fed (per camera).")] = 15.0,
     frames: Annotated[Optional[int], typer.Option(min=1, help="Frames to feed (default: the clip once; --live: 300, looping).")] = None,
     baseline: Annotated[bool, typer.Option(help="Also run the naive per-frame baseline on the same clip.")] = True,
     ablation: Annotated[bool, typer.Option("--ablation", help="Run the pipeline once per speed lever, adding one at a time.")] = False,
@@ -71,29 +71,23 @@ def bench(
 
     s = _bench_settings(ctx)
     command = "facestream " + " ".join(sys.argv[1:])
-    if knn:
-        block, rows = "knn", _knn(s, _numbers("--knn", knn), _numbers("--ef", ef) if ef else [], command)
-    elif enrollment:
-        block, rows = "enrollment", _enrollment(s, enrollment)
-    elif sightings:
-        block, rows = "sightings", _sightings(s, _numbers("--sightings", sightings), command)
-    elif detection:
-        block, rows = "detection", _detection(s, frames or 150, command)
-    elif strangers:
-        block, rows = "strangers", _strangers(s, _numbers("--strangers", strangers), frames or 150, command)
-    elif memory:
-        block, rows = "memory", _memory(s, _numbers("--memory", memory), command)
-    elif embedding:
-        block, rows = "embedding", _embedding(s, dlib_wheel, command)
-    elif cluster:
-        block, rows = "cluster", _cluster(s, command)
-    elif capacity:
-        block, rows = "capacity", _capacity(s, capacity, enroll_dir, _numbers("--cameras", cameras), fps, seconds, command)
-    elif gears:
-        block, rows = "gears", _gears(s, video, enroll_dir, frames, command)
-    else:
-        block, rows = "live" if live else "ablation" if ablation else "clip", _clip(
-            s, video, enroll_dir, workers, fps if live else None, frames, baseline, ablation, command)
+    modes = [  # the first one asked for runs, else the clip bench
+        (knn, "knn", lambda: _knn(s, _numbers("--knn", knn), _numbers("--ef", ef) if ef else [], command)),
+        (enrollment, "enrollment", lambda: _enrollment(s, enrollment)),
+        (sightings, "sightings", lambda: _sightings(s, _numbers("--sightings", sightings), command)),
+        (detection, "detection", lambda: _detection(s, frames or 150, command)),
+        (strangers, "strangers", lambda: _strangers(s, _numbers("--strangers", strangers), frames or 150, command)),
+        (memory, "memory", lambda: _memory(s, _numbers("--memory", memory), command)),
+        (embedding, "embedding", lambda: _embedding(s, dlib_wheel, command)),
+        (cluster, "cluster", lambda: _cluster(s, command)),
+        (capacity, "capacity", lambda: _capacity(s, capacity, enroll_dir, _numbers("--cameras", cameras), fps, seconds,
+                                                 command)),
+        (gears, "gears", lambda: _gears(s, video, enroll_dir, frames, command)),
+        (True, "live" if live else "ablation" if ablation else "clip", lambda: _clip(
+            s, video, enroll_dir, workers, fps if live else None, frames, baseline, ablation, command)),
+    ]
+    block, run = next((name, run) for wanted, name, run in modes if wanted)
+    rows = run()
     _print(rows, block, readme)
 
 
