@@ -294,7 +294,8 @@ class Settings(BaseSettings):
         "at most track_reembed_s x this many frames (files played faster than real time still get fresh looks), "
         "and ByteTrack keeps a lost track for track_lost_s x this many frames.",
     )
-    detect_threads: int = Field(2, ge=1, le=64, description="Threads decoding and detecting frames ahead, per worker.")
+    detect_threads: int = Field(2, ge=1, le=64, description="Threads decoding and detecting frames ahead, per worker "
+                                "(facestream up, unless this is set, shares the cores out between its workers).")
     camera_lease_ms: int = Field(10_000, ge=500, description="With tracking: a dead worker's cameras move after this.")
     discover_interval_s: float = Field(2.0, gt=0, description="How often workers look for new camera streams.")
     answered_ttl_s: float = Field(3600.0, gt=0, description="How long a frame's 'answered' marker guards against replays.")

@@ -3,7 +3,10 @@
 A lease is ``fs:lease:<camera>`` = the worker's name, set with ``SET NX PX camera_lease_ms`` and
 renewed by its holder while it lives (every third of the lease). Cameras are shared out evenly:
 each worker holds at most ``ceil(cameras / live workers)``, gives back any above that, and takes
-free ones up to it. A dead worker's leases expire, and the survivors take its cameras over.
+free ones up to it; a worker short of its share while another holds more looks again within
+:data:`SHORT_LOOK_S`, so a camera given back (a worker started beside it) moves in a fraction of a second,
+not a third of a lease. A dead
+worker's leases expire, and the survivors take its cameras over.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import redis
 from facestream.keys import Keys
 
 log = logging.getLogger("facestream.worker")
+SHORT_LOOK_S = 0.2  # a worker short of its share of cameras looks for a free one this often (a SET NX each)
 
 # KEYS: lease; ARGV: owner, ttl_ms. Extends the lease if this owner holds it; 1 if so.
 RENEW_LUA = """
@@ -51,10 +55,12 @@ class CameraLeases:
         """Give the lease of ``stream`` back (only if this worker holds it)."""
         self._release(keys=[self.key(stream)], args=[self.owner])
 
-    def rebalance(self, held: list[str], streams: list[str]) -> tuple[list[str], list[str]]:
+    def rebalance(self, held: list[str], streams: list[str]) -> tuple[list[str], list[str], bool]:
         """Renew ``held``, give back those over the fair share, take free ones up to it.
 
-        Returns (streams no longer held, streams newly taken); the caller keeps per-camera state.
+        Returns (streams no longer held, streams newly taken, whether this worker is short of its share while
+        another holds more: that one gives a camera back at its next renewal, so look again soon); the caller
+        keeps per-camera state.
         """
         lost = [s for s in held if s not in streams or not self.renew(s)]
         kept = [s for s in held if s not in lost]
@@ -72,4 +78,12 @@ class CameraLeases:
             if stream not in kept and self.take(stream):
                 taken.append(stream)
                 log.info("reading %s (camera lease held for %d ms, renewed while alive)", stream, self.ttl_ms)
-        return lost, taken
+        return lost, taken, len(kept) + len(taken) < share and self._someone_over(streams, share)
+
+    def _someone_over(self, streams: list[str], share: int) -> bool:
+        """Whether another worker holds more than ``share`` cameras (it gives one back at its next renewal)."""
+        held: dict[bytes, int] = {}
+        for owner in [self.r.get(self.key(s)) for s in streams]:  # one key per slot on a cluster: no MGET
+            if owner is not None:
+                held[owner] = held.get(owner, 0) + 1
+        return any(n > share for n in held.values())

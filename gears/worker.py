@@ -31,7 +31,7 @@ from facestream.config import Settings
 from facestream.feed import id_key, read
 from facestream.gears import metrics
 from facestream.gears.heartbeat import Counts, beat
-from facestream.gears.leases import CameraLeases
+from facestream.gears.leases import SHORT_LOOK_S, CameraLeases
 from facestream.gears.losses import LossCounter, skip_behind
 from facestream.gears.step import Answer, FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
@@ -264,7 +264,9 @@ class Worker:
 
     def lease_cameras(self) -> None:
         """Keep the cameras this worker leases, take free ones up to its fair share, give back extras."""
-        lost, taken = self.leases.rebalance(list(self.cameras), self.streams)
+        lost, taken, short = self.leases.rebalance(list(self.cameras), self.streams)
+        if short:  # a camera is about to be given back by a worker over its share: look again soon
+            self._lease.next = min(self._lease.next, time.monotonic() + SHORT_LOOK_S)
         for stream in lost:  # its tracks and scan go with it: another worker has the camera now
             if self.cameras.pop(stream, None) is not None:
                 log.info("no longer reading %s", stream)

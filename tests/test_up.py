@@ -316,3 +316,18 @@ def test_up_reports_an_external_redis_outage_and_recovery(tmp_path):
     watch.check(time.monotonic())
     assert re.match(r"redis\s+back after [\d.]+ s$", said[1]) and watch.status()["state"] == "up"
     server.stop()
+
+
+def test_up_shares_the_cores_between_its_workers_unless_detect_threads_is_set(tmp_path):
+    from facestream.app.stack.stackfile import Stack
+    from facestream.app.stack.up import share_cores
+    from facestream.config import load_settings
+
+    cores = os.cpu_count() or 1
+    s = load_settings()
+    for cameras in (1, 2, 4, 8):
+        stack = Stack(tmp_path / "stack.yaml", [{"camera": f"c{i}", "source": "x"} for i in range(cameras)])
+        shared = share_cores(stack, s, set())
+        assert shared.detect_threads == max(1, cores // stack.worker_count)
+        assert stack.worker_count * shared.detect_threads <= max(cores, stack.worker_count), "no more threads than cores"
+        assert share_cores(stack, s.replace(detect_threads=3), {"detect_threads"}).detect_threads == 3, "the user's"

@@ -27,7 +27,7 @@ from facestream.app.bench.sampler import redis_pid
 from facestream.app.stack.local import answers, enroll_people, settings_env
 from facestream.app.stack.stackfile import Stack
 from facestream.app.stack.supervisor import Supervisor
-from facestream.app.stack.up import children
+from facestream.app.stack.up import children, share_cores
 from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError
@@ -45,6 +45,7 @@ class Capacity:
     fps: float
     seconds: float
     workers: int = 0
+    detect_threads: int = 0  # per worker
     playing_s: dict[str, float] = field(default_factory=dict)  # each camera's first frame to its stop
     offered: dict[str, int] = field(default_factory=dict)  # frames each camera sent
     answered: dict[str, int] = field(default_factory=dict)  # of them, answered (results and dead letters)
@@ -67,7 +68,8 @@ class Capacity:
     def line(self) -> str:
         sent, got = sum(self.offered.values()), sum(self.answered.values())
         cpu = ", ".join(f"{k} {v:.3f}" for k, v in self.cpu_cores.items())
-        return (f"{self.cameras} camera(s) at {self.fps:g} fps, {self.workers} worker(s): answered {got}/{sent} offered "
+        return (f"{self.cameras} camera(s) at {self.fps:g} fps, {self.workers} worker(s) x {self.detect_threads} "
+                f"detection thread(s): answered {got}/{sent} offered "
                 f"(slowest camera at {self.slowest_rate:.0%} of its rate), latency ms p50 {self.pct(50):.0f} "
                 f"p99 {self.pct(99):.0f} max {max(self.latency_ms, default=float('nan')):.0f}; CPU cores: {cpu} "
                 f"(total {sum(self.cpu_cores.values()):.2f}); {self.unchanged} unchanged; "
@@ -77,27 +79,28 @@ class Capacity:
 def capacity(settings: Settings, clip: Path, people: list[Path], cameras: list[int], fps: float,
              seconds: float, say: Callable[[str], None] = print) -> list[Capacity]:
     """One :class:`Capacity` per number of ``cameras``, each on a wiped scratch prefix."""
-    out = []
+    out, chosen = [], settings.model_fields_set
     for n in cameras:
         say(f"capacity: {n} camera(s) at {fps:g} fps for {seconds:g} s...")
-        out.append(_run(settings, clip, people, n, fps, seconds, say))
+        out.append(_run(settings, chosen, clip, people, n, fps, seconds, say))
         say(out[-1].line())
     return out
 
 
-def _run(settings: Settings, clip: Path, people: list[Path], n: int, fps: float, seconds: float,
+def _run(settings: Settings, chosen: set[str], clip: Path, people: list[Path], n: int, fps: float, seconds: float,
          say: Callable[[str], None]) -> Capacity:
     with scratch(settings) as (s, url, client, keys, gallery):
         enroll_people(gallery, people, s, say)
         names = [f"cap{i}" for i in range(n)]
         stack = Stack(s.data_dir / "capacity.yaml", [{"camera": c, "source": str(clip), "loop": True, "fps": fps}
                                                      for c in names], dashboard=None)
+        s = share_cores(stack, s, chosen)  # as up does
         for c in names:
             ensure_group(client, keys.frames(c), s.group)  # the cameras exist: the workers lease them at once
         kids = children(stack, s, s.data_dir.resolve() / "bench-capacity")
         workers, producers = [k for k in kids if k.what == "worker"], [k for k in kids if k.what != "worker"]
         supervisor = Supervisor(kids, settings_env(s, url), lambda _line: None)
-        fig = Capacity(n, fps, seconds, len(workers))
+        fig = Capacity(n, fps, seconds, len(workers), s.detect_threads)
         try:
             for k in workers:
                 supervisor.start(k)
@@ -129,15 +132,16 @@ def _run(settings: Settings, clip: Path, people: list[Path], n: int, fps: float,
 
 def _wait_ready(client, keys: Keys, cameras: list[str], workers: int, supervisor: Supervisor,
                 timeout_s: float = 180) -> None:
-    """Until every worker beats (models loaded and warm) and every camera is leased."""
+    """Until every worker beats (models loaded and warm) and the cameras are leased, shared out between them."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         dead = [c for c in supervisor.children if c.proc is not None and c.proc.poll() is not None]
         if dead:
             raise FacestreamError(f"{dead[0].name} exited with {dead[0].proc.returncode}; see {dead[0].log}")
         beats = sum(1 for _ in client.scan_iter(match=keys.worker_pattern, count=1000))
-        if beats >= workers and all(client.exists(keys.lease(c)) for c in cameras):
-            return
+        owners = [client.get(keys.lease(c)) for c in cameras]
+        if beats >= workers and None not in owners and len(set(owners)) == min(workers, len(cameras)):
+            return  # every camera read, shared out between the workers
         time.sleep(0.1)
     raise FacestreamError(f"the workers were not ready within {timeout_s:.0f} s")
 

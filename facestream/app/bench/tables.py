@@ -140,11 +140,13 @@ def capacity_table(figs: list[Capacity], command: str) -> list[str]:
     """``bench --capacity``: per number of cameras, what was answered, how fast, and the CPU of each part."""
     rows = [f"`{command}` on {machine_line()}, {time.strftime('%Y-%m-%d')}; holds: every camera answered at "
             f">= {HOLD_RATE:.0%} of its rate, p99 <= {HOLD_P99_MS:.0f} ms:", "",
-            "| cameras × fps | workers | answered / offered | slowest camera | latency p50 / p99 / max ms | "
-            "CPU cores: producers / workers / Redis | unchanged | holds |", "|---|---|---|---|---|---|---|---|"]
+            "| cameras × fps | workers × detection threads | answered / offered | slowest camera | "
+            "latency p50 / p99 / max ms | CPU cores: producers / workers / Redis | unchanged | holds |",
+            "|---|---|---|---|---|---|---|---|"]
     for f in figs:
         c = f.cpu_cores
-        rows.append(f"| {f.cameras} × {f.fps:g} | {f.workers} | {sum(f.answered.values())} / {sum(f.offered.values())} | "
+        rows.append(f"| {f.cameras} × {f.fps:g} | {f.workers} × {f.detect_threads} | "
+                    f"{sum(f.answered.values())} / {sum(f.offered.values())} | "
                     f"{f.slowest_rate:.0%} | {f.pct(50):.0f} / {f.pct(99):.0f} / {max(f.latency_ms, default=0):.0f} | "
                     f"{c.get('producers', 0):.2f} / {c.get('workers', 0):.2f} / {c.get('redis', 0):.2f} | "
                     f"{f.unchanged} | {'yes' if f.holds else 'no'} |")

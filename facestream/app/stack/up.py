@@ -38,7 +38,7 @@ def check(path: Path, settings: Settings) -> list[str]:
     """Every problem of the stack file at ``path``, one line each (empty: it would start)."""
     stack, problems = parse_stack(path)
     try:
-        s = settings.replace(**stack.settings)
+        s = share_cores(stack, settings.replace(**stack.settings), settings.model_fields_set | set(stack.settings))
     except ConfigError as e:
         problems += [f"settings: {ln.strip()}" for ln in str(e).splitlines()[1:]]
         s = settings
@@ -62,6 +62,15 @@ def memory_problem(cameras: int, s: Settings) -> str | None:
 def memory_need_mb(cameras: int, s: Settings) -> float:
     """Redis memory the cameras' streams may fill at their caps, plus the headroom for the rest."""
     return cameras * (s.frames_max_mb + s.results_maxlen * RESULT_BYTES / 2**20) + s.memory_headroom_mb
+
+
+def share_cores(stack: Stack, s: Settings, chosen: set[str]) -> Settings:
+    """``s`` with ``detect_threads`` set to the cores shared out between the stack's workers, unless it is among
+    the settings the user ``chosen``: two workers of two detection threads on two cores wait on each other
+    (measured, 4 cameras at 5 fps on 2 cores: p99 837 ms with 2 threads each, 569 ms with 1)."""
+    if "detect_threads" in chosen:
+        return s
+    return s.replace(detect_threads=max(1, (os.cpu_count() or 1) // stack.worker_count))
 
 
 def children(stack: Stack, s: Settings, logs: Path | None = None) -> list[Child]:
@@ -94,7 +103,7 @@ def children(stack: Stack, s: Settings, logs: Path | None = None) -> list[Child]
 def up(path: Path, settings: Settings, say: Callable[[str], None]) -> None:
     """Run the stack at ``path`` until SIGINT/SIGTERM, restarting children that exit."""
     stack = read_stack(path)
-    s = settings.replace(**stack.settings)
+    s = share_cores(stack, settings.replace(**stack.settings), settings.model_fields_set | set(stack.settings))
     if stack.dashboard is not None and port_in_use(stack.dashboard.port):
         raise FacestreamError(f"port {stack.dashboard.port} is in use: set dashboard.port in {path} (or dashboard: false)")
     if problem := memory_problem(len(stack.cameras), s):
