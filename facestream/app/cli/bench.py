@@ -80,7 +80,7 @@ def bench(
         (memory, "memory", lambda: _memory(s, _numbers("--memory", memory), command)),
         (embedding, "embedding", lambda: _embedding(s, dlib_wheel, command)),
         (cluster, "cluster", lambda: _cluster(s, command)),
-        (capacity, "capacity", lambda: _capacity(s, capacity, enroll_dir, _numbers("--cameras", cameras), fps, seconds,
+        (capacity, f"capacity-{capacity.stem if capacity else ''}-{fps:g}", lambda: _capacity(s, capacity, enroll_dir, _numbers("--cameras", cameras), fps, seconds,
                                                  command)),
         (gears, "gears", lambda: _gears(s, video, enroll_dir, frames, command)),
         (True, "live" if live else "ablation" if ablation else "clip", lambda: _clip(
