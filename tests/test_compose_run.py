@@ -103,6 +103,18 @@ def all_healthy(engine: Engine) -> dict[str, str] | None:
     return states if states and all(v in ("", "healthy") for v in states.values()) else None
 
 
+def down(engine: Engine, dc: list[str], env: dict[str, str]) -> float:
+    """``docker-compose down -v`` (run even when the test failed); the seconds it took."""
+    start = time.monotonic()
+    engine.run(*dc, "down", "-v", extra_env=env, check=False, timeout=120)
+    return time.monotonic() - start
+
+
+def stopped_in_time(engine: Engine, down_s: float) -> None:
+    assert down_s <= 15, f"docker-compose down took {down_s:.0f} s"
+    assert not engine.run("docker", "ps", "-q").stdout.strip(), "a container outlived `down`"
+
+
 def _until(check, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while True:
@@ -159,11 +171,8 @@ def test_docker_compose_up_runs_the_pipeline(engine, faces_dir, tmp_path):
                "no results after the worker's restart")
         print(f"compose: up {up_s:.0f} s, first results {first_s:.0f} s after `up`, worker restarted and answering")
     finally:
-        start = time.monotonic()
-        engine.run(*dc, "down", "-v", extra_env=env, check=False, timeout=120)
-        down_s = time.monotonic() - start
-    assert down_s <= 15, f"docker-compose down took {down_s:.0f} s"
-    assert not engine.run("docker", "ps", "-q").stdout.strip(), "a container outlived `down`"
+        down_s = down(engine, dc, env)
+    stopped_in_time(engine, down_s)
 
 
 @pytest.fixture(scope="module")
@@ -208,8 +217,5 @@ def test_docker_compose_gears_answers_frames_inside_redis(engine, gears_image, f
             assert page.status == 200
         print(f"compose (gears): up {up_s:.0f} s, first results {first_s:.0f} s after `up`")
     finally:
-        start = time.monotonic()
-        engine.run(*dc, "down", "-v", extra_env=env, check=False, timeout=120)
-        down_s = time.monotonic() - start
-    assert down_s <= 15, f"docker-compose down took {down_s:.0f} s"
-    assert not engine.run("docker", "ps", "-q").stdout.strip(), "a container outlived `down`"
+        down_s = down(engine, dc, env)
+    stopped_in_time(engine, down_s)
