@@ -156,7 +156,7 @@ class EmbeddedRedis:
         if port_in_use(self.port):
             raise ServerError(
                 f"port {self.port} on {HOST} is already in use by another program; "
-                f"choose another with --port or FACESTREAM_EMBEDDED_PORT"
+                f"choose another for the embedded Redis with FACESTREAM_EMBEDDED_PORT (or `facestream redis --port`)"
             )
         bins = find_binaries()
         if self.gears is not None:

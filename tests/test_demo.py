@@ -34,6 +34,10 @@ def test_demo_answers_every_frame_and_names_people(settings, faces_dir, tmp_path
     lmm = scores[(3.18, "Lin-Manuel_Miranda")]  # his medium close-up segment
     print(lmm.line())
     assert lmm.with_face >= 100 and lmm.share >= 0.8
+    hint = re.search(r"inspect the results: (.*)", out.stdout)[1]  # the redis-cli line it prints works
+    assert "redis-cli" in hint and "XREVRANGE" in hint
+    key = re.search(r"'(.+?)'", hint)[1]
+    assert key == Keys(settings.key_prefix).results("demo") and client.exists(key)
 
 
 def test_without_the_shared_faces_the_demo_builds_its_sample_from_what_setup_fetched(tmp_path):

@@ -15,7 +15,7 @@ from facestream.gearsbuild import GearsBuild
 from facestream.producer.capture import MAX_SIDE
 from facestream.redaction import configure_logging, redact
 from facestream.retry import Patience
-from facestream.server import EmbeddedRedis, connect, connect_index, redis_cli, resolve_url
+from facestream.server import EmbeddedRedis, connect, connect_index, resolve_url
 
 
 @app.command("redis")
@@ -262,7 +262,7 @@ def demo(
 
     signal.signal(signal.SIGTERM, interrupted)
     s = settings_of(ctx)
-    typer.echo(f"Redis ready at {redact(resolve_url(s))}  (inspect: {redis_cli(s)} XREVRANGE {s.key_prefix}:results + - COUNT 1)")
+    typer.echo(f"Redis ready at {redact(resolve_url(s))}")
     if not run_demo(s, typer.echo, workers, port, keep_running=not once).complete:
         raise typer.Exit(1)
 

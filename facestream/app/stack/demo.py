@@ -27,7 +27,7 @@ from facestream.keys import Keys
 from facestream.models.store.gallery import Gallery
 from facestream.producer.capture import Producer
 from facestream.records import IdentityEvent
-from facestream.server import connect, connect_index, port_in_use, resolve_url
+from facestream.server import connect, connect_index, port_in_use, redis_cli, resolve_url
 
 REPO = Path(__file__).resolve().parents[3]  # facestream/app/stack/demo.py -> the checkout
 SAMPLES = REPO / ".facestream" / "samples"
@@ -129,7 +129,8 @@ def run_demo(settings: Settings, say: Callable[[str], None], workers: int = 1, d
     client.delete(keys.frames(CAMERA), keys.presence(CAMERA))
     since = str(int(time.time() * 1000))  # entries of this run: ids are append times in ms
     if dashboard_port and port_in_use(dashboard_port):
-        raise FacestreamError(f"port {dashboard_port} is in use; choose another with --port (0: no dashboard)")
+        raise FacestreamError(f"the dashboard's port {dashboard_port} is in use; choose another with --port (0: no dashboard)")
+    say(f"inspect the results: {redis_cli(settings)} XREVRANGE '{keys.results(CAMERA)}' + - COUNT 1")
     report = DemoReport()
     with LocalPipeline(settings, url, "demo", workers, dashboard_port) as local:
         say(f"logs of the worker(s) and dashboard: {local.logs}/demo-*.log")
