@@ -5,8 +5,7 @@ renewed by its holder while it lives (every third of the lease). Cameras are sha
 each worker holds at most ``ceil(cameras / live workers)``, gives back any above that, and takes
 free ones up to it; a worker short of its share while another holds more looks again within
 :data:`SHORT_LOOK_S`, so a camera given back (a worker started beside it) moves in a fraction of a second,
-not a third of a lease. A dead
-worker's leases expire, and the survivors take its cameras over.
+not a third of a lease. A dead worker's leases expire, and the survivors take its cameras over.
 """
 
 from __future__ import annotations

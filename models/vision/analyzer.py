@@ -105,7 +105,8 @@ class FaceAnalyzer:
         """Run this thread's detector at every kind of region a live frame of ``width`` x ``height`` is searched
         at (the whole frame, a sweep tile, faces close up, large and small), and (``embed``) the embedder once
         for each view count a live face gets, on a synthetic frame: onnxruntime sizes its sessions' memory on
-        its first runs (~1 s on the first frame otherwise), so a worker does this before it says it is ready."""
+        its first runs (RetinaFace's first 1080p frame: 157 ms cold, 64 ms warm), so a worker does this before
+        it says it is ready."""
         from facestream.models.vision.regions import Region
         from facestream.models.vision.scan import CameraScan
 
@@ -113,12 +114,10 @@ class FaceAnalyzer:
         if self.profile.scans:
             scan = CameraScan(self.profile)
             regions = scan.regions(rgb)
-            if len(regions) == 1:  # the coarse pass only (a small frame): the scan adds nothing at this size
-                regions = []
             for side in (48, 160):  # a small face and a close-up, where the tracked faces are searched
                 box = (0, 0, min(width, 4 * side), min(height, 4 * side))
                 regions.append(Region(box, min(scan.scale, 1.6 * self.profile.scale_for(side))))
-            self.detect_frame(rgb, regions or None)
+            self.detect_frame(rgb, regions)
         else:
             self.detect_frame(rgb)
         if embed:

@@ -23,8 +23,8 @@ import numpy as np
 import psutil
 
 from facestream.app.bench.clip import scratch
-from facestream.app.bench.sampler import redis_pid
-from facestream.app.stack.local import answers, enroll_people, settings_env
+from facestream.app.bench.sampler import cpu_seconds, redis_pid
+from facestream.app.stack.local import answers, enroll_people, settings_env, wait_answers
 from facestream.app.stack.stackfile import Stack
 from facestream.app.stack.supervisor import Supervisor
 from facestream.app.stack.up import children, share_cores
@@ -152,10 +152,10 @@ def _offered(client, keys: Keys, cameras: list[str]) -> dict[str, int]:
 
 
 def _drain(client, keys: Keys, offered: dict[str, int]) -> None:
+    """Until every frame the cameras sent is answered, for at most :data:`DRAIN_S` in all."""
     deadline = time.monotonic() + DRAIN_S
-    while time.monotonic() < deadline and any(
-            len(answers(client, keys, c)) < sent for c, sent in offered.items()):
-        time.sleep(0.2)
+    for camera, sent in offered.items():
+        wait_answers(client, keys, camera, sent, timeout_s=max(0.0, deadline - time.monotonic()))
 
 
 class _Cpu:
@@ -186,8 +186,7 @@ def _cpu(procs: list[psutil.Process]) -> float:
     total = 0.0
     for p in procs:
         try:
-            t = p.cpu_times()
-            total += t.user + t.system
+            total += cpu_seconds(p)
         except psutil.NoSuchProcess:
             pass
     return total

@@ -20,8 +20,8 @@ class Sampler(threading.Thread):
         server = redis_pid(client)
         self.procs = {pid: psutil.Process(pid) for pid in workers}
         self.redis = psutil.Process(server) if server else None
-        self.redis_cpu0 = _cpu(self.redis)
-        self.cpu0 = {pid: _cpu(p) for pid, p in self.procs.items()}  # start-up (loading models) is not counted
+        self.redis_cpu0 = cpu_seconds(self.redis)
+        self.cpu0 = {pid: cpu_seconds(p) for pid, p in self.procs.items()}  # start-up (loading models) is not counted
         self.cpu: dict[int, float] = {}
         self.rss_max = 0.0
         self.lag_max = 0
@@ -32,7 +32,7 @@ class Sampler(threading.Thread):
             for pid, p in self.procs.items():
                 try:
                     self.rss_max = max(self.rss_max, p.memory_info().rss / 2**20)
-                    self.cpu[pid] = _cpu(p) - self.cpu0[pid]
+                    self.cpu[pid] = cpu_seconds(p) - self.cpu0[pid]
                 except psutil.NoSuchProcess:
                     pass
             g = group_info(self.client, self.stream, self.group)
@@ -45,10 +45,11 @@ class Sampler(threading.Thread):
 
     @property
     def redis_cpu(self) -> float:
-        return _cpu(self.redis) - self.redis_cpu0
+        return cpu_seconds(self.redis) - self.redis_cpu0
 
 
-def _cpu(p: psutil.Process | None) -> float:
+def cpu_seconds(p: psutil.Process | None) -> float:
+    """User + system CPU seconds of ``p`` so far (0 for none)."""
     if p is None:
         return 0.0
     t = p.cpu_times()

@@ -38,7 +38,7 @@ def check(path: Path, settings: Settings) -> list[str]:
     """Every problem of the stack file at ``path``, one line each (empty: it would start)."""
     stack, problems = parse_stack(path)
     try:
-        s = share_cores(stack, settings.replace(**stack.settings), settings.model_fields_set | set(stack.settings))
+        s = stack_settings(stack, settings)
     except ConfigError as e:
         problems += [f"settings: {ln.strip()}" for ln in str(e).splitlines()[1:]]
         s = settings
@@ -62,6 +62,11 @@ def memory_problem(cameras: int, s: Settings) -> str | None:
 def memory_need_mb(cameras: int, s: Settings) -> float:
     """Redis memory the cameras' streams may fill at their caps, plus the headroom for the rest."""
     return cameras * (s.frames_max_mb + s.results_maxlen * RESULT_BYTES / 2**20) + s.memory_headroom_mb
+
+
+def stack_settings(stack: Stack, settings: Settings) -> Settings:
+    """The settings ``up`` runs ``stack`` with: the stack file's over ``settings``, the cores shared out."""
+    return share_cores(stack, settings.replace(**stack.settings), settings.model_fields_set | set(stack.settings))
 
 
 def share_cores(stack: Stack, s: Settings, chosen: set[str]) -> Settings:
@@ -103,7 +108,7 @@ def children(stack: Stack, s: Settings, logs: Path | None = None) -> list[Child]
 def up(path: Path, settings: Settings, say: Callable[[str], None]) -> None:
     """Run the stack at ``path`` until SIGINT/SIGTERM, restarting children that exit."""
     stack = read_stack(path)
-    s = share_cores(stack, settings.replace(**stack.settings), settings.model_fields_set | set(stack.settings))
+    s = stack_settings(stack, settings)
     if stack.dashboard is not None and port_in_use(stack.dashboard.port):
         raise FacestreamError(f"port {stack.dashboard.port} is in use: set dashboard.port in {path} (or dashboard: false)")
     if problem := memory_problem(len(stack.cameras), s):
