@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from facestream.config import Settings
+from facestream.errors import BadFrame
 from facestream.gears.step import Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
@@ -69,6 +70,8 @@ def test_an_unchanged_faceless_scene_goes_unsearched_until_the_recheck(faces_dir
     assert not scan.unchanged(walked_in, later + 0.2), "a person walking in is a change"
     scan.follow([(950, 650, 1050, 750)], later + 0.2)
     assert not scan.unchanged(_noisy(scene, 101), later + 0.3), "with a face followed, every frame is searched"
+    scan.follow([], later + 0.4)  # the face gone: still scenes may go unsearched again
+    assert not scan.unchanged(b"\xff\xd8 not a jpeg", later + 0.5), "a broken JPEG goes to the full decode"
     off = CameraScan(DetectionProfile.of(Settings(still_recheck_s=0)))
     off.follow([], 0.0)
     assert not off.unchanged(_noisy(scene, 0), 0.0) and not off.unchanged(_noisy(scene, 1), 0.1)
@@ -98,6 +101,16 @@ def test_a_still_camera_is_answered_unsearched_and_a_person_walking_in_is_named(
         return out, time.process_time() - cpu
 
     gated, gated_cpu = play(settings, "still")
+    step, scan = Step(settings, analyzer, r.execute_command, "t"), CameraScan(DetectionProfile.of(settings))
+    stream = Keys(settings.key_prefix).frames("still")
+
+    def prepared(seq: int, jpeg: bytes):
+        return step.prepare(stream, f"1-{seq}", Frame("still", seq, 1000 + seq, 1920, 1080, jpeg).to_fields(), scan)
+
+    scan.follow([], prepared(1, frames[0]).frame.ts_ms / 1000)
+    assert prepared(2, frames[1]).rgb is None, "the still camera's gate is on"
+    with pytest.raises(BadFrame, match="JPEG"):  # a broken frame on it: a dead letter, not unchanged
+        prepared(3, b"\xff\xd8 not a jpeg")
     searched, searched_cpu = play(settings.replace(still_recheck_s=0), "searched")
     stored = [FrameResult.from_fields(f) for _, f in r.xrange(Keys(settings.key_prefix).results("still"))]
     assert [x.unchanged for x in stored] == [x.unchanged for x in gated], "unchanged is in the stored result"
