@@ -20,16 +20,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from facestream.commands import cameras
 from facestream.config import Settings
 from facestream.consumer.guard import IMAGE, JSON, Guard
 from facestream.errors import FacestreamError
 from facestream.keys import ID_RE, Keys
 from facestream.models.curation import audit
 from facestream.models.curation import library as curation
+from facestream.models.curation.suggest import Advisor, not_person
 from facestream.models.store.gallery import Gallery
 from facestream.models.store.sightings import Hit, labelled, load
+from facestream.models.store.stamp import stamped
 
 PAGE = Path(__file__).with_name("library.html")
+#: Enrolled faces shown on a person's card (the person's page shows them all).
+CARD_FACES = 6
 READ_ONLY = "this dashboard's Redis user may not change anything (the reader role): use facestream on the command line"
 
 
@@ -45,6 +50,13 @@ class Library:
     def __init__(self, client: redis.Redis, settings: Settings, streams: redis.Redis | redis.RedisCluster | None = None):
         self.r, self.s, self.keys = client, settings, Keys(settings.key_prefix)
         self.streams = streams or client  # forgetting someone also erases their results and events
+
+    def advisor(self) -> Advisor:
+        """Suggestions with the policy the workers decide with (the model the prefix's vectors were stamped with)."""
+        from facestream.models.evaluation.identify import policy_in_force  # the models load late: the page starts fast
+
+        stamp = stamped(self.r.execute_command, self.keys)
+        return Advisor(self.r, self.s, policy_in_force(self.r, self.s, model_id=stamp.model_id if stamp else None))
 
     async def call(self, work: Callable[[], Any], status: int = 200) -> Response:
         """Run ``work`` in a thread; its errors as one-line JSON (400 bad input, 403 read-only)."""
@@ -83,12 +95,43 @@ class Library:
 
     # --- people ----------------------------------------------------------------------------------
     def people(self) -> list[dict[str, Any]]:
-        out = []
-        for p in Gallery(self.r, self.s).people():
+        out, gallery = [], Gallery(self.r, self.s)
+        for p in gallery.people():
             seen = labelled(self.r.execute_command, self.keys, "person_id", p.person_id, page=1)
+            kept = [f.face for f in gallery.faces(p.person_id) if f.thumb]
             out.append({"person_id": p.person_id, "name": p.name, "faces": p.faces,
-                        "photo": seen[0] if seen else None})
+                        "photo": seen[0] if seen else None, "enrolled": kept[:CARD_FACES]})
         return out
+
+    async def faces(self, request: Request) -> Response:
+        pid = request.path_params["person_id"]
+
+        def work() -> dict[str, Any]:
+            advisor = self.advisor()
+            person = advisor.gallery.person(pid)
+            return {"person_id": pid, "name": person.name, "named_within": round(advisor.policy.limit(pid), 4),
+                    "faces": [f.to_json() for f in advisor.faces(pid)]}
+
+        return await self.call(work)
+
+    async def face_thumb(self, request: Request) -> Response:
+        pid, n = request.path_params["person_id"], request.path_params["face"]
+        jpeg = await asyncio.to_thread(Gallery(self.r, self.s).face_thumb, pid, n) if ID_RE.match(pid) else b""
+        if not jpeg:
+            return Response(status_code=404)
+        return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    async def remove_face(self, request: Request) -> Response:
+        pid, n = request.path_params["person_id"], request.path_params["face"]
+
+        def work() -> dict[str, Any]:
+            gallery = Gallery(self.r, self.s)
+            source = next((f.source for f in gallery.faces(pid) if f.face == n), "")
+            gallery.remove_face(pid, n)
+            self.changed(request, "remove-face", pid, f"face {n} ({source})")
+            return {"person_id": pid, "removed": n, "faces": gallery.count_faces(pid)}
+
+        return await self.call(work)
 
     async def enroll(self, request: Request) -> Response:
         pid, name = request.query_params.get("person_id", ""), request.query_params.get("name") or None
@@ -132,12 +175,42 @@ class Library:
 
     # --- visitors ---------------------------------------------------------------------------------
     def visitors(self) -> list[dict[str, Any]]:
-        out = []
+        out, advisor = [], self.advisor()
         for v in curation.visitors_of(self.r, self.s).recent(50):
             seen = sorted(labelled(self.r.execute_command, self.keys, "visitor", v.visitor_id))
+            try:
+                suggestions, reasons = advisor.visitor(v.visitor_id)
+            except FacestreamError:  # named, forgotten or expired since it was listed
+                continue
             out.append({"visitor": v.visitor_id, "first_ms": v.first_ms, "last_ms": v.last_ms, "looks": v.looks,
-                        "cameras": v.cameras, "sightings": seen[:6]})
+                        "cameras": v.cameras, "sightings": seen[:6], "reasons": reasons,
+                        "suggestions": [x.to_json() for x in suggestions]})
         return out
+
+    def recent(self) -> list[dict[str, Any]]:
+        return [x.to_json() for x in self.advisor().recent(cameras(self.streams, self.keys, "results")[0])]
+
+    async def not_person(self, request: Request) -> Response:
+        vid, body = request.path_params["visitor"], await json_body(request)
+        pid = str(body.get("person_id", ""))
+
+        def work() -> dict[str, Any]:
+            added = not_person(self.r, self.s, vid, pid)
+            self.changed(request, "not", pid, f"{vid} is not them: {added} look(s) to the cohort")
+            return {"visitor": vid, "not": pid, "cohort_faces": added}
+
+        return await self.call(work)
+
+    async def name_sighting(self, request: Request) -> Response:
+        sid, body = request.path_params["sighting"], await json_body(request)
+        pid = str(body.get("as", ""))
+
+        def work() -> dict[str, Any]:
+            enrolled = curation.name_sighting(self.r, self.s, sid, pid)
+            self.changed(request, "name", pid, f"from sighting {sid}: {enrolled} face(s)")
+            return {"person_id": pid, "enrolled": enrolled}
+
+        return await self.call(work)
 
     async def name(self, request: Request) -> Response:
         vid, body = request.path_params["visitor"], await json_body(request)
@@ -219,9 +292,15 @@ def routes(client: redis.Redis, settings: Settings, guard: Guard, page: Callable
         Route("/api/people", guard(lib.enroll, "admin", IMAGE), methods=["POST"]),
         Route("/api/people/{person_id}/rename", guard(lib.rename, "admin", JSON), methods=["POST"]),
         Route("/api/people/{person_id}", guard(lib.delete, "admin"), methods=["DELETE"]),
+        Route("/api/people/{person_id}/faces", guard(lib.faces), methods=["GET"]),
+        Route("/api/people/{person_id}/faces/{face:int}", guard(lib.remove_face, "admin"), methods=["DELETE"]),
+        Route("/face/{person_id}/{face:int}.jpg", guard(lib.face_thumb)),
         Route("/api/visitors", guard(listing(lib.visitors)), methods=["GET"]),
         Route("/api/visitors/merge", guard(lib.merge, "admin", JSON), methods=["POST"]),
         Route("/api/visitors/{visitor}/name", guard(lib.name, "admin", JSON), methods=["POST"]),
+        Route("/api/visitors/{visitor}/not", guard(lib.not_person, "admin", JSON), methods=["POST"]),
+        Route("/api/recent", guard(listing(lib.recent)), methods=["GET"]),
+        Route("/api/sightings/{sighting}/name", guard(lib.name_sighting, "admin", JSON), methods=["POST"]),
         Route("/api/audit", guard(listing(changes), "admin"), methods=["GET"]),
         Route("/api/search", guard(lib.search, "viewer", IMAGE), methods=["POST"]),
         Route("/sighting/{sighting}.jpg", guard(lib.thumb)),

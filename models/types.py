@@ -57,6 +57,10 @@ class Quality:
     def to_json(self) -> dict[str, float]:
         return {"size": self.size, "sharpness": round(self.sharpness, 1), "yaw": round(self.yaw, 3)}
 
+    @classmethod
+    def from_json(cls, q: dict[str, float]) -> "Quality":
+        return cls(int(q.get("size", 0)), float(q.get("sharpness", 0.0)), float(q.get("yaw", 0.0)))
+
 
 @dataclass
 class Embeddings:

@@ -60,7 +60,7 @@ def test_endpoints_list_search_name_and_refuse_bad_input(r, settings, faces_dir,
         done = c.post(f"/api/visitors/{vid}/name", json={"name": "Lin-Manuel Miranda"}).json()
         assert done == {"person_id": LIN, "enrolled": 1, "relabelled": 1}
         people = c.get("/api/people").json()
-        assert people == [{"person_id": LIN, "name": "Lin-Manuel Miranda", "faces": 1, "photo": "door-1-0"}]
+        assert people == [{"person_id": LIN, "name": "Lin-Manuel Miranda", "faces": 1, "photo": "door-1-0", "enrolled": [1]}]
         assert [(x["user"], x["action"], x["target"]) for x in c.get("/api/audit").json()] == [("boss", "name", LIN)]
         assert c.delete(f"/api/people/{LIN}").json() == {"faces": 1, "sightings": 1, "entries": 1}  # its naming
         assert not r.exists(Keys(settings.key_prefix).sighting("door-1-0"))

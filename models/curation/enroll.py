@@ -28,7 +28,7 @@ from facestream.models.store.stamp import ModelStamp
 from facestream.models.types import Detection, Quality
 from facestream.models.vision.analyzer import FaceAnalyzer, main_face
 from facestream.models.vision.embed import make_network
-from facestream.models.vision.image import IMAGE_SUFFIXES, decode
+from facestream.models.vision.image import IMAGE_SUFFIXES, decode, thumbnail
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -163,7 +163,8 @@ def analyze_chunk(items: list[Item]) -> list[Outcome]:
         if poor:
             outcomes[i].skipped = poor
         else:
-            outcomes[i].faces.append(FaceEntry(out.vectors[0], outcomes[i].item.path.name, det.score, out.quality[0]))
+            outcomes[i].faces.append(FaceEntry(out.vectors[0], outcomes[i].item.path.name, det.score, out.quality[0],
+                                               thumbnail(rgb, det.box, _analyzer.settings.thumb_px)))
     return outcomes
 
 
@@ -215,7 +216,8 @@ def _analyze_video(item: Item) -> Outcome:
                             out.duplicates += 1
                         else:
                             kept.append(vec)
-                            out.faces.append(FaceEntry(vec, f"{item.path.name}@{idx / fps:.2f}s", dets[0].score))
+                            out.faces.append(FaceEntry(vec, f"{item.path.name}@{idx / fps:.2f}s", dets[0].score,
+                                                       emb.quality[0], thumbnail(rgb, dets[0].box, _analyzer.settings.thumb_px)))
             idx += 1
     finally:
         cap.release()

@@ -25,7 +25,7 @@ from facestream.models.store.cohort import Cohort
 from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.models.types import Detection
 from facestream.models.vision.analyzer import FaceAnalyzer
-from facestream.models.vision.image import decode_frame
+from facestream.models.vision.image import decode_frame, thumbnail
 from facestream.records import Frame, FrameResult
 
 REF = re.compile(r"^(\d+-\d+)(?:#(\d+))?$")
@@ -67,7 +67,8 @@ def embed_face(client: redis.Redis | redis.RedisCluster, settings: Settings, ana
     face = result.faces[index]
     out = analyzer.embedder.embed(rgb, [Detection(face.box, face.score)], settings.probe_views)
     source = f"feedback:{ref.result_id}#{index}"
-    return FaceEntry(out.vectors[0], source, face.score, out.quality[0]), face.person_id
+    return (FaceEntry(out.vectors[0], source, face.score, out.quality[0], thumbnail(rgb, face.box, settings.thumb_px)),
+            face.person_id)
 
 
 def not_person(client: redis.Redis, settings: Settings, face: FaceEntry, person_id: str) -> None:

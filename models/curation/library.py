@@ -34,6 +34,7 @@ from facestream.models.store.gallery import FaceEntry, Gallery
 from facestream.models.store.sightings import Hit, buckets, labelled, load, vector_of, view_score
 from facestream.models.store.stamp import check, prefix_dim
 from facestream.models.store.visitors import Visitors
+from facestream.models.types import Quality
 from facestream.records import UNKNOWN, Sighting
 from facestream.replies import text
 
@@ -154,6 +155,11 @@ def diverse_views(sightings: list[Sighting], policy: Policy, limit: int = NAME_V
     return chosen
 
 
+def as_face(x: Sighting, source: str) -> FaceEntry:
+    """A sighting as a face to enroll: its vector, quality and thumbnail."""
+    return FaceEntry(vector_of(x), source, quality=Quality.from_json(x.quality), thumb=x.thumb)
+
+
 def name_visitor(r: redis.Redis, s: Settings, vid: str, person_id: str, new_name: str | None) -> Named:
     """Enroll visitor ``vid`` as ``person_id`` (created with ``new_name``, or an existing person if None)."""
     keys, gallery = Keys(s.key_prefix), Gallery(r, s)
@@ -167,15 +173,32 @@ def name_visitor(r: redis.Redis, s: Settings, vid: str, person_id: str, new_name
     if not views:
         raise FacestreamError(f"visitor {vid} has no sighting fit to enroll ({len(sightings)} sighting(s), all too "
                               "small, blurred or turned, or none left: see facestream visitors show)")
-    n = gallery.add_person(person_id, new_name, [FaceEntry(vector_of(x), f"visitor:{vid}/{x.sighting_id}")
-                                                 for x in views])
+    n = gallery.add_person(person_id, new_name, [as_face(x, f"visitor:{vid}/{x.sighting_id}") for x in views])
     with r.pipeline(transaction=False) as p:
         for x in sightings:
             p.hset(keys.sighting(x.sighting_id), mapping={"person_id": person_id, "visitor": ""})
         p.delete(keys.visitor(vid))
         p.execute()
     SiteStrangers(r.execute_command, keys, s).leave([vid])  # someone now: no longer a stranger of the site
+    Cohort(r, s).remove(f"visitor:{vid}/")  # "not X" feedback on them: their faces would veto their own name
     return Named(person_id, n, len(sightings))
+
+
+def name_sighting(r: redis.Redis, s: Settings, sighting_id: str, person_id: str) -> int:
+    """One kept face is ``person_id`` (enrolled): it joins their gallery if it passes the naming gates, and the
+    sighting is relabelled. Returns the faces added (1); FacestreamError saying why not."""
+    keys, gallery = Keys(s.key_prefix), Gallery(r, s)
+    gallery.person(person_id)
+    x = load(r.execute_command, keys, sighting_id)
+    if x is None:
+        raise FacestreamError(f"no sighting {sighting_id!r} (expired or erased?)")
+    if not diverse_views([x], Policy.of(s)):
+        q = x.quality
+        raise FacestreamError(f"not added to {person_id}: this face is too small, blurred or turned to name "
+                              f"({int(q.get('size', 0))} px, sharpness {q.get('sharpness', 0):.0f}, yaw {q.get('yaw', 0):+.2f})")
+    n = gallery.add_person(person_id, None, [as_face(x, f"sighting:{sighting_id}")])
+    r.hset(keys.sighting(sighting_id), mapping={"person_id": person_id, "visitor": ""})
+    return n
 
 
 @dataclass
@@ -206,9 +229,14 @@ def forget(r: redis.Redis, s: Settings, who: str, streams: redis.Redis | redis.R
         visitor = bool(p.execute()[-1])
     if label == "visitor":
         visitor = bool(SiteStrangers(r.execute_command, keys, s).leave([who])) or visitor  # their learned face too
+        visitor = bool(Cohort(r, s).remove(f"visitor:{who}/")) or visitor  # their looks given as "not X" feedback
     for k in r.scan_iter(match=keys.cohort_prefix + "*", count=1000):
         if text(r.hget(k, "not_of") or b"") == who:
             r.hset(k, "not_of", "")
+    for k in r.scan_iter(match=keys.visitor_prefix + "*", count=1000):  # "not X" marks on visitors
+        marks = text(r.hget(k, "not_of") or b"").split(",")
+        if who in marks:
+            r.hset(k, "not_of", ",".join(m for m in marks if m != who))
     entries = _erase_entries(streams, keys, who) + audit.erased(r, keys, who)
     out = Forgotten(len(ids), faces, visitor, len(presence), entries)
     if not (out.sightings or out.faces or out.visitor or out.presence or out.entries):

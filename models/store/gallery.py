@@ -48,7 +48,25 @@ class FaceEntry:
     vector: np.ndarray
     source: str
     score: float = 0.0
-    quality: Quality | None = None  # not stored: what the gates saw
+    quality: Quality | None = None  # what the gates saw (stored with the face, shown on the person's page)
+    thumb: bytes = b""  # a small JPEG of the face, so that a user sees what was enrolled (erased with the face)
+
+
+@dataclass
+class EnrolledFace:
+    """One stored face of a person, as listed (no vector, no thumbnail)."""
+
+    person_id: str
+    face: int  # its number: ``fs:face:<person_id>:<face>``
+    source: str
+    score: float
+    created_ms: int
+    quality: dict[str, float] = field(default_factory=dict)
+    thumb: bool = False  # a thumbnail was kept (faces enrolled before thumbnails were kept have none)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"face": self.face, "source": self.source, "score": self.score, "created_ms": self.created_ms,
+                "quality": self.quality, "thumb": self.thumb}
 
 
 class Gallery:
@@ -116,6 +134,8 @@ class Gallery:
                     "source": f.source,
                     "score": f"{f.score:.3f}",
                     "created_ms": now,
+                    "quality": json.dumps(f.quality.to_json() if f.quality is not None else {}),
+                    "thumb": f.thumb,
                 })  # fmt: skip
             p.execute()
         SiteStrangers(self.r.execute_command, self.keys, self.s).leave_near([f.vector for f in faces])
@@ -140,6 +160,39 @@ class Gallery:
     def _require(self, person_id: str) -> None:
         if not self.r.exists(self.keys.person(person_id)):
             raise _no_such_person(person_id)
+
+    def faces(self, person_id: str) -> list[EnrolledFace]:
+        """A person's stored faces, in the order they were enrolled; GalleryError if there is no such person."""
+        self._require(person_id)
+        prefix = self.keys.face_prefix(person_id)
+        numbers = sorted(int(k[len(prefix):]) for k in map(text, self.r.scan_iter(match=prefix + "*", count=1000))
+                         if k[len(prefix):].isdigit())
+        with self.r.pipeline(transaction=False) as p:
+            for n in numbers:
+                p.hmget(self.keys.face(person_id, n), "source", "score", "created_ms", "quality")
+                p.hstrlen(self.keys.face(person_id, n), "thumb")
+            got = p.execute()
+        out = []
+        for n, (source, score, created, quality), thumb in zip(numbers, got[::2], got[1::2]):
+            out.append(EnrolledFace(person_id, n, text(source or b""), float(score or 0), int(created or 0),
+                                    json.loads(quality or b"{}"), bool(thumb)))
+        return out
+
+    def face_thumb(self, person_id: str, face: int) -> bytes:
+        """The JPEG kept of one enrolled face (empty: none kept, or no such face)."""
+        return self.r.hget(self.keys.face(person_id, face), "thumb") or b""
+
+    def face_vector(self, person_id: str, face: int) -> np.ndarray:
+        raw = self.r.hget(self.keys.face(person_id, face), VECTOR_FIELD)
+        if raw is None:
+            raise GalleryError(f"{person_id} has no face {face} (see: facestream people faces {person_id})")
+        return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+    def remove_face(self, person_id: str, face: int) -> None:
+        """Delete one enrolled face (its vector leaves the index with it); GalleryError if there is no such face."""
+        self._require(person_id)
+        if not self.r.delete(self.keys.face(person_id, face)):
+            raise GalleryError(f"{person_id} has no face {face} (see: facestream people faces {person_id})")
 
     def rename(self, person_id: str, name: str) -> None:
         name = display_name(name)
