@@ -30,7 +30,6 @@ from facestream.models.curation import library as curation
 from facestream.models.curation.suggest import Advisor, not_person
 from facestream.models.store.gallery import Gallery
 from facestream.models.store.sightings import Hit, labelled, load
-from facestream.models.store.stamp import stamped
 
 PAGE = Path(__file__).with_name("library.html")
 #: Enrolled faces shown on a person's card (the person's page shows them all).
@@ -53,10 +52,9 @@ class Library:
 
     def advisor(self) -> Advisor:
         """Suggestions with the policy the workers decide with (the model the prefix's vectors were stamped with)."""
-        from facestream.models.evaluation.identify import policy_in_force  # the models load late: the page starts fast
+        from facestream.models.evaluation.identify import policy_of_prefix  # the models load late: the page starts fast
 
-        stamp = stamped(self.r.execute_command, self.keys)
-        return Advisor(self.r, self.s, policy_in_force(self.r, self.s, model_id=stamp.model_id if stamp else None))
+        return Advisor(self.r, self.s, policy_of_prefix(self.r, self.s))
 
     async def call(self, work: Callable[[], Any], status: int = 200) -> Response:
         """Run ``work`` in a thread; its errors as one-line JSON (400 bad input, 403 read-only)."""
@@ -126,8 +124,7 @@ class Library:
 
         def work() -> dict[str, Any]:
             gallery = Gallery(self.r, self.s)
-            source = next((f.source for f in gallery.faces(pid) if f.face == n), "")
-            gallery.remove_face(pid, n)
+            source = gallery.remove_face(pid, n)
             self.changed(request, "remove-face", pid, f"face {n} ({source})")
             return {"person_id": pid, "removed": n, "faces": gallery.count_faces(pid)}
 

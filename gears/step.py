@@ -245,7 +245,7 @@ class Step:
         if tracks is None or ts_s < tracks.last_ts:  # not tracked, or older than a frame already tracked (a retry)
             tracks = NoTracks()
         policy = self.policy.get()
-        looks = [Look(d, tid) for d, tid in zip(p.detections, tracks.update(p.detections, ts_s))]
+        looks = [Look(d, tid) for d, tid in zip(p.detections, tracks.update(p.detections, ts_s, p.rgb))]
         todo = self._plan(looks, tracks, ts_s, policy, time.time() * 1000 - entry_ms(p.entry_id) > self.s.late_ms)
         self._embed(p.rgb, todo)
         t1 = time.perf_counter()

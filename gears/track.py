@@ -118,7 +118,7 @@ class NoTracks:
 
     last_ts = -1e18
 
-    def update(self, detections: List[Detection], ts_s: float) -> List[Optional[int]]:
+    def update(self, detections: List[Detection], ts_s: float, rgb: Optional[np.ndarray] = None) -> List[Optional[int]]:
         return [None] * len(detections)
 
     def due(self, track_id: Optional[int], detection: Detection, ts_s: float) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from test_cli import run  # noqa: F401 - the command-line fixture
 from test_dashboard import CHROMIUM_FLAGS, chromium, client, log_in, login, serving, web
 
 from facestream.consumer.dashboard import create_app
@@ -150,3 +151,57 @@ def test_the_face_library_in_chromium(r, settings, analyzer, faces_dir, tmp_path
         assert viewer.locator("button:visible", has_text="not ").count() == 0
         assert viewer.locator("button:visible", has_text="delete").count() == 0
         browser.close()
+
+
+def test_the_face_library_on_the_command_line(run, r, settings, analyzer, faces_dir):
+    step = Step(settings, analyzer, r.execute_command, "w")
+    vid = _visitor(r, step, faces_dir, BIDEN, "door", 1)
+    assert "nobody enrolled comes near" in run("visitors", "show", vid).stdout
+    enroll(r, settings, [_photo(faces_dir, "gallery", BIDEN, n) for n in (0, 1)], BIDEN, "Joseph Biden")
+    shown = run("visitors", "show", vid).stdout.split("nearest enrolled people:")[1]
+    assert shown.split()[0] == BIDEN and "distance 0." in shown
+    faces = run("people", "faces", BIDEN)
+    assert [line.split()[0] for line in faces.stdout.splitlines()] == ["1", "2"] and "strangers near" in faces.stdout
+    assert "remove-face" in faces.stderr
+    assert "1 look(s) joined the cohort" in run("visitors", "not", vid, BIDEN).stdout
+    assert "nobody enrolled comes near" in run("visitors", "show", vid).stdout
+    assert "no person" in run("visitors", "not", vid, "nobody", ok=False).stderr
+    assert "1 left" in run("people", "remove-face", BIDEN, "1").stdout
+    assert "has no face 1" in run("people", "remove-face", BIDEN, "1", ok=False).stderr
+    assert not r.exists(Keys(settings.key_prefix).face(BIDEN, 1)) and Gallery(r, settings).size() == 1
+
+
+def test_not_marks_leave_with_the_person_the_visitor_and_a_naming(r, settings):
+    """"not X" leaves no trace of X once X is forgotten, none of the visitor once it is forgotten, and a visitor
+    named after all takes its "not" looks out of the cohort (else they would veto its own name)."""
+    import numpy as np
+
+    from test_dashboard import _everything
+
+    from facestream.models.curation.library import forget, name_visitor
+    from facestream.models.curation.suggest import not_person
+    from facestream.models.store.sightings import SightingIndexes
+    from facestream.models.store.visitors import Visitors
+    from facestream.records import Sighting
+
+    keys, eye = Keys(settings.key_prefix), np.eye(128, dtype=np.float32)
+    Gallery(r, settings).add_person("ann-42", "Annabel Zed", [FaceEntry(eye[0], "ann.jpg")])
+    Gallery(r, settings).add_person("bob", "Bob", [FaceEntry(eye[1], "bob.jpg")])
+    visitors, now = Visitors(r.execute_command, keys, settings.visitor_distance, 600_000), int(time.time() * 1000)
+    seen = []
+    for i, camera in ((2, "door"), (3, "yard")):
+        vid = visitors.create(eye[i], camera, now)
+        SightingIndexes(r.execute_command, keys).write(Sighting(f"{camera}-1-0", camera, now, visitor=vid, quality={
+            "size": 120, "sharpness": 80.0, "yaw": 0.0}, vector=eye[i].astype("<f4").tobytes()), 600_000)
+        seen.append(vid)
+    for vid in seen:
+        assert not_person(r, settings, vid, "ann-42") == 1 and not_person(r, settings, vid, "bob") == 1
+    assert r.hget(keys.visitor(seen[0]), "not_of") == b"ann-42,bob"
+    forget(r, settings, "ann-42")
+    assert r.hget(keys.visitor(seen[0]), "not_of") == b"bob"
+    assert b"ann-42" not in repr(_everything(r, settings.key_prefix)).encode()
+    sources = lambda: sorted(src for _, src in Cohort(r, settings).sources())  # noqa: E731
+    assert sources() == [f"visitor:{v}/{c}-1-0" for v, c in zip(seen, ("door", "yard")) for _ in (0, 1)]
+    forget(r, settings, seen[0])
+    name_visitor(r, settings, seen[1], "bob", None)
+    assert sources() == [], "neither the forgotten visitor's looks nor the named one's stay in the cohort"

@@ -54,6 +54,23 @@ def test_a_moving_face_keeps_its_track_and_is_embedded_only_when_due():
     assert tracks.label(tid)[0] == UNKNOWN
 
 
+def test_a_cut_ends_every_track_so_no_name_carries_into_the_next_shot():
+    tracks = CameraTracks.of(Settings(track_reembed_s=0.5))
+    rng = np.random.default_rng(0)
+    shot = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    det = Detection((300, 40, 380, 140), 1.0)
+    for i in range(10):  # the same shot with sensor noise: one track, named
+        noisy = np.clip(shot.astype(np.int16) + rng.integers(-8, 8, shot.shape), 0, 255).astype(np.uint8)
+        (tid,) = tracks.update([det], i / 30, noisy)
+        if tracks.due(tid, det, i / 30):
+            tracks.record(tid, det, i / 30, _unit(1), Match("lin", 0.05, 0.6), "Lin")
+    assert tracks.cuts == 0 and tracks.label(tid)[0] == "lin"
+    other = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)  # a new shot, a face at nearly the same place
+    (after,) = tracks.update([Detection((305, 42, 384, 141), 1.0)], 10 / 30, other)
+    assert tracks.cuts == 1 and tracks.voted(after) is None, "the track and its name ended at the cut"
+    assert tracks.due(after, det, 10 / 30), "the face after the cut is looked at anew"
+
+
 def test_track_label_is_a_vote_that_tolerates_misses_but_not_a_stranger():
     tracks = CameraTracks.of(Settings(track_reembed_s=0.0))
     v = _unit(3)
@@ -115,6 +132,9 @@ def test_tracker_path_and_per_frame_path_name_the_same_people_on_the_clip(r, cli
     assert lin[1].nameable_share >= 0.93 and lin[1].named >= 115, lin[1].line()
     named = {f.person_id for x in tracked for f in x.faces} - {UNKNOWN}
     assert named == {"Lin-Manuel_Miranda"}, f"named on the clip: {named}"  # the others are never seen well
+    # At the cut to the audience his track's place is taken by Barack Obama's face: no name carries over.
+    wrong = [x.line() for res in (per_frame, tracked) for x in segment_scores(res, clip) if x.misnamed]
+    assert not wrong, wrong
     reasons = Counter(f.reason for x in tracked for f in x.faces if f.person_id == UNKNOWN)
     assert reasons and set(reasons) <= set(REASONS) - {"named"}, f"every unnamed face says why: {reasons}"
     embedded, faces = sum(x.embedded for x in tracked), sum(len(x.faces) for x in tracked)

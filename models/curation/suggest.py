@@ -92,14 +92,15 @@ class Advisor:
             self._names[person_id] = text(self.r.hget(self.keys.person(person_id), "name") or person_id)
         return self._names[person_id]
 
-    def suggest(self, vector: np.ndarray, exclude: Sequence[str] = ()) -> list[Suggestion]:
-        """The people nearest ``vector`` (but ``exclude``), nearest first, each with what kept the face from
-        being named them."""
-        ranked = by_person(search_with(self.r.execute_command, self.keys.index, vector, NEIGHBOURS,
-                                       self.s.hnsw_ef_runtime))
+    def suggest(self, looks: Sequence[np.ndarray], exclude: Sequence[str] = ()) -> list[Suggestion]:
+        """The people nearest any of ``looks`` (one face's vectors; but ``exclude``), nearest first, each with
+        what kept the face from being named them."""
+        ranked = by_person([n for v in looks for n in search_with(self.r.execute_command, self.keys.index, v,
+                                                                  NEIGHBOURS, self.s.hnsw_ef_runtime)])
         if not ranked:
             return []
-        stranger = Cohort(self.r, self.s, dim=len(vector)).nearest(vector)
+        cohort = Cohort(self.r, self.s, dim=len(looks[0]))
+        stranger = min((d for d in map(cohort.nearest, looks) if d is not None), default=None)
         decision, best = decide(ranked, self.policy, stranger), ranked[0][1]
         out = []
         for pid, d in ranked:
@@ -118,18 +119,20 @@ class Advisor:
         return out
 
     def visitor(self, vid: str) -> tuple[list[Suggestion], dict[str, int]]:
-        """A visitor's suggestions (its centroid; people it was said not to be left out) and how often each
-        reason was given to its kept looks."""
-        raw = self.r.hmget(self.keys.visitor(vid), "vector", "not_of")
+        """A visitor's suggestions (from its centroid and its distinct looks: a stranger's blurred or turned looks
+        come near several people, its best look nearest the right one; people it was said not to be are left
+        out) and how often each reason was given to its kept looks."""
+        raw = self.r.hmget(self.keys.visitor(vid), "vector", "exemplars", "not_of")
         if raw[0] is None:
             raise FacestreamError(f"no visitor {vid} (expired, named or forgotten? see: facestream visitors list)")
-        centroid = np.frombuffer(raw[0], dtype="<f4").astype(np.float32)
+        dim = len(raw[0]) // 4
+        looks = np.frombuffer(raw[0] + (raw[1] or b""), dtype="<f4").reshape(-1, dim).astype(np.float32)
         ids = labelled(self.r.execute_command, self.keys, "visitor", vid)[:REASONS_OF]
         with self.r.pipeline(transaction=False) as p:
             for sid in ids:
                 p.hget(self.keys.sighting(sid), "reason")
             reasons = Counter(text(x) for x in p.execute() if x)
-        return self.suggest(centroid, not_of(raw[1])), dict(reasons.most_common())
+        return self.suggest(list(looks), not_of(raw[2])), dict(reasons.most_common())
 
     def recent(self, cameras: Sequence[str], per_camera: int = 8) -> list[Recent]:
         """The last faces that stayed unknown on each camera (kept sightings), newest first per camera."""
@@ -143,7 +146,7 @@ class Advisor:
                 sid = text(reply[i])[len(self.keys.sighting_prefix):]
                 x = Sighting.from_fields(sid, as_dict(reply[i + 1]))
                 vec = self.r.hget(self.keys.sighting(sid), "vector")
-                out.append(Recent(x, self.suggest(np.frombuffer(vec, dtype="<f4").astype(np.float32)) if vec else []))
+                out.append(Recent(x, self.suggest([np.frombuffer(vec, dtype="<f4").astype(np.float32)]) if vec else []))
         return out
 
     def faces(self, person_id: str) -> list[FaceReport]:

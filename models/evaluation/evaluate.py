@@ -21,6 +21,7 @@ from facestream.config import Settings
 from facestream.models.curation.enroll import Outcome, embed_files
 from facestream.models.matcher import QUALITY_REASONS
 from facestream.models.store.gallery import FaceEntry
+from facestream.records import UNKNOWN
 
 
 @dataclass
@@ -113,6 +114,7 @@ class SegmentScore:
     with_face: int  # frames of the segment in which any face was found
     frames: int  # answered frames of the segment
     nameable: int = 0  # frames with a face good enough to name (not too small, blurred or turned)
+    misnamed: int = 0  # frames of the segment in which a face was named someone not labelled in it
 
     @property
     def share(self) -> float:
@@ -127,7 +129,7 @@ class SegmentScore:
     def line(self) -> str:
         return (f"{self.start_s:5.2f}-{self.end_s:5.2f}s {self.person_id:20} named in {self.named}/{self.with_face} "
                 f"frames with a face ({self.share:.1%}), {self.named}/{self.nameable} with a nameable one "
-                f"({self.nameable_share:.1%}); {self.frames} frames in segment")
+                f"({self.nameable_share:.1%}); {self.frames} frames in segment, {self.misnamed} with someone else named")
 
 
 def segment_scores(results: list, clip: Path) -> list[SegmentScore]:
@@ -151,8 +153,9 @@ def segment_scores(results: list, clip: Path) -> list[SegmentScore]:
         frames = [r for seq, r in by_seq.items() if seg["start_s"] <= t0 + (seq - 1) / fps < seg["end_s"]]
         with_face = [r for r in frames if r.faces]
         nameable = [r for r in with_face if any(f.reason not in QUALITY_REASONS for f in r.faces)]
+        misnamed = sum(1 for r in with_face if {f.person_id for f in r.faces} - {UNKNOWN, *seg["identities"]})
         for who in seg["identities"]:
             named = sum(1 for r in with_face if who in {f.person_id for f in r.faces})
             out.append(SegmentScore(seg["start_s"], seg["end_s"], who, named, len(with_face), len(frames),
-                                    len(nameable)))
+                                    len(nameable), misnamed))
     return out

@@ -322,6 +322,14 @@ def calibrate(client: redis.Redis, root: Path, settings: Settings, far: float, w
     return Calibration(policy, result, cv_top1, cv_far)
 
 
+def policy_of_prefix(client: redis.Redis, settings: Settings) -> Policy:
+    """:func:`policy_in_force` for the model the key prefix's vectors were stamped with (the settings' if none)."""
+    from facestream.models.store.stamp import stamped
+
+    stamp = stamped(client.execute_command, Keys(settings.key_prefix))
+    return policy_in_force(client, settings, model_id=stamp.model_id if stamp else None)
+
+
 def policy_in_force(client: redis.Redis, settings: Settings, gallery_faces: int | None = None,
                     model_id: str | None = None) -> Policy:
     """The policy the workers decide with: the settings', with a stored calibration's values, for the

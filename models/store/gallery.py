@@ -185,14 +185,20 @@ class Gallery:
     def face_vector(self, person_id: str, face: int) -> np.ndarray:
         raw = self.r.hget(self.keys.face(person_id, face), VECTOR_FIELD)
         if raw is None:
-            raise GalleryError(f"{person_id} has no face {face} (see: facestream people faces {person_id})")
+            raise _no_such_face(person_id, face)
         return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
-    def remove_face(self, person_id: str, face: int) -> None:
-        """Delete one enrolled face (its vector leaves the index with it); GalleryError if there is no such face."""
+    def remove_face(self, person_id: str, face: int) -> str:
+        """Delete one enrolled face (its vector leaves the index with it) and return where it came from;
+        GalleryError if there is no such face."""
         self._require(person_id)
-        if not self.r.delete(self.keys.face(person_id, face)):
-            raise GalleryError(f"{person_id} has no face {face} (see: facestream people faces {person_id})")
+        with self.r.pipeline(transaction=True) as p:
+            p.hget(self.keys.face(person_id, face), "source")
+            p.delete(self.keys.face(person_id, face))
+            source, deleted = p.execute()
+        if not deleted:
+            raise _no_such_face(person_id, face)
+        return text(source or b"")
 
     def rename(self, person_id: str, name: str) -> None:
         name = display_name(name)
@@ -262,6 +268,10 @@ def display_name(name: str) -> str:
     if not name or len(name) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise GalleryError(f"display name {name!r} must be 1-200 printable characters")
     return name
+
+
+def _no_such_face(person_id: str, face: int) -> GalleryError:
+    return GalleryError(f"{person_id} has no face {face} (see: facestream people faces {person_id})")
 
 
 def _no_such_person(person_id: str) -> GalleryError:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from facestream.app.cli.app import DEFAULT_PROCESSES, app, audited, progress, settings_of
+from facestream.app.cli.app import DEFAULT_PROCESSES, app, audited, progress, say, settings_of
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.models.curation.audit import digest
@@ -71,11 +71,9 @@ def _operating_point(gallery: Gallery, s: Settings) -> str:
 
 def _policy(gallery: Gallery, s: Settings):  # noqa: ANN202 - a Policy (imported late: the CLI starts fast)
     """The policy the workers decide with for this gallery (the model its vectors were stamped with)."""
-    from facestream.models.evaluation.identify import policy_in_force
-    from facestream.models.store.stamp import stamped
+    from facestream.models.evaluation.identify import policy_of_prefix
 
-    stamp = stamped(gallery.r.execute_command, gallery.keys)
-    return policy_in_force(gallery.r, s, model_id=stamp.model_id if stamp else None)
+    return policy_of_prefix(gallery.r, s)
 
 
 @people_app.command("show")
@@ -92,6 +90,33 @@ def people_show(ctx: typer.Context, person_id: str) -> None:
                                "named_within": round(policy.limit(person_id), 4), "threshold": round(policy.threshold, 4),
                                "strangers_nearest": nearest, "expected_by_chance": expected, "wolf_factor": factor,
                                "learned_strangers": policy.site.used}}, indent=2))
+
+
+@people_app.command("faces")
+def people_faces(ctx: typer.Context, person_id: str) -> None:
+    """A person's enrolled faces: number, where each came from, its quality, and how many strangers of the cohort
+    come within naming distance of it (a face that attracts strangers is the usual cause of a wrong name)."""
+    from facestream.models.curation.suggest import Advisor
+
+    s = settings_of(ctx)
+    gallery = _gallery(s)
+    advisor = Advisor(gallery.r, s, _policy(gallery, s))
+    for f in advisor.faces(person_id):
+        q = f.face.quality
+        typer.echo(f"{f.face.face:4d}  {q.get('size', '?'):>4}px sharp {q.get('sharpness', '?'):>5} "
+                   f"yaw {q.get('yaw', '?'):>6}  strangers near {f.strangers_near:2d}  {f.face.source}")
+    say(f"a face is named {person_id} within {advisor.policy.limit(person_id):.4f}; "
+        f"remove one with: facestream people remove-face {person_id} N")
+
+
+@people_app.command("remove-face")
+def people_remove_face(ctx: typer.Context, person_id: str, face: int) -> None:
+    """Remove one enrolled face (its number from `people faces`): a bad photo, without deleting the person."""
+    s = settings_of(ctx)
+    gallery = _gallery(s)
+    source = gallery.remove_face(person_id, face)
+    audited(s, "remove-face", person_id, f"face {face} ({source})")
+    typer.echo(f"removed face {face} of {person_id}; {gallery.count_faces(person_id)} left")
 
 
 @people_app.command("rename")

@@ -18,7 +18,7 @@ from facestream.records import Sighting
 from facestream.server import connect, connect_index
 
 visitors_app = typer.Typer(help="Strangers the cameras keep seeing, grouped into visitors (v-000123): list, "
-                           "show, name, merge.", no_args_is_help=True)
+                           "show (with the nearest enrolled people), name, not, merge.", no_args_is_help=True)
 app.add_typer(visitors_app, name="visitors")
 
 
@@ -98,6 +98,8 @@ def visitors_show(
 ) -> None:
     """One visitor and their sightings (thumbnails written to --thumbs)."""
     from facestream.models.curation.library import visitors_of
+    from facestream.models.curation.suggest import Advisor
+    from facestream.models.evaluation.identify import policy_of_prefix
     from facestream.models.store.sightings import labelled, load
 
     s = settings_of(ctx)
@@ -115,6 +117,23 @@ def visitors_show(
             continue
         path = _thumb_file(thumbs, x)
         typer.echo(f"  {when(x.ts_ms)}  {x.camera:12} {x.reason:16} {x.quality}  {path}")
+    suggestions, _ = Advisor(r, s, policy_of_prefix(r, s)).visitor(visitor)
+    typer.echo("nearest enrolled people:" if suggestions else "nobody enrolled comes near")
+    for x in suggestions:
+        typer.echo(f"  {x.person_id:32} distance {x.distance:.4f} (named within {x.named_within:.4f}): {x.blocked}  "
+                   f"{x.name}")
+
+
+@visitors_app.command("not")
+def visitors_not(ctx: typer.Context, visitor: str, person_id: str) -> None:
+    """Say a visitor is not PERSON_ID: their best looks join the cohort (faces like them are left unnamed, not
+    named PERSON_ID) and PERSON_ID leaves their suggestions."""
+    from facestream.models.curation.suggest import not_person
+
+    s = settings_of(ctx)
+    added = not_person(connect_index(s), s, visitor, person_id)
+    audited(s, "not", person_id, f"{visitor} is not them: {added} look(s) to the cohort")
+    typer.echo(f"{visitor} is not {person_id}: {added} look(s) joined the cohort")
 
 
 @visitors_app.command("name")
