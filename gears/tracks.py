@@ -88,7 +88,7 @@ class CameraTracks:
 
     def _cut(self, rgb: np.ndarray) -> bool:
         """Whether ``rgb`` is a new picture, not the next frame of the previous one (see the module doc)."""
-        scene = cv2.cvtColor(cv2.resize(rgb[::4, ::4], (64, 36), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        scene = cv2.cvtColor(cv2.resize(rgb[::8, ::8], (64, 36), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
         before, self._scene = self._scene, scene
         return before is not None and float(cv2.absdiff(scene, before).mean()) > self.cut_delta
 

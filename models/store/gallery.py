@@ -155,7 +155,15 @@ class Gallery:
                       self.count_faces(person_id), int(h.get("created_ms", 0)))
 
     def count_faces(self, person_id: str) -> int:
-        return sum(1 for _ in self.r.scan_iter(match=self.keys.face_prefix(person_id) + "*", count=1000))
+        with self.r.pipeline(transaction=False) as p:
+            for n in self._numbers(person_id):
+                p.exists(self.keys.face(person_id, n))
+            return sum(p.execute())
+
+    def _numbers(self, person_id: str) -> range:
+        """Every number a face of the person was given (faces are numbered by a counter; some may be deleted):
+        one round trip per person, not a scan of the whole keyspace."""
+        return range(1, int(self.r.get(self.keys.face_counter(person_id)) or 0) + 1)
 
     def _require(self, person_id: str) -> None:
         if not self.r.exists(self.keys.person(person_id)):
@@ -164,19 +172,16 @@ class Gallery:
     def faces(self, person_id: str) -> list[EnrolledFace]:
         """A person's stored faces, in the order they were enrolled; GalleryError if there is no such person."""
         self._require(person_id)
-        prefix = self.keys.face_prefix(person_id)
-        numbers = sorted(int(k[len(prefix):]) for k in map(text, self.r.scan_iter(match=prefix + "*", count=1000))
-                         if k[len(prefix):].isdigit())
+        numbers = self._numbers(person_id)
         with self.r.pipeline(transaction=False) as p:
             for n in numbers:
-                p.hmget(self.keys.face(person_id, n), "source", "score", "created_ms", "quality")
+                p.hmget(self.keys.face(person_id, n), "person_id", "source", "score", "created_ms", "quality")
                 p.hstrlen(self.keys.face(person_id, n), "thumb")
             got = p.execute()
-        out = []
-        for n, (source, score, created, quality), thumb in zip(numbers, got[::2], got[1::2]):
-            out.append(EnrolledFace(person_id, n, text(source or b""), float(score or 0), int(created or 0),
-                                    json.loads(quality or b"{}"), bool(thumb)))
-        return out
+        return [EnrolledFace(person_id, n, text(source or b""), float(score or 0), int(created or 0),
+                             json.loads(quality or b"{}"), bool(thumb))
+                for n, (pid, source, score, created, quality), thumb in zip(numbers, got[::2], got[1::2])
+                if pid is not None]
 
     def face_thumb(self, person_id: str, face: int) -> bytes:
         """The JPEG kept of one enrolled face (empty: none kept, or no such face)."""
