@@ -8,13 +8,21 @@ Topics (``mqtt_topic_prefix``, default ``facestream``; docs/streams.md has the p
 
 - ``<p>/events/<camera>``                 every appear/leave, not retained
 - ``<p>/cameras/<camera>/people``         who is in view now (retained JSON), ``.../count``, ``.../stranger`` ON/OFF
+- ``<p>/cameras/<camera>/availability``   ``online`` while the camera's frames are answered, else ``offline``
 - ``<p>/people/<person_id>/state``        ON while in view on any camera (retained), ``.../attributes``: where, when
 - ``<p>/health``                          the pipeline's counts (retained, every ``HEALTH_S``)
 - ``<p>/status``                          ``online``; ``offline`` as the last will
 
 Home Assistant discovery (``mqtt_discovery_prefix``, empty: off): one device per facestream key prefix, a
-presence binary sensor per enrolled person (removed when the person is deleted), per camera a "people in
-view" sensor and a "stranger in view" binary sensor.
+presence binary sensor per enrolled person (removed when the person is deleted; ``off`` until first seen),
+per camera a "people in view" sensor (``state_class: measurement``: Home Assistant keeps its statistics) and a
+"stranger in view" binary sensor, available while the bridge is online and the camera's frames are answered.
+Entity ids are set with ``default_entity_id`` (current Home Assistant) and ``object_id`` (before 2025.10;
+newer releases drop it from the discovery schema, as they drop any key they do not know), so they are the
+same on every release; each config names its ``origin``.
+
+The bridge also ends the presence of a camera that fell silent (:func:`facestream.presence.sweep`, every
+second): its people leave with reason ``camera_silent`` even when no worker runs.
 """
 
 from __future__ import annotations
@@ -27,13 +35,15 @@ from typing import Any
 
 import redis
 
+from facestream import __version__
 from facestream.commands import cameras
 from facestream.config import Settings
 from facestream.errors import BadRecord, FacestreamError
 from facestream.feed import Feed
+from facestream.keys import VISITOR_RE, Keys
+from facestream.presence import sweep
 from facestream.refusals import condition
 from facestream.retry import Patience
-from facestream.keys import VISITOR_RE, Keys
 from facestream.models.store.gallery import Gallery
 from facestream.records import UNKNOWN, IdentityEvent
 from facestream.replies import text
@@ -41,7 +51,8 @@ from facestream.status import read_status
 
 log = logging.getLogger("facestream.mqtt")
 GROUP = "mqtt"
-HEALTH_S, SYNC_S, PUBLISH_TIMEOUT_S = 30.0, 10.0, 30.0
+HEALTH_S, SYNC_S, SWEEP_S, PUBLISH_TIMEOUT_S = 30.0, 10.0, 1.0, 30.0
+ORIGIN = {"name": "facestream", "sw_version": __version__}
 
 
 class MqttBridge:
@@ -68,9 +79,10 @@ class MqttBridge:
         self.mqtt.on_connect = self._on_connect
         self._connected, self._refused = threading.Event(), ""
         self._stop = threading.Event()
-        self._next_sync = self._next_health = 0.0
+        self._next_sync = self._next_health = self._next_sweep = 0.0
         self.people: set[str] = set()
         self.cameras: set[str] = set()
+        self.online: dict[str, bool] = {}  # camera -> the availability last published
         self.published = 0
 
     # --- connection -----------------------------------------------------------------------------------
@@ -134,11 +146,23 @@ class MqttBridge:
         if now >= self._next_health:
             self._publish(f"{self.p}/health", json.dumps(self._health()), retain=True)
             self._next_health = now + HEALTH_S
+        if now >= self._next_sweep:
+            self._sweep()
+            self._next_sweep = now + SWEEP_S
         entries = self.feed.poll(100, 1000)
         for e in entries:
             self._forward(e.entry_id, e.fields, e.redelivered)
             self.feed.ack(e)
         return len(entries)
+
+    def _sweep(self) -> None:
+        """Silent cameras' people leave (their leave events come back through the feed) and each camera's
+        availability follows whether its frames are answered."""
+        for x in sweep(self.r.execute_command, self.keys, sorted(self.cameras), self.s.absent_after_s,
+                       self.s.events_maxlen):
+            if self.online.get(x.camera) != x.online:
+                self.online[x.camera] = x.online
+                self._publish(f"{self.p}/cameras/{x.camera}/availability", "online" if x.online else "offline", True)
 
     def _forward(self, entry_id: str, fields: dict, redelivered: bool) -> None:
         """Publish one event and the states it changes, waiting until the broker has them (the caller then
@@ -151,7 +175,7 @@ class MqttBridge:
         visitor = bool(VISITOR_RE.match(ev.person_id))
         payload = {"id": entry_id, "kind": ev.kind, "camera": ev.camera, "person_id": "" if visitor else ev.person_id,
                    "name": UNKNOWN if visitor else ev.name, "visitor": ev.person_id if visitor else "",
-                   "ts_ms": ev.ts_ms, "frame_id": ev.frame_id, "redelivered": redelivered}
+                   "ts_ms": ev.ts_ms, "frame_id": ev.frame_id, "reason": ev.reason, "redelivered": redelivered}
         infos = [self._publish(f"{self.p}/events/{ev.camera}", json.dumps(payload))]
         self._announce_camera(ev.camera)
         present = {cam: self._present(cam) for cam in self.cameras}  # read once for both states
@@ -198,14 +222,20 @@ class MqttBridge:
                 "cameras": {c.camera: {"lag": c.lag, "pending": c.pending, "lost": c.lost} for c in st.cameras}}
 
     # --- Home Assistant discovery -----------------------------------------------------------------------
-    def _discovery(self, kind: str, object_id: str, config: dict[str, Any] | None) -> None:
+    def _discovery(self, kind: str, object_id: str, config: dict[str, Any] | None, camera: str = "") -> None:
+        """Announce one entity (``config`` None: withdraw it); a camera's entities are available only while the
+        camera's frames are answered."""
         prefix = self.s.mqtt_discovery_prefix.rstrip("/")
         if not prefix:
             return
-        device = {"identifiers": [self.node], "name": f"facestream {self.s.key_prefix}", "manufacturer": "facestream"}
+        device = {"identifiers": [self.node], "name": f"facestream {self.s.key_prefix}", "manufacturer": "facestream",
+                  "sw_version": __version__}
+        available = [{"topic": f"{self.p}/status"}] + ([{"topic": f"{self.p}/cameras/{camera}/availability"}]
+                                                        if camera else [])
+        entity = f"{self.node}_{object_id}"
         body = "" if config is None else json.dumps({
-            **config, "unique_id": f"{self.node}_{object_id}", "object_id": f"{self.node}_{object_id}",
-            "availability_topic": f"{self.p}/status", "device": device})
+            **config, "unique_id": entity, "default_entity_id": f"{kind}.{entity}", "object_id": entity,
+            "availability": available, "availability_mode": "all", "device": device, "origin": ORIGIN})
         self._publish(f"{prefix}/{kind}/{self.node}/{object_id}/config", body, retain=True)
 
     def _announce_camera(self, camera: str) -> None:
@@ -213,26 +243,33 @@ class MqttBridge:
             return
         self.cameras.add(camera)
         base = f"{self.p}/cameras/{camera}"
-        self._discovery("sensor", f"{camera}_people", {"name": f"{camera} people in view", "state_topic": f"{base}/count",
-                                                       "json_attributes_topic": f"{base}/people", "icon": "mdi:account-group"})
-        self._discovery("binary_sensor", f"{camera}_stranger", {"name": f"{camera} stranger in view",
-                                                                "state_topic": f"{base}/stranger", "device_class": "occupancy"})
+        self._discovery("sensor", f"{camera}_people", {
+            "name": f"{camera} people in view", "state_topic": f"{base}/count", "json_attributes_topic": f"{base}/people",
+            "icon": "mdi:account-group", "state_class": "measurement", "unit_of_measurement": "people"}, camera)
+        self._discovery("binary_sensor", f"{camera}_stranger", {
+            "name": f"{camera} stranger in view", "state_topic": f"{base}/stranger", "device_class": "occupancy"}, camera)
+        self._camera_state(camera, self._present(camera))  # a state from the start, not "unknown" until an event
 
     def sync_discovery(self) -> None:
-        """Announce every enrolled person and camera; withdraw people deleted since."""
+        """Announce every enrolled person and camera, each with its current state (a person not in view: off);
+        withdraw people deleted since."""
+        for camera in cameras(self.r, self.keys)[0]:
+            self._announce_camera(camera)
         people = {p.person_id: p.name for p in Gallery(self.index, self.s).people()}
+        new = set(people) - self.people
+        present = {cam: self._present(cam) for cam in self.cameras} if new else {}
         for pid, name in people.items():
             base = f"{self.p}/people/{pid}"
             self._discovery("binary_sensor", f"{pid}_presence", {
                 "name": f"{name} in view", "state_topic": f"{base}/state", "json_attributes_topic": f"{base}/attributes",
                 "device_class": "presence"})
+            if pid in new:
+                self._person_state(pid, present)
         for pid in self.people - set(people):
             self._discovery("binary_sensor", f"{pid}_presence", None)
             self._publish(f"{self.p}/people/{pid}/state", "", retain=True)  # an empty retained message clears it
             self._publish(f"{self.p}/people/{pid}/attributes", "", retain=True)
         self.people = set(people)
-        for camera in cameras(self.r, self.keys)[0]:
-            self._announce_camera(camera)
 
 
 def _password(s: Settings) -> str:

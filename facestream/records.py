@@ -237,11 +237,12 @@ class IdentityEvent:
     camera: str
     person_id: str
     name: str
-    ts_ms: int  # camera time of the frame that caused the event
-    frame_id: str
+    ts_ms: int  # camera time of the frame that caused the event (camera_silent: when they were last seen)
+    frame_id: str  # "" for camera_silent (no frame said it)
+    reason: str = ""  # a leave's: "unseen" (not on the camera's frames for absent_after_s) or "camera_silent"
 
     def to_fields(self) -> dict[str, str]:
-        return {k: str(v) for k, v in asdict(self).items()}
+        return {k: str(v) for k, v in asdict(self).items() if k != "reason" or v}  # an appear has no reason
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,7 +253,7 @@ class IdentityEvent:
         with _parsing("events"):
             f = {text(k): text(v) for k, v in fields.items()}
             return cls(f["kind"], check_id("camera", f["camera"]), f["person_id"], f["name"], int(f["ts_ms"]),
-                       f["frame_id"])
+                       f["frame_id"], f.get("reason", ""))
 
 
 @dataclass

@@ -82,7 +82,7 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
       elseif tonumber(last_ts) < ts - absent then
         redis.call('HDEL', KEYS[4], present[i])
         redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'kind', 'leave', 'camera', ARGV[8],
-                   'person_id', present[i], 'name', name, 'ts_ms', ARGV[6], 'frame_id', ARGV[9])
+                   'person_id', present[i], 'name', name, 'ts_ms', ARGV[6], 'frame_id', ARGV[9], 'reason', 'unseen')
       end
     end
   end

@@ -36,6 +36,7 @@ from facestream.gears.losses import LossCounter, skip_behind
 from facestream.gears.step import Answer, FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
+from facestream.presence import sweep
 from facestream.models.store.strangers import SiteStrangers
 from facestream.models.vision.analyzer import FaceAnalyzer, detection_pool
 from facestream.models.vision.scan import CameraScan
@@ -369,6 +370,8 @@ class Worker:
         problem = self.step.policy.problem
         said = f"{problem}; deciding with the settings' policy" if problem else current.describe()
         beat(self.r, self.keys, self.name, self.counts, self.streams, self.s.group, said)
+        sweep(self.r.execute_command, self.keys, [self.keys.camera_of(s) for s in self.streams], self.s.absent_after_s,
+              self.s.events_maxlen)  # a silent camera's people leave, even with no frame to say so
         if said != self._policy_said:
             (log.warning if problem else log.info)("decision policy: %s", said)
             self._policy_said = said

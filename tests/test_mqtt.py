@@ -152,7 +152,7 @@ def test_the_clip_gives_documented_events_presence_and_discovery(r, settings, fa
             t.join(30)
     events = heard.events("stage")
     first = next(e for e in events if e["person_id"] == lin)
-    assert set(first) == {"id", "kind", "camera", "person_id", "name", "visitor", "ts_ms", "frame_id", "redelivered"}
+    assert set(first) == {"id", "kind", "camera", "person_id", "name", "visitor", "ts_ms", "frame_id", "reason", "redelivered"}
     assert (first["kind"], first["name"], first["camera"], first["redelivered"]) == ("appear", "Lin-Manuel Miranda", "stage", False)
     stranger = next(e for e in events if e["visitor"])
     assert stranger["name"] == "unknown" and stranger["person_id"] == "" and stranger["visitor"].startswith("v-")
@@ -162,7 +162,7 @@ def test_the_clip_gives_documented_events_presence_and_discovery(r, settings, fa
     config = {m[0]: json.loads(m[1]) for m in heard.on("homeassistant/") if m[1]}
     presence = config[f"homeassistant/binary_sensor/{node}/{lin}_presence/config"]
     assert presence["state_topic"] == f"facestream/people/{lin}/state" and presence["device"]["identifiers"] == [node]
-    assert presence["availability_topic"] == "facestream/status"
+    assert presence["availability"] == [{"topic": "facestream/status"}]
     assert config[f"homeassistant/binary_sensor/{node}/stage_stranger/config"]["state_topic"] == "facestream/cameras/stage/stranger"
     assert config[f"homeassistant/sensor/{node}/stage_people/config"]["state_topic"] == "facestream/cameras/stage/count"
     assert heard.last("facestream/status") == b"offline"  # said when it stopped
