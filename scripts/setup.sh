@@ -96,6 +96,20 @@ if [[ " ${extras[*]-} " == *" test "* ]]; then
   # A real RTSP camera for tests/test_rtsp.py: GStreamer's RTSP server, run with Debian's Python (PyGObject).
   /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" >/dev/null 2>&1 \
     || apt_install_pkg python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  # A real Home Assistant for tests/test_home_assistant.py: the pinned set, in its own venv, once per machine.
+  ha="${FACESTREAM_HA_VENV:-$HOME/.cache/facestream/homeassistant-2024.3.3}"
+  stamp="$ha/.installed-$(sha256sum tests/homeassistant/requirements.txt | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "setup.sh: installing Home Assistant 2024.3.3 for the tests into $ha (about 2 minutes, once)" >&2
+    rm -rf "$ha" && "$PY" -m venv "$ha"
+    quiet "$ha/bin/python" -m pip --disable-pip-version-check -q install --no-deps -r tests/homeassistant/requirements.txt
+    touch "$stamp"
+  fi
+  # ... and the newest Home Assistant's wheel (it needs Python 3.13: read, not run), whose MQTT discovery
+  # vocabulary the same test checks the payloads against.
+  wheels="$HOME/.cache/facestream/homeassistant-wheels"
+  ls "$wheels"/homeassistant-2026.2.3-*.whl >/dev/null 2>&1 || quiet "${pip[@]}" download --no-deps --only-binary :all: \
+    --python-version 3.13 "homeassistant==2026.2.3" -d "$wheels"
 fi
 if [ "$gears" = 1 ]; then
   # What building RedisGears and its Python 3.7 needs (facestream/app/stack/buildgears.py names any still missing).
