@@ -59,7 +59,7 @@ class Settings(BaseSettings):
         "index (~1 KB a face), sightings (~4 KB each, for sightings_retention_h), visitors, the cohort.")
     gears_dir: Path | None = Field(
         None, description="A RedisGears 1.2 build (redisgears.so, gears_python.so, python3_<version>/) that "
-        "`facestream redis --gears` loads into the embedded server for the in-server gear; see the README.")
+        "`facestream redis --gears` loads into the embedded server for the in-server gear; see docs/gears.md.")
     key_prefix: str = Field("fs", pattern=r"^[A-Za-z0-9_]+$", description="Prefix of every key facestream writes.")
     faces_dir: Path = Field(SHARED_FACES, description="Labelled faces (gallery/, probes/, pairs.csv, videos/) "
                             "for demo, eval and calibrate.")
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
 
     # --- Models ------------------------------------------------------------------------------------
     detection: Literal["fast", "balanced", "thorough"] = Field(
-        "balanced", description="Live detection profile (README, 'Detection profiles'). fast: one pass over the "
+        "balanced", description="Live detection profile (docs/detection.md). fast: one pass over the "
         "frame downscaled to detect_max_side; balanced: a pass at scan_coarse_px plus tracked faces, moving areas "
         "and a sweep of the frame searched for faces from scan_min_face_px, within a per-frame budget; thorough: "
         "the whole frame at the scale where faces of name_min_face_px are found (accuracy first, not real time).",
@@ -165,7 +165,7 @@ class Settings(BaseSettings):
     # --- Matching ----------------------------------------------------------------------------------
     match_threshold: float = Field(
         0.13, gt=0, lt=4, description="Max squared L2 between unit vectors to accept a match: the ceiling; without a "
-        "calibration the threshold in force is derived from max_false_accepts for the gallery's size (README, 'Naming').",
+        "calibration the threshold in force is derived from max_false_accepts for the gallery's size (docs/naming.md).",
     )
     max_false_accepts: float = Field(
         0.04, ge=0, lt=1, description="How often a stranger's face may come within the threshold of some enrolled "
@@ -208,7 +208,7 @@ class Settings(BaseSettings):
     # --- Sightings and visitors -------------------------------------------------------------------
     sightings: bool = Field(
         True, description="Keep each track's best views (vector, thumbnail, who) as searchable sightings, and "
-        "group unknown faces into visitors (README, 'Sightings and visitors').",
+        "group unknown faces into visitors (docs/sightings.md).",
     )
     sightings_retention_h: float = Field(
         72.0, gt=0, description="Sightings and visitors expire this long after they were last written (key "
@@ -244,7 +244,7 @@ class Settings(BaseSettings):
     learn_strangers: int = Field(
         2000, ge=0, description="At most this many of the site's strangers (visitors of learn_looks looks further than "
         "match_threshold from every enrolled face) join the cohort and correct the impostor model, the oldest "
-        "leaving first, each expiring with sightings_retention_h (README, 'Naming'). 0: learn nothing.",
+        "leaving first, each expiring with sightings_retention_h (docs/naming.md). 0: learn nothing.",
     )
     learn_looks: int = Field(5, ge=1, description="A visitor is learned once it has this many looks (not a glimpse).")
     learn_every_s: float = Field(60.0, gt=0, description="One worker learns the recent visitors this often.")

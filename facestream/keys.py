@@ -12,7 +12,7 @@ Layout (with the default prefix ``fs``)::
     fs:answered:{<camera>}:<entry id> string  idempotency marker of an answered frame (expires)
     fs:audit               stream  gallery changes: when, who, from which address, what (MAXLEN ~ 10000)
     fs:person:<person_id>  hash    display name, metadata JSON, created time
-    fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality
+    fs:face:<person_id>:<n> hash   one enrolled face: person_id, vector (float32 LE), source, quality, JPEG thumbnail
     fs:idx:faces           index   RediSearch HNSW vector index over fs:face:*
     fs:model               string  "<model id> <dim>": the embedding model every vector under the prefix comes from
     fs:facecount:<person_id> string counter used to number a person's faces

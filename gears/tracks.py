@@ -46,6 +46,7 @@ class CameraTracks:
         self._tracks: dict[int, Track] = {}
         self._fresh: list[tuple[Detection, Track]] = []  # last frame's untracked faces, to seed their tracks
         self._scene: np.ndarray | None = None  # the previous frame, grey, 64x36 (to see cuts)
+        self._base, self._last_id = 0, -1  # track ids after a cut go on from the last one given
         self.last_ts = -1e18
         self.cuts = 0
 
@@ -60,8 +61,8 @@ class CameraTracks:
         the frame, to see a cut (None: not decoded, unchanged)."""
         self.last_ts = ts_s
         if rgb is not None and self._cut(rgb):
-            self._tracker.reset()
-            self._tracks, self._fresh = {}, []
+            self._tracker.reset()  # ByteTrack numbers from 1 again: ids go on from the last one, never reused
+            self._base, self._tracks, self._fresh = self._last_id + 1, {}, []
             self.cuts += 1
         if not detections and not self._tracks and not self._tracker.tracks:  # an empty scene: nothing to age
             self._fresh = []
@@ -76,12 +77,13 @@ class CameraTracks:
             out = self._tracker.update(dets, timestamp=ts_s)
         ids: list[int | None] = [None] * len(detections)
         for i, tid in zip(out.data.get("i", []), out.tracker_id):
-            ids[int(i)] = int(tid) if tid >= 0 else None
+            ids[int(i)] = self._base + int(tid) if tid >= 0 else None
+        self._last_id = max([self._last_id] + [t for t in ids if t is not None])
         self._seed_new_tracks(detections, ids)
         live = {t for t in ids if t is not None}
         for tid in live & self._tracks.keys():
             self._tracks[tid].frames_since += 1
-        alive = {t.tracker_id for t in self._tracker.tracks}
+        alive = {self._base + t.tracker_id for t in self._tracker.tracks}
         for tid in [t for t in self._tracks if t not in live and t not in alive]:
             del self._tracks[tid]
         return ids

@@ -1,10 +1,10 @@
-"""Make the two 1080p clips the README's capacity tables were measured on, from the shared faces (they are not ours
+"""Make the two 1080p clips docs/benchmarks.md's capacity tables were measured on, from the shared faces (they are not ours
 to ship): ``ham1080.mp4``, the Hamilton clip scaled to 1920x1080 (a busy camera: cuts, a crowd, people moving), and
 ``still1080.mp4``, 10 s of one of its frames with its people painted over and sensor noise added (an empty scene)::
 
     .venv/bin/python scripts/bench_clips.py ../shared/data/faces /tmp
     .venv/bin/facestream bench --capacity /tmp/ham1080.mp4 --enroll ../shared/data/faces/gallery/Barack_Obama \\
-        --cameras 1,2,4 --fps 5 --readme README.md
+        --cameras 1,2,4 --fps 5 --docs docs/benchmarks.md
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Measured accuracy on the shared labelled faces, through the pipeline's own code (minutes: real models).
 
 Verification must reach 0.99. Open-set identification is guarded at the level the calibration reaches
-with dlib's 128-d embedding (README, "Naming"): top-1 0.86 with ≤ 1% of ~550 strangers named; the
+with dlib's 128-d embedding (docs/naming.md): top-1 0.86 with ≤ 1% of ~550 strangers named; the
 naming issue's target of 0.90 is not reached.
 """
 

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 def readme_example() -> str:
     """The first Python block under the README's "The public API" heading."""
     readme = (REPO / "README.md").read_text()
-    section = readme[readme.index("### The public API"):]
+    section = readme[readme.index("## The public API"):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from facestream.app.bench.capacity import capacity
 from facestream.app.bench.clip import Figures, pipeline_run
 from facestream.app.bench.knn import clustered, knn_bench
-from facestream.app.bench.tables import update_readme
+from facestream.app.bench.tables import update_page
 from facestream.keys import Keys
 
 
@@ -56,10 +56,10 @@ def test_knn_bench_reports_recall_against_exact_search(r, settings):
     assert not r.exists(f"{settings.key_prefix}_knn:face:p0:0"), "scratch gallery removed"
 
 
-def test_readme_block_is_replaced_in_place(tmp_path):
+def test_a_docs_block_is_replaced_in_place(tmp_path):
     doc = tmp_path / "README.md"
     doc.write_text("intro\n<!-- bench:clip -->\nold\n<!-- /bench:clip -->\nrest\n")
-    update_readme(doc, "clip", ["| a |", "| b |"])
+    update_page(doc, "clip", ["| a |", "| b |"])
     assert doc.read_text() == "intro\n<!-- bench:clip -->\n| a |\n| b |\n<!-- /bench:clip -->\nrest\n"
     fig = Figures("x", frames=10, wall_s=2.0, latency_ms=[1.0] * 10)
     assert fig.fps == 5.0

@@ -1,5 +1,5 @@
 """A real Home Assistant (Core 2024.3.3, pinned in its own venv by ``scripts/setup.sh --test``) against the MQTT
-bridge, a real mosquitto and the pipeline on the Hamilton clip: the entity ids the README documents, their
+bridge, a real mosquitto and the pipeline on the Hamilton clip: the entity ids docs/home-assistant.md documents, their
 device classes, presence on when Miranda appears and off once the camera falls silent (no worker left to
 say so), the stranger sensor, and no word in Home Assistant's log about facestream's payloads."""
 
@@ -124,7 +124,7 @@ def _until(what: str, ok, timeout_s: float) -> float:
 
 
 def _documented_entity_ids() -> set[str]:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "home-assistant.md").read_text()
     return set(re.findall(r"\b(?:binary_sensor|sensor)\.facestream_fs_[a-z0-9_]+\b", text))
 
 
@@ -147,7 +147,7 @@ def test_home_assistant_sees_the_documented_entities_and_presence_that_ends(
     documented = _documented_entity_ids()
     presence, people, stranger = (f"binary_sensor.facestream_fs_{LIN.lower().replace('-', '_')}_presence",
                                   f"sensor.facestream_fs_{CAMERA}_people", f"binary_sensor.facestream_fs_{CAMERA}_stranger")
-    assert {presence, people, stranger} <= documented, f"the README documents {sorted(documented)}"
+    assert {presence, people, stranger} <= documented, f"docs/home-assistant.md documents {sorted(documented)}"
     enroll(Gallery(r, s), plan([faces_dir / "gallery" / LIN])[0], s)
     producer = Producer(r, s, CAMERA, str(faces_dir / "videos" / "hamilton_white_house_2009.mp4"), fps=6, loop=True)
     bridge = MqttBridge(r, s)

@@ -69,6 +69,8 @@ def test_a_cut_ends_every_track_so_no_name_carries_into_the_next_shot():
     (after,) = tracks.update([Detection((305, 42, 384, 141), 1.0)], 10 / 30, other)
     assert tracks.cuts == 1 and tracks.voted(after) is None, "the track and its name ended at the cut"
     assert tracks.due(after, det, 10 / 30), "the face after the cut is looked at anew"
+    (new,) = tracks.update([Detection((306, 42, 385, 141), 1.0)], 11 / 30, other)
+    assert new is not None and new > tid, "a track after the cut gets an id never given before"
 
 
 def test_track_label_is_a_vote_that_tolerates_misses_but_not_a_stranger():

@@ -1,4 +1,4 @@
-"""The benchmarks' figures as README tables, and the machine they were measured on."""
+"""The benchmarks' figures as tables for docs/benchmarks.md, and the machine they were measured on."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def machine_line() -> str:
 
 
 def pipeline_table(figs: list[Figures], command: str) -> list[str]:
-    """A results table for the README."""
+    """A results table for docs/benchmarks.md."""
     rows = ["| run | frames/s | latency p50 / p95 / p99 ms | faces embedded/s | CPU cores | worker RSS MB |",
             "|---|---|---|---|---|---|"]
     for f in figs:
@@ -59,7 +59,7 @@ def pipeline_table(figs: list[Figures], command: str) -> list[str]:
     return [f"`{command}` on {machine_line()}, {time.strftime('%Y-%m-%d')}:", "", *rows]
 
 
-def update_readme(path: Path, name: str, lines: list[str]) -> None:
+def update_page(path: Path, name: str, lines: list[str]) -> None:
     """Replace the block between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` in ``path``."""
     begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     doc = path.read_text()

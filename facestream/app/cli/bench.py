@@ -15,14 +15,14 @@ from facestream.config import Settings
 from facestream.errors import FacestreamError
 
 
-def _print(rows: list[str], block: str, readme: Path | None) -> None:
-    """The table, and into ``readme``'s block of that name."""
+def _print(rows: list[str], block: str, docs: Path | None) -> None:
+    """The table, and into ``docs``' block of that name."""
     from facestream.app.bench import tables
 
     typer.echo("\n".join(rows))
-    if readme:
-        tables.update_readme(readme, block, rows)
-        say(f"wrote the table into {readme}")
+    if docs:
+        tables.update_page(docs, block, rows)
+        say(f"wrote the table into {docs}")
 
 
 def _bench_settings(ctx: typer.Context) -> Settings:
@@ -65,7 +65,8 @@ def bench(
     capacity: Annotated[Optional[Path], typer.Option(help="Instead: this clip looped on --cameras cameras at --fps each, through what `up` runs: answered, latency, CPU per component.")] = None,
     cameras: Annotated[str, typer.Option(help="With --capacity: numbers of cameras to run, e.g. 1,2,4.")] = "1,2,4",
     seconds: Annotated[float, typer.Option(min=1, help="With --capacity: how long each run's cameras play.")] = 30.0,
-    readme: Annotated[Optional[Path], typer.Option(help="Write the results table into this file's bench block.")] = None,
+    docs: Annotated[Optional[Path], typer.Option(
+        help="Write the results table into this page's bench block (docs/benchmarks.md holds them all).")] = None,
 ) -> None:
     """Frames/s, latency percentiles, per-stage ms, CPU and RSS of the pipeline vs a naive per-frame loop."""
 
@@ -88,7 +89,7 @@ def bench(
     ]
     block, run = next((name, run) for wanted, name, run in modes if wanted)
     rows = run()
-    _print(rows, block, readme)
+    _print(rows, block, docs)
 
 
 def _clip(s: Settings, video: Path | None, enroll_dir: list[Path] | None, workers: int, fps: float | None,
