@@ -28,7 +28,7 @@ def test_a_walk_by_of_strangers_names_no_one_against_a_thousand_people(r, settin
     fixed threshold of before (0.13, a name on the first look) the same walk-by played through a worker
     (`facestream bench --strangers 1000 --frames 600`) named 100 of 3,355 faces on 5 of 111 tracks; now at
     most 1 in 200 faces and 1 track (measured: 7 faces on 1 track, a near-twin of one
-    enrolled person at 0.089; docs/naming.md). The issue's bar, no track at all, is not met yet."""
+    enrolled person at 0.089; since a cut ends every track, none: docs/naming.md). The issue's bar, no track at all, is not met yet."""
     settings = settings.replace(late_ms=60_000)  # every frame on time, however slow this machine: the same looks each run
     pool = sorted(distractors(faces_dir).items())[:PEOPLE]
     assert len(pool) == PEOPLE, f"the shared faces hold {len(pool)} people to enroll"
