@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     )
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
                                 "to this longest side.")
+    scan_coarse_every: int = Field(
+        1, ge=1, le=30, description="balanced: the whole-frame pass runs on every this-many-th frame of a camera (the "
+        "others search tracked faces, moving areas and the sweep only): 2 halves its cost on a busy camera, and a "
+        "face that walks in unseen by motion is found a frame later.",
+    )
     still_recheck_s: float = Field(
         10.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "
         "which had no face, is answered unsearched (no face; counted as unchanged), for up to this many seconds of "

@@ -92,6 +92,19 @@ def test_profiles_scale_by_the_detectors_smallest_face():
     assert DetectionProfile.of(s.replace(detector="hog")).scale_for(48) == pytest.approx(64 / 48)
 
 
+def test_the_whole_frame_pass_runs_on_every_nth_frame_and_always_when_late():
+    from facestream.models.vision.scan import CameraScan
+
+    s = load_settings()
+    rgb = np.zeros((1080, 1920, 3), np.uint8)
+    for every, expected in ((1, [True] * 3), (2, [True, False, True])):
+        scan = CameraScan(DetectionProfile.of(s.replace(scan_coarse_every=every)))
+        whole = [any(r.box == (0, 0, 1920, 1080) for r in scan.regions(rgb)) for _ in range(3)]
+        assert whole == expected, (every, whole)
+        late = scan.regions(rgb, late_ms=s.late_ms + 1)  # the 4th frame: not its turn at 2, but late: the cheap path
+        assert [r.box for r in late] == [(0, 0, 1920, 1080)]
+
+
 def test_regions_map_boxes_and_landmarks_back_to_the_frame(retina, faces_dir):
     rgb = _photo(faces_dir, "kit_harington_rose_leslie.jpg")
     whole = sorted(retina.detect(rgb), key=lambda d: d.box)

@@ -42,6 +42,7 @@ class DetectionProfile:
     late_ms: int  # a frame this late is searched on the cheap (the late_ms setting): no sweep, no moving areas
     still_s: float = 0.0  # balanced: a still, faceless scene goes unsearched this long (camera time); 0: never
     still_share: float = 0.0  # balanced: ... while less than this share of its (1/8 decode) pixels changed
+    coarse_every: int = 1  # balanced: the whole-frame pass on every this-many-th frame of a camera
 
     @classmethod
     def of(cls, s) -> "DetectionProfile":
@@ -54,7 +55,7 @@ class DetectionProfile:
         if s.detection == "fast":
             return cls("fast", s.detector, smallest, s.detect_max_side, smallest, 0.0, s.small_frame_px, s.late_ms)
         return cls("balanced", s.detector, smallest, s.scan_coarse_px, s.scan_min_face_px, s.scan_share,
-                   s.small_frame_px, s.late_ms, s.still_recheck_s, s.still_changed_share)
+                   s.small_frame_px, s.late_ms, s.still_recheck_s, s.still_changed_share, s.scan_coarse_every)
 
     @property
     def scans(self) -> bool:

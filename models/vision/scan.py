@@ -52,6 +52,7 @@ class CameraScan:
         self._kernel = np.ones((5, 5), np.uint8)
         self._tiles: list[Box] = []
         self._next_tile = 0
+        self._frames = 0  # frames searched: the whole-frame pass runs on every profile.coarse_every-th
         self._faces: list[tuple[Box, float]] = []  # (box, camera time last seen)
         self._lock = threading.Lock()
         self._thumbs: dict[float, np.ndarray] = {}  # 1/8 greyscale of frames being searched, by camera time
@@ -108,7 +109,9 @@ class CameraScan:
                 # Faces too small for the coarse pass, up to 2 x overlap, lie whole inside some tile.
                 overlap = int(self.profile.detector_min_face / coarse / 2)
                 self._tiles, self._next_tile = grid(w, h, round(1 / self.profile.sweep_share), overlap), 0
-        out = [Region((0, 0, w, h), coarse)]
+            whole = self._frames % self.profile.coarse_every == 0 or not finer or late_ms > self.profile.late_ms
+            self._frames += 1
+        out = [Region((0, 0, w, h), coarse)] if whole else []
         for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
             scale = min(self.scale, 1.6 * self.profile.scale_for(min(box[2] - box[0], box[3] - box[1])))
             if scale > coarse:  # else the coarse pass sees it at least as large
