@@ -31,11 +31,11 @@ import json
 import logging
 import threading
 import time
+from importlib.metadata import version
 from typing import Any
 
 import redis
 
-from facestream import __version__
 from facestream.commands import cameras
 from facestream.config import Settings
 from facestream.errors import BadRecord, FacestreamError
@@ -52,7 +52,8 @@ from facestream.status import read_status
 log = logging.getLogger("facestream.mqtt")
 GROUP = "mqtt"
 HEALTH_S, SYNC_S, SWEEP_S, PUBLISH_TIMEOUT_S = 30.0, 10.0, 1.0, 30.0
-ORIGIN = {"name": "facestream", "sw_version": __version__}
+VERSION = version("facestream")
+ORIGIN = {"name": "facestream", "sw_version": VERSION}
 
 
 class MqttBridge:
@@ -229,7 +230,7 @@ class MqttBridge:
         if not prefix:
             return
         device = {"identifiers": [self.node], "name": f"facestream {self.s.key_prefix}", "manufacturer": "facestream",
-                  "sw_version": __version__}
+                  "sw_version": VERSION}
         available = [{"topic": f"{self.p}/status"}] + ([{"topic": f"{self.p}/cameras/{camera}/availability"}]
                                                         if camera else [])
         entity = f"{self.node}_{object_id}"

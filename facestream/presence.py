@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from facestream.scripts import run as run_script
 from facestream.keys import Keys
 
 #: Why someone left: unseen on the camera's frames for ``absent_after_s``, or the camera fell silent.
@@ -66,7 +67,7 @@ def sweep(call: Callable[..., Any], keys: Keys, cameras: Iterable[str], absent_a
     one command (redis-py's ``execute_command``, on one server or a cluster)."""
     silent_ms, out = int(absent_after_s * 1000), []
     for camera in cameras:
-        left, age = call("EVAL", SWEEP_LUA, 3, keys.presence(camera), keys.events(camera), keys.results(camera),
-                         silent_ms, camera, events_maxlen)
+        left, age = run_script(call, SWEEP_LUA, [keys.presence(camera), keys.events(camera), keys.results(camera)],
+                                [silent_ms, camera, events_maxlen])
         out.append(Swept(camera, int(left), int(age), silent_ms))
     return out

@@ -65,4 +65,4 @@ def _preflight(client: redis.Redis) -> None:
     said = [x.decode() if isinstance(x, bytes) else str(x) for x in [*results, *errors]]
     if said != ["ok"] * len(results) or not results:
         raise FacestreamError("the server's RedisGears Python cannot run the gear: " + " | ".join(said)[-400:]
-                              + " (install facestream's gear packages into it; see the README's in-server gear)")
+                              + " (install facestream's gear packages into it; see docs/gears.md)")

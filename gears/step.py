@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 
 import numpy as np
 
+from facestream.scripts import run as run_script
 from facestream.errors import BadFrame
 from facestream.gears.memory import Memory, Writes
 from facestream.gears.track import Kept, NoTracks
@@ -380,4 +381,4 @@ class Step:
         args = [int(self.s.answered_ttl_s * 1000), out_maxlen, group, entry_id, self.s.events_maxlen, ts_ms,
                 int(self.s.absent_after_s * 1000), camera, entry_id, len(pairs) // 2, len(flat) // 2,
                 "0" if people is None else "1"]
-        return bool(self.call("EVAL", COMMIT_LUA, len(keys), *keys, *args, *pairs, *flat))
+        return bool(run_script(self.call, COMMIT_LUA, keys, [*args, *pairs, *flat]))

@@ -9,7 +9,7 @@ The rule has three distance tests, each a reason when it fails, plus quality gat
   best enrolled face (within ``cohort_margin``): this probe looks like many people, not like one;
 - ``too_small`` / ``blurry`` / ``turned``: the face is too poor to name at all.
 
-Measured on ../shared (README, "Naming"), this rule with its three values chosen by
+Measured on ../shared (docs/naming.md), this rule with its three values chosen by
 ``facestream calibrate --identify`` names as many known probes at 1% false accepts as a logistic fusion
 of the same distances, and each refusal keeps a reason a user can act on.
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from facestream.scripts import run as run_script
 from facestream.keys import Keys
 from facestream.models.store.knn import create_vector_index, knn_command, no_index
 from facestream.records import Sighting
@@ -151,7 +152,7 @@ def write(call: Call, keys: Keys, sighting: Sighting, ttl_ms: int, replaces: Opt
 def store(call: Call, key: str, ttl_ms: int, fields: dict, replaces: Optional[str] = None) -> None:
     """HSET ``fields`` and set the key's expiry in one step (never a key without its expiry); DEL ``replaces``."""
     flat = [x for kv in fields.items() for x in kv]
-    call("EVAL", WRITE_LUA, 2, key, replaces or key, int(ttl_ms), *flat)
+    run_script(call, WRITE_LUA, [key, replaces or key], [int(ttl_ms), *flat])
 
 
 @dataclass

@@ -6,7 +6,7 @@ track's face joins the nearest visitor if both its centroid and, on average, its
 ``visitor_distance`` (squared L2), else starts a new one; every later look of the track adds to its
 visitor. Comparing with the whole visitor, not with its single nearest face, keeps different people
 from being chained together, and the exemplar average keeps a centroid that drifted between two
-people from swallowing a third (measured, README "Sightings and visitors": with the centroid alone,
+people from swallowing a third (measured, docs/sightings.md: with the centroid alone,
 pairwise precision 0.87 at recall 0.86; with both tests 0.95 at 0.82).
 
 Visitors expire ``sightings_retention_h`` after their last look, like their sightings. Ids come from

@@ -6,7 +6,7 @@ batch. Vectors are unit length, so the squared L2 distance RediSearch returns is
 
 A face can be embedded from several *views* (the aligned chip cut with other paddings, and mirrored),
 averaged into one vector: steadier, at the cost of one network pass per view. Measured on ../shared
-(README, "Naming"): views of the probe are the largest single gain in naming.
+(docs/naming.md): views of the probe are the largest single gain in naming.
 
 Quality (sharpness, head turn) is measured on dlib's chip and 5 points whatever the model, so the
 naming gates mean the same with any network.
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from facestream.config import Settings
     from facestream.models.protocols import Network
 
-#: View sets by size, chosen on ../shared (README, "Naming"): 1 is the plain chip (dlib's padding 0.25); 2
+#: View sets by size, chosen on ../shared (docs/naming.md): 1 is the plain chip (dlib's padding 0.25); 2
 #: that chip and its mirror image (LFW pairs: 1 view 0.983, 2 views 0.993); 4 the chip cut with paddings 0.2
 #: and 0.3 and their mirrors (known probes named at 1% false accepts: 1 view 0.80, 4 views 0.85).
 VIEWS = {1: ((0.25, False),), 2: ((0.25, False), (0.25, True)),
