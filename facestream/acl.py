@@ -34,7 +34,7 @@ def rules(role: str, keys: Keys) -> list[str]:
         "admin": [mine, "+@all", "-@dangerous", "+info"],
         "worker": [mine, "-@all", "+@read", "+@write", "+@stream", "+@scripting", "+ft.search", "+ft.info", "+ft.create",
                    "+ft._list", "+ft.dropindex", _CONNECTION,  # (sightings: time buckets made, listed, dropped)
-                   "-@dangerous"],
+                   "+time", "-@dangerous"],  # TIME: the presence sweep's script asks the server's clock
         "producer": [f"~{keys.frames_prefix}*", "-@all", "+xadd", _CONNECTION],
         "reader": [mine, "-@all", "+@read", "+ft.info", "+ft.search", "+ft._list", _CONNECTION, "-@dangerous"],
     }
