@@ -1,8 +1,10 @@
 """A worker's counters, and the heartbeat that publishes them (``fs:worker:<name>``, read by
-``facestream status``) together with the Prometheus gauges of the streams it follows."""
+``facestream status``) together with the Prometheus gauges of the streams it follows; with each beat the
+worker also ends the presence of its cameras that fell silent (:class:`SilentCameras`)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass
 
@@ -12,6 +14,10 @@ from facestream.commands import group_info
 from facestream.gears import metrics
 from facestream.gears.step import Outcome
 from facestream.keys import Keys
+from facestream.presence import sweep
+from facestream.refusals import condition
+
+log = logging.getLogger("facestream.worker")
 
 #: A heartbeat lives this long: a worker that stops beating drops out of `status` and the lease share.
 BEAT_TTL_S = 15
@@ -65,3 +71,24 @@ def beat(client: redis.Redis, keys: Keys, name: str, counts: Counts, streams: li
             metrics.LAG.labels(cam).set(int(g.get("lag") or 0))
             metrics.PENDING.labels(cam).set(int(g["pending"]))
     metrics.DEADLETTERS.set(sum(client.xlen(keys.deadletter(keys.camera_of(s))) for s in streams))
+
+
+class SilentCameras:
+    """Each beat, the people of the worker's cameras that fell silent leave (:func:`facestream.presence.sweep`).
+    A refusal of the sweep itself (an ACL of an older release without TIME) is said once, not fatal: frames are
+    still answered."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, absent_after_s: float, events_maxlen: int):
+        self.r, self.keys, self.absent_after_s, self.events_maxlen = client, keys, absent_after_s, events_maxlen
+        self.said = ""
+
+    def sweep(self, streams: list[str]) -> None:
+        try:
+            sweep(self.r.execute_command, self.keys, [self.keys.camera_of(s) for s in streams], self.absent_after_s,
+                  self.events_maxlen)
+        except redis.ResponseError as e:
+            if condition(e) is not None:
+                raise  # Redis refusing writes: waited out by the worker's loop, said once there
+            if str(e) != self.said:
+                log.warning("cannot end silent cameras' presence (frames are still answered): %s", e)
+                self.said = str(e)

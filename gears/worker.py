@@ -30,13 +30,12 @@ from facestream.commands import cameras, ensure_group
 from facestream.config import Settings
 from facestream.feed import id_key, read
 from facestream.gears import metrics
-from facestream.gears.heartbeat import Counts, beat
+from facestream.gears.heartbeat import Counts, SilentCameras, beat
 from facestream.gears.leases import SHORT_LOOK_S, CameraLeases
 from facestream.gears.losses import LossCounter, skip_behind
 from facestream.gears.step import Answer, FrameEntry, Outcome, Prepared, Step
 from facestream.gears.tracks import CameraTracks
 from facestream.keys import Keys
-from facestream.presence import sweep
 from facestream.models.store.strangers import SiteStrangers
 from facestream.models.vision.analyzer import FaceAnalyzer, detection_pool
 from facestream.models.vision.scan import CameraScan
@@ -86,6 +85,7 @@ class Worker:
         self._learn = Every(settings.learn_every_s)
         self.strangers = SiteStrangers((index or client).execute_command, self.keys, settings)
         self._policy_said = ""  # the decision policy last logged
+        self._silent = SilentCameras(client, self.keys, settings.absent_after_s, settings.events_maxlen)
         self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
         self.losses = LossCounter(client, self.keys, settings.group)
@@ -370,8 +370,7 @@ class Worker:
         problem = self.step.policy.problem
         said = f"{problem}; deciding with the settings' policy" if problem else current.describe()
         beat(self.r, self.keys, self.name, self.counts, self.streams, self.s.group, said)
-        sweep(self.r.execute_command, self.keys, [self.keys.camera_of(s) for s in self.streams], self.s.absent_after_s,
-              self.s.events_maxlen)  # a silent camera's people leave, even with no frame to say so
+        self._silent.sweep(self.streams)  # a silent camera's people leave, even with no frame to say so
         if said != self._policy_said:
             (log.warning if problem else log.info)("decision policy: %s", said)
             self._policy_said = said

@@ -99,3 +99,19 @@ def test_a_worker_may_write_sightings_and_visitors_and_a_reader_may_search_them_
     with pytest.raises(Exception, match="no permissions"):
         name_visitor(reader, reader_s, vid, "ann", "Ann")
     assert r.exists(keys.visitor(vid)), "the refused naming changed nothing"
+
+
+def test_a_worker_whose_acl_predates_the_sweep_still_answers_and_says_why_once(r, settings, as_role, caplog):
+    """An ACL file made by an earlier release (the worker role without TIME): the silent-camera sweep is refused,
+    said once, and frames are answered all the same."""
+    keys = Keys(settings.key_prefix)
+    worker_s, worker = as_role("worker")
+    r.execute_command("ACL", "SETUSER", worker_s.redis_username, "-time")
+    r.xadd(keys.frames("door"), Frame("door", 1, int(time.time() * 1000), 96, 72, jpeg()).to_fields())
+    w = Worker(worker, worker_s.replace(block_ms=50, tracking=False), NoFaces(), name="old-acl-w")
+    with caplog.at_level("WARNING", logger="facestream.worker"):
+        for _ in range(3):
+            w.heartbeat()
+        assert w.run(max_idle_s=0.5).results == 1
+    said = [m for m in caplog.messages if "cannot end silent cameras' presence" in m]
+    assert len(said) == 1 and "time" in said[0].lower(), caplog.messages
