@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,10 @@ def settings_page() -> str:
             "", "| setting | environment | type | default | what it does |", "|---|---|---|---|---|"]
     for name, f in Settings.model_fields.items():
         kind = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
-        default = "–" if f.default is None else f"`{f.default}`" if f.default != "" else '`""`'
+        value = f.default
+        if isinstance(value, Path) and value.is_absolute():  # a default beside the checkout: where it is, not mine
+            value = os.path.relpath(value, OUT.parent.parent)
+        default = "–" if value is None else f"`{value}`" if value != "" else '`""`'
         rows.append(f"| `{name}` | `FACESTREAM_{name.upper()}` | {cell(kind)} | {cell(default)} | "
                     f"{cell(f.description or '')} |")
     return "\n".join(rows) + "\n"

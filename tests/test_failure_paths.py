@@ -140,7 +140,7 @@ def test_kill_9_of_a_worker_blocked_inside_its_commit_loses_nothing(r, settings)
         while True:
             r.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
             time.sleep(0.2)
-            if any(c.get("cmd") == "eval" for c in r.client_list()):  # a commit is held on the server
+            if any(c.get("cmd") in ("eval", "evalsha") for c in r.client_list()):  # a commit is held on the server
                 break
             r.execute_command("CLIENT", "UNPAUSE")  # it was between commits: let it go on, try again
             assert time.monotonic() < deadline, "the holder was never caught inside a commit"
