@@ -111,9 +111,11 @@ class Settings(BaseSettings):
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
                                 "to this longest side.")
     scan_coarse_every: int = Field(
-        1, ge=1, le=30, description="balanced: the whole-frame pass runs on every this-many-th frame of a camera (the "
-        "others search tracked faces, moving areas and the sweep only): 2 halves its cost on a busy camera, and a "
-        "face that walks in unseen by motion is found a frame later.",
+        1, ge=1, le=30, description="balanced: the whole-frame pass runs on every this-many-th frame of a camera; the "
+        "others (a late one too, if faces are tracked) search tracked faces, moving areas and the sweep only, and a "
+        "face that walks in unseen by motion is found up to this many frames later. Measured (docs/benchmarks.md): 4 "
+        "busy 1080p cameras at 5 fps on 2 cores, p99 ~550-850 ms at 1, ~370 at 2, ~320 at 3; its cost in recall is "
+        "not measured yet, so 1 stays the default.",
     )
     still_recheck_s: float = Field(
         10.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "

@@ -109,7 +109,7 @@ class CameraScan:
                 # Faces too small for the coarse pass, up to 2 x overlap, lie whole inside some tile.
                 overlap = int(self.profile.detector_min_face / coarse / 2)
                 self._tiles, self._next_tile = grid(w, h, round(1 / self.profile.sweep_share), overlap), 0
-            whole = self._frames % self.profile.coarse_every == 0 or not finer or late_ms > self.profile.late_ms
+            whole = self._frames % self.profile.coarse_every == 0 or not finer or (late_ms > self.profile.late_ms and not faces)
             self._frames += 1
         out = [Region((0, 0, w, h), coarse)] if whole else []
         for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
