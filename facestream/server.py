@@ -16,6 +16,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -276,7 +277,7 @@ def connect(s: Settings, url: str | None = None) -> Client:
     try:
         tcp = {} if url.startswith("unix://") else {"socket_keepalive": True}  # a socket has no keepalive
         client = client_for(s, url, decode_responses=False, health_check_interval=30, **tcp)
-        client.ping()
+        _ping(client, url)
         if is_cluster_node(client):
             client.close()
             client = client_for(s, url, redis.RedisCluster, decode_responses=False, **tcp)
@@ -287,6 +288,28 @@ def connect(s: Settings, url: str | None = None) -> Client:
                     "`facestream redis --stop` (the next command starts it again)")
         raise ServerError(redact(f"cannot reach Redis at {url}: {e}") + hint) from None
     return client
+
+
+#: A server that is loading its data (a restart with a large AOF: ~1 s a GB here) answers LOADING to every
+#: command; a client that connects meanwhile waits this long for it, rather than failing at once.
+LOADING_WAIT_S = 300
+
+
+def _ping(client: redis.Redis, url: str) -> None:
+    """PING, waiting (said once on stderr) while the server is still loading its data set."""
+    deadline, said = time.monotonic() + LOADING_WAIT_S, False
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.BusyLoadingError:
+            if time.monotonic() > deadline:
+                raise
+            if not said:
+                print(redact(f"Redis at {url} is loading its data into memory: waiting (up to {LOADING_WAIT_S} s)"),
+                      file=sys.stderr, flush=True)
+                said = True
+            time.sleep(0.2)
 
 
 def connect_index(s: Settings, streams: Client | None = None) -> redis.Redis:

@@ -233,3 +233,48 @@ def test_a_command_meeting_a_full_redis_says_so_in_one_line_and_exits_75(tmp_pat
         assert server.password() not in out.stderr + out.stdout
     finally:
         server.stop()
+
+
+def test_a_client_waits_for_a_server_still_loading_its_data(tmp_path, capfd):
+    """A restarted server with a large data set answers LOADING until it has read it: a command started then waits
+    (said once) instead of failing."""
+    import redis
+
+    from facestream.server import find_binaries
+
+    port, exe = free_port(), str(find_binaries().redis_server)
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "", "--appendonly", "no",
+            "--dbfilename", "dump.rdb", "--enable-debug-command", "yes"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    try:
+        c = redis.Redis(port=port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                c.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        c.execute_command("DEBUG", "POPULATE", 4_000_000, "k", 64)  # ~0.5 GB: a second or two to load
+        c.save()
+    finally:
+        first.terminate()
+        first.wait(30)
+    again = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    try:
+        s = load_settings(redis_url=f"redis://127.0.0.1:{port}/0")
+        deadline = time.monotonic() + 10
+        while True:  # the port opens as soon as the server starts, before it has loaded anything
+            try:
+                client = connect(s)
+                break
+            except Exception:  # noqa: BLE001 - refused until the port is open
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        assert client.dbsize() == 4_000_000
+    finally:
+        again.terminate()
+        again.wait(30)
+    err = capfd.readouterr().err
+    assert err.count("is loading its data into memory: waiting") == 1, err
