@@ -111,11 +111,9 @@ class Settings(BaseSettings):
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
                                 "to this longest side.")
     scan_coarse_every: int = Field(
-        1, ge=1, le=30, description="balanced: the whole-frame pass runs on every this-many-th frame of a camera; the "
-        "others (a late one too, if faces are tracked) search tracked faces, moving areas and the sweep only, and a "
-        "face that walks in unseen by motion is found up to this many frames later. Measured (docs/benchmarks.md): 4 "
-        "busy 1080p cameras at 5 fps on 2 cores, p99 ~550-850 ms at 1, ~370 at 2, ~320 at 3; its cost in recall is "
-        "not measured yet, so 1 stays the default.",
+        3, ge=1, le=30, description="balanced: while faces are tracked, the whole-frame pass runs on every this-many-th "
+        "frame only (the others search the tracked faces, moving areas and the sweep): 4 busy 1080p cameras at 5 fps "
+        "hold (p99 ~285 ms, ~460-850 at 1), recall within 2 points per frame (docs/benchmarks.md).",
     )
     still_recheck_s: float = Field(
         10.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "

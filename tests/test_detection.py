@@ -92,17 +92,21 @@ def test_profiles_scale_by_the_detectors_smallest_face():
     assert DetectionProfile.of(s.replace(detector="hog")).scale_for(48) == pytest.approx(64 / 48)
 
 
-def test_the_whole_frame_pass_runs_on_every_nth_frame_and_always_when_late():
+def test_the_whole_frame_pass_runs_on_every_nth_frame_while_faces_are_tracked():
     from facestream.models.vision.scan import CameraScan
 
     s = load_settings()
-    rgb = np.zeros((1080, 1920, 3), np.uint8)
-    for every, expected in ((1, [True] * 3), (2, [True, False, True])):
-        scan = CameraScan(DetectionProfile.of(s.replace(scan_coarse_every=every)))
-        whole = [any(r.box == (0, 0, 1920, 1080) for r in scan.regions(rgb)) for _ in range(3)]
-        assert whole == expected, (every, whole)
-        late = scan.regions(rgb, late_ms=s.late_ms + 1)  # the 4th frame: not its turn at 2, but late: the cheap path
-        assert [r.box for r in late] == [(0, 0, 1920, 1080)]
+    rgb, face = np.zeros((1080, 1920, 3), np.uint8), (800, 300, 1000, 540)
+    scan = CameraScan(DetectionProfile.of(s.replace(scan_coarse_every=3)))
+    whole = lambda regions: any(r.box == (0, 0, 1920, 1080) for r in regions)  # noqa: E731
+    assert all(whole(scan.regions(rgb)) for _ in range(3)), "nobody tracked: the whole frame, every frame"
+    scan.follow([face], 0.0)
+    seen = [scan.regions(rgb) for _ in range(6)]
+    assert [whole(x) for x in seen] == [True, False, False, True, False, False]
+    assert all(any(r.box[0] <= face[0] and r.box[2] >= face[2] for r in x) for x in seen), "the face, every frame"
+    every = CameraScan(DetectionProfile.of(s.replace(scan_coarse_every=1)))
+    every.follow([face], 0.0)
+    assert all(whole(every.regions(rgb)) for _ in range(3)), "1: every frame"
 
 
 def test_regions_map_boxes_and_landmarks_back_to_the_frame(retina, faces_dir):

@@ -109,12 +109,12 @@ class CameraScan:
                 # Faces too small for the coarse pass, up to 2 x overlap, lie whole inside some tile.
                 overlap = int(self.profile.detector_min_face / coarse / 2)
                 self._tiles, self._next_tile = grid(w, h, round(1 / self.profile.sweep_share), overlap), 0
-            whole = self._frames % self.profile.coarse_every == 0 or not finer or (late_ms > self.profile.late_ms and not faces)
+            whole = self._frames % self.profile.coarse_every == 0 or not finer or not faces  # nobody tracked: look everywhere
             self._frames += 1
         out = [Region((0, 0, w, h), coarse)] if whole else []
         for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
             scale = min(self.scale, 1.6 * self.profile.scale_for(min(box[2] - box[0], box[3] - box[1])))
-            if scale > coarse:  # else the coarse pass sees it at least as large
+            if scale > coarse or not whole:  # else the coarse pass sees it at least as large
                 out.append(Region(grow(box, 0.6, 8, w, h), scale))
         if self.profile.sweep_share > 0 and late_ms <= self.profile.late_ms and finer:
             out += self._budgeted(moving, w, h)
