@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from facestream.scripts import run as run_script
 from facestream.keys import Keys
+from facestream.scripts import run as run_script
 
 #: Why someone left: unseen on the camera's frames for ``absent_after_s``, or the camera fell silent.
 UNSEEN, CAMERA_SILENT = "unseen", "camera_silent"

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Un
 
 import numpy as np
 
-from facestream.scripts import run as run_script
 from facestream.errors import BadFrame
 from facestream.gears.memory import Memory, Writes
 from facestream.gears.track import Kept, NoTracks
@@ -40,6 +39,7 @@ from facestream.models.vision.image import decode_frame
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.refusals import Refusals
 from facestream.replies import text
+from facestream.scripts import run as run_script
 
 if TYPE_CHECKING:
     from facestream.config import Settings

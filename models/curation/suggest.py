@@ -28,8 +28,9 @@ from facestream.keys import Keys
 from facestream.models.matcher import AMBIGUOUS, BELOW_THRESHOLD, Policy, by_person, decide
 from facestream.models.store.cohort import Cohort
 from facestream.models.store.gallery import EnrolledFace, Gallery
-from facestream.models.store.knn import search_with
+from facestream.models.store.knn import VECTOR_FIELD, search_with
 from facestream.models.store.sightings import LISTED, labelled, load, tag
+from facestream.models.store.visitors import missing
 from facestream.records import UNKNOWN, Sighting
 from facestream.replies import as_dict, text
 
@@ -122,9 +123,9 @@ class Advisor:
         """A visitor's suggestions (from its centroid and its distinct looks: a stranger's blurred or turned looks
         come near several people, its best look nearest the right one; people it was said not to be are left
         out) and how often each reason was given to its kept looks."""
-        raw = self.r.hmget(self.keys.visitor(vid), "vector", "exemplars", "not_of")
+        raw = self.r.hmget(self.keys.visitor(vid), VECTOR_FIELD, "exemplars", "not_of")
         if raw[0] is None:
-            raise FacestreamError(f"no visitor {vid} (expired, named or forgotten? see: facestream visitors list)")
+            raise FacestreamError(missing(vid))
         dim = len(raw[0]) // 4
         looks = np.frombuffer(raw[0] + (raw[1] or b""), dtype="<f4").reshape(-1, dim).astype(np.float32)
         ids = labelled(self.r.execute_command, self.keys, "visitor", vid)[:REASONS_OF]
@@ -174,7 +175,7 @@ def not_person(r: redis.Redis, s: Settings, vid: str, person_id: str) -> int:
     Gallery(r, s).person(person_id)  # a typo is an error, not a silent no-op
     before = r.hget(keys.visitor(vid), "not_of")
     if before is None and not r.exists(keys.visitor(vid)):
-        raise FacestreamError(f"no visitor {vid} (expired, named or forgotten? see: facestream visitors list)")
+        raise FacestreamError(missing(vid))
     looks = [x for x in (load(r.execute_command, keys, i) for i in labelled(r.execute_command, keys, "visitor", vid))
              if x is not None]
     views = diverse_views(looks, Policy.of(s)) or looks[:1]

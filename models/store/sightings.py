@@ -28,11 +28,11 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from facestream.scripts import run as run_script
 from facestream.keys import Keys
 from facestream.models.store.knn import create_vector_index, knn_command, no_index
 from facestream.records import Sighting
 from facestream.replies import as_dict, text
+from facestream.scripts import run as run_script
 
 Call = Callable[..., Any]
 #: Fields a search returns (not the vector or the thumbnail: fetch those for the sightings shown).

@@ -47,6 +47,11 @@ class Visitor:
     cameras: List[str] = field(default_factory=list)
 
 
+def missing(vid: str) -> str:
+    """What to say of a visitor id that names no visitor (any more)."""
+    return f"no visitor {vid} (expired, named or forgotten? see: facestream visitors list)"
+
+
 def visitor_id(n: int) -> str:
     return "v-%06d" % n
 
@@ -142,7 +147,7 @@ class Visitors:
         a, b = (self.call("HMGET", self.keys.visitor(vid), "sum", "exemplars", *INFO) for vid in (into, other))
         for vid, raw in ((into, a), (other, b)):
             if raw[0] is None:
-                raise ValueError(f"no visitor {vid} (expired, named or forgotten? see: facestream visitors list)")
+                raise ValueError(missing(vid))
         va, vb = _visitor(into, a[2:]), _visitor(other, b[2:])
         total = np.frombuffer(bytes(a[0]), dtype="<f4") + np.frombuffer(bytes(b[0]), dtype="<f4")
         exemplars = _rows(a[1], self.dim)

@@ -101,12 +101,13 @@ def visitors_show(
     from facestream.models.curation.suggest import Advisor
     from facestream.models.evaluation.identify import policy_of_prefix
     from facestream.models.store.sightings import labelled, load
+    from facestream.models.store.visitors import missing
 
     s = settings_of(ctx)
     r = connect_index(s)
     v = visitors_of(r, s).get(visitor)
     if v is None:
-        raise FacestreamError(f"no visitor {visitor!r} (expired, named or forgotten? see: facestream visitors list)")
+        raise FacestreamError(missing(visitor))
     typer.echo(f"{v.visitor_id}: {v.looks} looks, first {when(v.first_ms)}, last {when(v.last_ms)}, "
                f"cameras {','.join(v.cameras)}")
     keys = Keys(s.key_prefix)
