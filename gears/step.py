@@ -1,6 +1,7 @@
 """The gear step: one frame-stream entry → one result (or one dead letter), written atomically.
 
-A frame goes :meth:`Step.prepare` (parse, decode, detect: safe in threads) → :meth:`Step.finish`
+A frame goes :meth:`Step.prepare` (:meth:`Step.glance`: parse, is the scene unchanged?; :meth:`Step.search`: decode,
+detect, safe in threads) → :meth:`Step.finish`
 (track, embed, search, decide: one :class:`Look` per face, in the camera's order) → :meth:`Step.commit`,
 which writes the :class:`Answer` with one Lua script that, in a single atomic step,
 
@@ -132,10 +133,11 @@ class Prepared:
 
     entry_id: str
     frame: Frame
-    rgb: Optional[np.ndarray]  # the decoded image, RGB (None: unchanged, not decoded)
+    rgb: Optional[np.ndarray]  # the decoded image, RGB (None: not decoded: unchanged, or not searched yet)
     detections: List[Detection]
     timings: Dict[str, float]  # ms: queue, decode, detect
     size: Tuple[int, int] = (0, 0)  # width, height
+    unchanged: bool = False  # the scene had not changed: answered unsearched (:meth:`Scan.unchanged`)
 
 
 @dataclass
@@ -213,27 +215,38 @@ class Step:
         return self.commit(entry.stream, group, answer)
 
     def prepare(self, stream: str, entry_id: str, fields: Fields, scan: Optional[Scan] = None) -> Prepared:
-        """Parse, decode and detect one frame entry; raise BadFrame for input that can never be processed.
+        """Parse, decode and detect one frame entry (:meth:`glance`, then :meth:`search` unless it is unchanged);
+        raise BadFrame for input that can never be processed.
 
         ``scan``: the camera's :class:`facestream.models.vision.scan.CameraScan` (balanced profile), which says
-        where to look; without one the whole frame is searched. Safe to run for several frames at once in
-        threads (the detectors and OpenCV's decoder release the GIL); :meth:`finish` must then see a
-        camera's frames in order.
+        where to look; without one the whole frame is searched.
         """
+        p = self.glance(stream, entry_id, fields, scan)
+        return p if p.unchanged else self.search(p, scan)
+
+    def glance(self, stream: str, entry_id: str, fields: Fields, scan: Optional[Scan] = None) -> Prepared:
+        """Parse one frame entry and ask the camera's ``scan`` whether its scene is unchanged: a Prepared that is
+        :attr:`Prepared.unchanged` (answered unsearched, no face) or that needs :meth:`search`. Cheap (~1 ms for
+        1080p): a runner glances in the order read, so the camera's frames reach the scan in order."""
         t0 = time.perf_counter()
         queue_ms = max(0.0, time.time() * 1000 - entry_ms(entry_id))
         frame = Frame.from_fields(fields, self.s.max_frame_bytes)
         if frame.camera != self.keys.camera_of(stream):
             raise BadFrame(f"camera field {frame.camera!r} does not match stream {stream}")
-        if scan is not None and scan.unchanged(frame.jpeg, frame.ts_ms / 1000):
-            return Prepared(entry_id, frame, None, [], {"queue": queue_ms, "decode": (time.perf_counter() - t0) * 1e3,
-                                                        "detect": 0.0}, scan.size)
-        rgb = decode_frame(frame.jpeg, self.s.max_frame_pixels)
+        unchanged = scan is not None and scan.unchanged(frame.jpeg, frame.ts_ms / 1000)
+        return Prepared(entry_id, frame, None, [], {"queue": queue_ms, "decode": (time.perf_counter() - t0) * 1e3,
+                                                    "detect": 0.0}, scan.size if scan is not None else (0, 0), unchanged)
+
+    def search(self, p: Prepared, scan: Optional[Scan] = None) -> Prepared:
+        """Decode and detect a glanced frame. Safe to run for several frames at once in threads (the detectors and
+        OpenCV's decoder release the GIL); :meth:`finish` must then see a camera's frames in order."""
+        t0 = time.perf_counter()
+        rgb = decode_frame(p.frame.jpeg, self.s.max_frame_pixels)
         t1 = time.perf_counter()
-        detections = self.analyzer.detect_frame(rgb, scan.regions(rgb, queue_ms) if scan is not None else None)
+        detections = self.analyzer.detect_frame(rgb, scan.regions(rgb, p.timings["queue"]) if scan is not None else None)
         t2 = time.perf_counter()
-        timings = {"queue": queue_ms, "decode": (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
-        return Prepared(entry_id, frame, rgb, detections, timings, (rgb.shape[1], rgb.shape[0]))
+        timings = {**p.timings, "decode": p.timings["decode"] + (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
+        return Prepared(p.entry_id, p.frame, rgb, detections, timings, (rgb.shape[1], rgb.shape[0]))
 
     def finish(self, p: Prepared, tracks: Optional[Tracks] = None, scan: Optional[Scan] = None) -> Answer:
         """Track, embed, search and decide the faces of a prepared frame: one :class:`Look` per face.
@@ -267,7 +280,7 @@ class Step:
         timings = {**p.timings, "embed": (t1 - t0) * 1e3, "search": (t2 - t1) * 1e3,
                    "total": (t2 - t0) * 1e3 + p.timings["decode"] + p.timings["detect"]}
         result = FrameResult(p.entry_id, p.frame.camera, p.frame.seq, p.frame.ts_ms, faces, timings, self.worker,
-                             *p.size, embedded=len(todo), unchanged=p.rgb is None)
+                             *p.size, embedded=len(todo), unchanged=p.unchanged)
         return Answer(result, writes, refused)
 
     def _plan(self, looks: List[Look], tracks: Tracks, ts_s: float, policy: Policy, late: bool) -> List[Look]:

@@ -28,6 +28,7 @@ import redis
 
 from facestream.commands import cameras, ensure_group
 from facestream.config import Settings
+from facestream.errors import BadFrame
 from facestream.feed import id_key, read
 from facestream.gears import metrics
 from facestream.gears.heartbeat import Counts, SilentCameras, beat
@@ -89,7 +90,6 @@ class Worker:
         self._bad_keys: set[bytes] = set()
         self.leases = CameraLeases(client, self.keys, self.name, settings.camera_lease_ms)
         self.losses = LossCounter(client, self.keys, settings.group)
-        self.profile = analyzer.profile
         self._in_hand: list[InHand] = []  # in the order read
         self._pool = detection_pool(analyzer, settings.detect_threads)  # models warm: ready means ready
 
@@ -104,8 +104,8 @@ class Worker:
         return cam
 
     def _new_camera(self, tracked: bool) -> Camera:
-        return Camera(CameraTracks.of(self.s) if tracked else None,
-                      CameraScan(self.profile) if self.profile.scans else None)
+        profile = self.step.analyzer.profile
+        return Camera(CameraTracks.of(self.s) if tracked else None, CameraScan(profile) if profile.scans else None)
 
     @property
     def reading(self) -> list[str]:
@@ -213,12 +213,19 @@ class Worker:
         return self._finish_ready(all_of_them=True)
 
     def _detect_ahead(self, entry: FrameEntry) -> Future[Prepared] | None:
-        """Start decoding and detecting the frame in the thread pool (None: no pool). What it raises is
-        raised again, in order, when the frame is finished."""
+        """Glance at the frame here, in the order read; search it in the thread pool unless its scene is unchanged
+        (no hand-off then). None: no pool, or a bad frame (dead-lettered, in order, when the frame is finished)."""
         if self._pool is None:
             return None
-        return self._pool.submit(self.step.prepare, entry.stream, entry.entry_id, entry.fields,
-                                 self.camera(entry.stream).scan)
+        scan = self.camera(entry.stream).scan
+        try:
+            glanced = self.step.glance(entry.stream, entry.entry_id, entry.fields, scan)
+        except BadFrame:
+            return None
+        if not glanced.unchanged:
+            return self._pool.submit(self.step.search, glanced, scan)
+        (done := Future[Prepared]()).set_result(glanced)
+        return done
 
     # --- discovery, claiming, lag ------------------------------------------------------------------
     def discover(self) -> None:

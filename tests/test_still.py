@@ -64,7 +64,9 @@ def test_an_unchanged_faceless_scene_goes_unsearched_until_the_recheck(faces_dir
     assert all(scan.unchanged(_noisy(scene, k), k / 15) for k in range(1, 30)), "noise is no change"
     later = s.still_recheck_s + 0.1
     assert not scan.unchanged(_noisy(scene, 99), later), f"searched again after still_recheck_s ({s.still_recheck_s} s)"
+    assert scan.unchanged(_noisy(scene, 98), later + 0.05), "read while the recheck is searched: not searched too"
     scan.follow([], later)
+    scan.follow([], later + 0.05)
     assert scan.unchanged(_noisy(scene, 100), later + 0.1)
     walked_in = encode_jpeg(_walking_in(scene, _photo(faces_dir), 900))
     assert not scan.unchanged(walked_in, later + 0.2), "a person walking in is a change"

@@ -18,8 +18,8 @@ the worker's detection threads (a lock orders them).
 **Still scenes cost nothing** (:meth:`CameraScan.unchanged`): a frame that differs from the camera's last
 searched frame by less than ``still_share`` of its pixels, when that frame was searched and had no face (nor
 had the second before it), is not decoded nor searched: it is answered with no face and counted as
-unchanged, for up to ``still_s`` of camera time, after which a frame is searched again (the sweep goes on,
-slowly). The comparison runs on JPEG's 1/8 DCT-scaled greyscale decode (~0.7 ms for 1080p, against ~5-10 ms
+unchanged, for up to ``still_s`` of camera time, after which one frame is searched again (the sweep goes on,
+slowly; the frames read while it is searched are answered as those before it, not searched too). The comparison runs on JPEG's 1/8 DCT-scaled greyscale decode (~0.7 ms for 1080p, against ~5-10 ms
 for the full decode and ~60-150 ms of detection). A person walking in changes far more than that share, so
 their frame is searched as on a busy camera.
 """
@@ -57,6 +57,7 @@ class CameraScan:
         self._lock = threading.Lock()
         self._thumbs: dict[float, np.ndarray] = {}  # 1/8 greyscale of frames being searched, by camera time
         self._still: tuple[float, np.ndarray] | None = None  # the last searched frame with no face, if it is the latest
+        self._recheck: float | None = None  # camera time of the unchanged frame being searched again (still_s)
         self.size = (0, 0)  # the camera's frame size (width, height), as last decoded
 
     def unchanged(self, jpeg: bytes, ts_s: float) -> bool:
@@ -70,11 +71,13 @@ class CameraScan:
         thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
         if thumb is None:
             return False  # the full decode says what is wrong with it
-        if still is not None and still[1].shape == thumb.shape and 0 <= ts_s - still[0] < self.profile.still_s:
-            moved = np.count_nonzero(cv2.absdiff(thumb, still[1]) > STILL_DELTA)
-            if moved <= self.profile.still_share * thumb.size:
-                return True
+        same = (still is not None and still[1].shape == thumb.shape and ts_s >= still[0]
+                and np.count_nonzero(cv2.absdiff(thumb, still[1]) > STILL_DELTA) <= self.profile.still_share * thumb.size)
         with self._lock:
+            if still is not None and same:
+                if ts_s - still[0] < self.profile.still_s or (self._recheck is not None and self._recheck < ts_s):
+                    return True  # (while a frame of this scene is searched again: answered as the frames before it)
+                self._recheck = ts_s
             self._thumbs[ts_s] = thumb
         return False
 
@@ -88,6 +91,8 @@ class CameraScan:
                 older = [o for o, row in zip(older, iou) if row.max() <= 0.3]
             self._faces = [(b, ts_s) for b in boxes] + older[:16]
             thumb = self._thumbs.pop(ts_s, None)
+            if self._recheck is not None and ts_s >= self._recheck:
+                self._recheck = None
             for t in [t for t in self._thumbs if t < ts_s]:  # frames answered without a search (or dead-lettered)
                 del self._thumbs[t]
             if self._faces:
