@@ -118,7 +118,8 @@ class Settings(BaseSettings):
     still_recheck_s: float = Field(
         10.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "
         "which had no face, is answered unsearched (no face; counted as unchanged), for up to this many seconds of "
-        "camera time: then a frame is searched again. Cameras watch empty scenes most of the day. 0: search every frame.")
+        "camera time: then a frame is searched again. Cameras watch empty scenes most of the day. 0: search every "
+        "frame. Producers send such a frame as the last JPEG again (encoded anew every still_recheck_s / 2).")
     still_changed_share: float = Field(
         0.001, ge=0, le=1, description="balanced: ... while at most this share of its 1/8-scale pixels changed (a "
         "person walking in, even far away, changes several times more; JPEG noise none).")

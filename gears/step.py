@@ -234,8 +234,8 @@ class Step:
         if frame.camera != self.keys.camera_of(stream):
             raise BadFrame(f"camera field {frame.camera!r} does not match stream {stream}")
         unchanged = scan is not None and scan.unchanged(frame.jpeg, frame.ts_ms / 1000)
-        return Prepared(entry_id, frame, None, [], {"queue": queue_ms, "decode": (time.perf_counter() - t0) * 1e3,
-                                                    "detect": 0.0}, scan.size if scan is not None else (0, 0), unchanged)
+        timings = {"queue": queue_ms, "decode": (time.perf_counter() - t0) * 1e3, "detect": 0.0}
+        return Prepared(entry_id, frame, None, [], timings, scan.size if scan is not None else (0, 0), unchanged)
 
     def search(self, p: Prepared, scan: Optional[Scan] = None) -> Prepared:
         """Decode and detect a glanced frame. Safe to run for several frames at once in threads (the detectors and
@@ -243,7 +243,8 @@ class Step:
         t0 = time.perf_counter()
         rgb = decode_frame(p.frame.jpeg, self.s.max_frame_pixels)
         t1 = time.perf_counter()
-        detections = self.analyzer.detect_frame(rgb, scan.regions(rgb, p.timings["queue"]) if scan is not None else None)
+        regions = scan.regions(rgb, p.timings["queue"]) if scan is not None else None
+        detections = self.analyzer.detect_frame(rgb, regions)
         t2 = time.perf_counter()
         timings = {**p.timings, "decode": p.timings["decode"] + (t1 - t0) * 1e3, "detect": (t2 - t1) * 1e3}
         return Prepared(p.entry_id, p.frame, rgb, detections, timings, (rgb.shape[1], rgb.shape[0]))

@@ -20,6 +20,7 @@ from facestream.models.vision.analyzer import FaceAnalyzer
 from facestream.models.vision.image import encode_jpeg
 from facestream.models.vision.profile import DetectionProfile
 from facestream.models.vision.scan import CameraScan
+from facestream.producer.capture import Producer, StillScene
 from facestream.records import Frame, FrameResult
 
 CLIP = "hamilton_white_house_2009.mp4"
@@ -110,7 +111,7 @@ def test_a_still_camera_is_answered_unsearched_and_a_person_walking_in_is_named(
         return step.prepare(stream, f"1-{seq}", Frame("still", seq, 1000 + seq, 1920, 1080, jpeg).to_fields(), scan)
 
     scan.follow([], prepared(1, frames[0]).frame.ts_ms / 1000)
-    assert prepared(2, frames[1]).rgb is None, "the still camera's gate is on"
+    assert prepared(2, frames[1]).unchanged, "the still camera's gate is on"
     with pytest.raises(BadFrame, match="JPEG"):  # a broken frame on it: a dead letter, not unchanged
         prepared(3, b"\xff\xd8 not a jpeg")
     searched, searched_cpu = play(settings.replace(still_recheck_s=0), "searched")
@@ -125,3 +126,44 @@ def test_a_still_camera_is_answered_unsearched_and_a_person_walking_in_is_named(
     print(f"still scene: {sum(x.unchanged for x in gated)} of 45 frames unsearched; CPU of the 55 frames "
           f"{gated_cpu:.2f} s gated vs {searched_cpu:.2f} s searched")
     assert gated_cpu < searched_cpu / 2
+
+
+def test_a_producer_sends_a_still_scene_s_last_jpeg_again_and_the_worker_knows_it_unchanged(r, settings, faces_dir,
+                                                                                           tmp_path):
+    """A camera file: 2 s of an empty scene with sensor noise, then a person walks in. Its producer encodes the
+    still frames once and sends that JPEG again (counted), encodes every frame once the person is in; the worker
+    answers the resent frames unchanged and names the person as on frames encoded one by one."""
+    items, _ = plan([faces_dir / "gallery" / PERSON])
+    enroll(Gallery(r, settings), items, settings, workers=1)
+    scene, photo = _scene(faces_dir), _photo(faces_dir)
+    noisy = [cv2.imdecode(np.frombuffer(_noisy(scene, k), np.uint8), cv2.IMREAD_COLOR) for k in range(30)]
+    walking = [cv2.cvtColor(_walking_in(scene, photo, 200 + 20 * k), cv2.COLOR_RGB2BGR) for k in range(8)]
+    video = tmp_path / "camera.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (1920, 1080))
+    for bgr in noisy + walking:
+        writer.write(bgr)
+    writer.release()
+    stats = Producer(r, settings, "resend", str(video), realtime=False).run()
+    stream = Keys(settings.key_prefix).frames("resend")
+    jpegs = [f[b"jpeg"] for _, f in r.xrange(stream)]
+    assert stats.sent == len(jpegs) == 38
+    again = [jpegs[i] == jpegs[i - 1] for i in range(1, 38)]
+    assert stats.resent == sum(again) >= 25 and all(again[:29]), again  # the still frames: the first JPEG again
+    assert not any(again[29:]), "a person walking in: every frame encoded anew"
+
+    step, tracks = Step(settings, FaceAnalyzer(settings), r.execute_command, "t"), CameraTracks.of(settings)
+    scan = CameraScan(DetectionProfile.of(settings))
+    results = []
+    for entry_id, fields in r.xrange(stream):
+        answer = step.finish(step.prepare(stream, entry_id.decode(), fields, scan), tracks, scan)
+        results.append(answer.result)
+    assert sum(x.unchanged for x in results[:30]) == 29 and not any(x.unchanged for x in results[30:])
+    assert any(f.person_id == PERSON for x in results[30:] for f in x.faces)
+
+    still = StillScene(settings)  # and a still scene is encoded anew every still_recheck_s / 2
+    assert still.again(noisy[0], 0.0) is None
+    still.encoded(b"first", 0.0)
+    assert still.again(noisy[1], settings.still_recheck_s / 2 - 0.1) == b"first"
+    assert still.again(noisy[2], settings.still_recheck_s / 2 + 0.1) is None
+    fast = StillScene(settings.replace(detection="fast"))
+    assert fast.again(noisy[0], 0.0) is None, "only the balanced profile answers unsearched"

@@ -1,7 +1,8 @@
 """Decoding: JPEG bytes or image files → one RGB uint8 array. The only place channel order is handled.
 
 dlib and every backend here expect RGB; OpenCV decodes to BGR. A frame passed in the wrong order
-silently yields zero faces, so nothing else in facestream calls ``cv2.imdecode``.
+silently yields zero faces, so nothing else in facestream calls ``cv2.imdecode``. Also the small greyscale
+scene thumbnails whose difference says whether a camera's scene changed (:func:`scene_changed`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,33 @@ def encode_bgr(bgr: np.ndarray, quality: int = 85) -> bytes:
     if not ok:
         raise BadFrame("JPEG encoding failed")
     return buf.tobytes()
+
+
+#: Grey levels a pixel of a scene thumbnail may move by and still count as unchanged: JPEG and sensor noise,
+#: averaged over the pixels each stands for, stays under this on a still scene.
+STILL_DELTA = 16
+
+
+def scene_thumb(jpeg: bytes) -> np.ndarray | None:
+    """A JPEG's scene thumbnail: its 1/8 greyscale, from JPEG's DCT scaling (~0.8 ms for 1080p, against ~8 ms
+    for the full decode); None if it cannot be decoded (the full decode then says why)."""
+    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
+
+
+def scene_thumb_bgr(bgr: np.ndarray) -> np.ndarray:
+    """A raw frame's scene thumbnail, 1/8 of its sides: its green channel (most of the luma), every 4th pixel,
+    averaged 2 x 2 (~0.1 ms for 1080p). Compared only with thumbnails made the same way."""
+    h, w = bgr.shape[:2]
+    green = np.ascontiguousarray(bgr[::4, ::4, 1] if bgr.ndim == 3 else bgr[::4, ::4])
+    return cv2.resize(green, (-(-w // 8), -(-h // 8)), interpolation=cv2.INTER_AREA)
+
+
+def scene_changed(thumb: np.ndarray, before: np.ndarray, share: float) -> bool:
+    """Whether more than ``share`` of a scene thumbnail's pixels moved by more than :data:`STILL_DELTA` since
+    ``before`` (another size: changed)."""
+    if thumb.shape != before.shape:
+        return True
+    return int(np.count_nonzero(cv2.absdiff(thumb, before) > STILL_DELTA)) > share * thumb.size
 
 
 def thumbnail(rgb: np.ndarray, box: tuple[int, int, int, int], max_side: int, pad: float = 0.3) -> bytes:

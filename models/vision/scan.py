@@ -19,9 +19,11 @@ the worker's detection threads (a lock orders them).
 searched frame by less than ``still_share`` of its pixels, when that frame was searched and had no face (nor
 had the second before it), is not decoded nor searched: it is answered with no face and counted as
 unchanged, for up to ``still_s`` of camera time, after which one frame is searched again (the sweep goes on,
-slowly; the frames read while it is searched are answered as those before it, not searched too). The comparison runs on JPEG's 1/8 DCT-scaled greyscale decode (~0.7 ms for 1080p, against ~5-10 ms
-for the full decode and ~60-150 ms of detection). A person walking in changes far more than that share, so
-their frame is searched as on a busy camera.
+slowly; the frames read while it is searched are answered as those before it, not searched too). The
+comparison runs on JPEG's 1/8 DCT-scaled greyscale decode (~0.8 ms for 1080p, against ~5-10 ms for the full
+decode and ~60-150 ms of detection), and not at all on a JPEG byte for byte the same as one already found
+unchanged (facestream's producer sends a still scene's last JPEG again instead of encoding it anew). A person
+walking in changes far more than that share, so their frame is searched as on a busy camera.
 """
 
 from __future__ import annotations
@@ -33,13 +35,11 @@ import numpy as np
 import supervision as sv
 
 from facestream.models.types import Box
+from facestream.models.vision.image import scene_changed, scene_thumb
 from facestream.models.vision.profile import DetectionProfile
 from facestream.models.vision.regions import Region, grid, grow
 
 MOTION_WIDTH = 480  # the background model runs on a copy this wide: ~1.5 ms a frame
-#: Grey levels a pixel of the 1/8 decode may move by and still count as unchanged: JPEG and sensor noise
-#: at 1/8 scale (averaged over 8x8 pixels) stays under this on a still scene.
-STILL_DELTA = 16
 
 
 class CameraScan:
@@ -55,8 +55,9 @@ class CameraScan:
         self._frames = 0  # frames searched: the whole-frame pass runs on every profile.coarse_every-th
         self._faces: list[tuple[Box, float]] = []  # (box, camera time last seen)
         self._lock = threading.Lock()
-        self._thumbs: dict[float, np.ndarray] = {}  # 1/8 greyscale of frames being searched, by camera time
+        self._thumbs: dict[float, tuple[np.ndarray, bytes]] = {}  # frames being searched (scene thumb, JPEG) by time
         self._still: tuple[float, np.ndarray] | None = None  # the last searched frame with no face, if it is the latest
+        self._known = b""  # a JPEG known to show that still scene: its own, or one found unchanged since
         self._recheck: float | None = None  # camera time of the unchanged frame being searched again (still_s)
         self.size = (0, 0)  # the camera's frame size (width, height), as last decoded
 
@@ -67,18 +68,22 @@ class CameraScan:
         with self._lock:
             if self._faces:
                 return False
-            still = self._still
-        thumb = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_REDUCED_GRAYSCALE_8)
-        if thumb is None:
-            return False  # the full decode says what is wrong with it
-        same = (still is not None and still[1].shape == thumb.shape and ts_s >= still[0]
-                and np.count_nonzero(cv2.absdiff(thumb, still[1]) > STILL_DELTA) <= self.profile.still_share * thumb.size)
+            still, known = self._still, self._known
+        if still is not None and jpeg == known:  # the very bytes of a frame of that scene (a producer re-sending it)
+            thumb, same = still[1], True
+        else:
+            thumb = scene_thumb(jpeg)
+            if thumb is None:
+                return False  # the full decode says what is wrong with it
+            same = still is not None and not scene_changed(thumb, still[1], self.profile.still_share)
         with self._lock:
-            if still is not None and same:
+            if same and still is not None:
                 if ts_s - still[0] < self.profile.still_s or (self._recheck is not None and self._recheck < ts_s):
+                    if self._still is still:
+                        self._known = jpeg  # its copies are known unchanged without a decode
                     return True  # (while a frame of this scene is searched again: answered as the frames before it)
                 self._recheck = ts_s
-            self._thumbs[ts_s] = thumb
+            self._thumbs[ts_s] = (thumb, jpeg)
         return False
 
     def follow(self, boxes: list[Box], ts_s: float, keep_s: float = 1.0) -> None:
@@ -98,7 +103,7 @@ class CameraScan:
             if self._faces:
                 self._still = None
             elif thumb is not None:
-                self._still = (ts_s, thumb)
+                self._still, self._known = (ts_s, thumb[0]), thumb[1]
 
     def regions(self, rgb: np.ndarray, late_ms: float = 0.0) -> list[Region]:
         """Where to search ``rgb`` (the camera's next frame) and at which scale. A frame already

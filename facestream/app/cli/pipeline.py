@@ -186,7 +186,8 @@ def produce(
     run_all(producers, max_frames)
     for p in producers:
         st = p.stats
-        say(f"camera {p.camera}: sent {st.sent} frames, dropped {st.dropped}, reconnects {st.reconnects}")
+        say(f"camera {p.camera}: sent {st.sent} frames ({st.resent} of a still scene, not encoded again), "
+            f"dropped {st.dropped}, reconnects {st.reconnects}")
 
 
 @app.command()
