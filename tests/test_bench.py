@@ -35,7 +35,8 @@ def test_capacity_bench_runs_cameras_as_up_does_and_measures_each_part(r, settin
     assert fig.answered == fig.offered and len(fig.latency_ms) == sum(fig.offered.values())
     assert 0 < fig.pct(50) <= fig.pct(99) and 0.5 <= fig.slowest_rate <= 1.2
     assert set(fig.cpu_cores) == {"producers", "workers", "redis"} and fig.cpu_cores["workers"] > 0
-    assert fig.cpu_cores["producers"] > 0
+    assert fig.cpu_cores["producers"] > 0 and 0 < fig.idle_cores < fig.cpu_cores["workers"], fig.idle_cores
+    assert fig.per_camera == (fig.cpu_cores["workers"] - fig.idle_cores) / 2
     assert not list(r.scan_iter(match=f"{Keys(settings.key_prefix + '_bench').prefix}:*")), "scratch keys removed"
 
 

@@ -33,6 +33,9 @@ from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
 
+#: The workers' own CPU (heartbeats, leases, reads that time out) is measured this long before any frame, once
+#: they have settled (their first rounds after ready learn strangers, lease, discover: not what idle costs).
+SETTLE_S, IDLE_S = 5.0, 10.0
 HOLD_RATE, HOLD_P99_MS = 0.95, 300.0  # the issue's bar: each camera answered at >= 95% of its rate, p99 <= 300 ms
 DRAIN_S = 5.0  # after the cameras stop: frames still answered within this count (their latency says how late)
 
@@ -52,6 +55,7 @@ class Capacity:
     latency_ms: list[float] = field(default_factory=list)  # capture → result, every answered frame
     unchanged: int = 0  # answered unsearched (still scene)
     cpu_cores: dict[str, float] = field(default_factory=dict)  # producers, workers, redis
+    idle_cores: float = 0.0  # the workers', ready and leasing the cameras, before any frame (SETTLE_S, IDLE_S)
 
     def pct(self, p: float) -> float:
         return float(np.percentile(self.latency_ms, p)) if self.latency_ms else float("nan")
@@ -60,6 +64,11 @@ class Capacity:
     def slowest_rate(self) -> float:
         """The lowest share of its rate (fps over the time it played) any camera was answered at."""
         return min((n / (self.fps * self.playing_s[c]) for c, n in self.answered.items()), default=0.0)
+
+    @property
+    def per_camera(self) -> float:
+        """The workers' CPU (cores) per camera beyond what they spend with no frame to answer."""
+        return max(0.0, self.cpu_cores.get("workers", 0.0) - self.idle_cores) / max(1, self.cameras)
 
     @property
     def holds(self) -> bool:
@@ -72,7 +81,8 @@ class Capacity:
                 f"detection thread(s): answered {got}/{sent} offered "
                 f"(slowest camera at {self.slowest_rate:.0%} of its rate), latency ms p50 {self.pct(50):.0f} "
                 f"p99 {self.pct(99):.0f} max {max(self.latency_ms, default=float('nan')):.0f}; CPU cores: {cpu} "
-                f"(total {sum(self.cpu_cores.values()):.2f}); {self.unchanged} unchanged; "
+                f"(total {sum(self.cpu_cores.values()):.2f}; workers idle {self.idle_cores:.3f}, "
+                f"{self.per_camera:.1%} of a core per camera beyond); {self.unchanged} unchanged; "
                 + ("holds" if self.holds else "does not hold"))
 
 
@@ -105,6 +115,10 @@ def _run(settings: Settings, chosen: set[str], clip: Path, people: list[Path], n
             for k in workers:
                 supervisor.start(k)
             _wait_ready(client, keys, names, len(workers), supervisor)
+            time.sleep(SETTLE_S)
+            idle = _Cpu({"workers": [k.pid for k in workers]})
+            time.sleep(IDLE_S)
+            fig.idle_cores = idle.cores()["workers"]
             cpu = _Cpu({"workers": [k.pid for k in workers], "redis": [redis_pid(client)]})
             for k in producers:
                 supervisor.start(k)
