@@ -30,6 +30,7 @@ class Analyzer(Protocol):
 
 class Scan(Protocol):
     size: tuple[int, int]
+    quiet: bool
 
     def unchanged(self, jpeg: bytes, ts_s: float) -> bool: ...
 

@@ -7,9 +7,8 @@ dead-lettered. Any number of workers, on any hosts, share the load.
 
 With ``tracking`` on (the default) faces are tracked across frames (:mod:`facestream.gears.tracks`), which
 needs a camera's frames in order: each camera is then leased to one worker at a time
-(``fs:lease:<camera>``, renewed while the worker lives; cameras are shared out evenly), and that
-worker decodes and detects a batch of frames in ``detect_threads`` threads while it tracks,
-embeds and commits them in order.
+(``fs:lease:<camera>``, renewed while the worker lives; cameras are shared out evenly), and that worker
+decodes and detects a batch of frames in ``detect_threads`` threads while it tracks, embeds and commits them in order.
 """
 
 from __future__ import annotations
@@ -99,8 +98,7 @@ class Worker:
         cam = self.cameras.get(stream)
         if cam is None:
             cam = self._new_camera(tracked=False)
-            if not self.s.tracking:
-                cam = self.cameras.setdefault(stream, cam)
+            return cam if self.s.tracking else self.cameras.setdefault(stream, cam)
         return cam
 
     def _new_camera(self, tracked: bool) -> Camera:
@@ -213,11 +211,13 @@ class Worker:
         return self._finish_ready(all_of_them=True)
 
     def _detect_ahead(self, entry: FrameEntry) -> Future[Prepared] | None:
-        """Glance at the frame here, in the order read; search it in the thread pool unless its scene is unchanged
-        (no hand-off then). None: no pool, or a bad frame (dead-lettered, in order, when the frame is finished)."""
+        """Decode and detect the frame in the thread pool (on a quiet camera, after a glance here in the order read:
+        an unchanged frame is not handed over). None: no pool, or a bad frame (dead-lettered, in order, when finished)."""
         if self._pool is None:
             return None
         scan = self.camera(entry.stream).scan
+        if scan is None or not scan.quiet:
+            return self._pool.submit(self.step.prepare, entry.stream, entry.entry_id, entry.fields, scan)
         try:
             glanced = self.step.glance(entry.stream, entry.entry_id, entry.fields, scan)
         except BadFrame:

@@ -61,6 +61,12 @@ class CameraScan:
         self._recheck: float | None = None  # camera time of the unchanged frame being searched again (still_s)
         self.size = (0, 0)  # the camera's frame size (width, height), as last decoded
 
+    @property
+    def quiet(self) -> bool:
+        """Whether the camera's next frame may go unsearched (no face followed, a still frame to compare with): a
+        hint for where to glance at it (:meth:`unchanged` decides)."""
+        return self.profile.still_s > 0 and not self._faces and self._still is not None
+
     def unchanged(self, jpeg: bytes, ts_s: float) -> bool:
         """Whether the frame (its JPEG, its camera time) may go unsearched: see the module doc."""
         if self.profile.still_s <= 0:
