@@ -69,6 +69,9 @@ def test_an_unchanged_faceless_scene_goes_unsearched_until_the_recheck(faces_dir
     scan.follow([], later)
     scan.follow([], later + 0.05)
     assert scan.unchanged(_noisy(scene, 100), later + 0.1)
+    assert not scan.unchanged(_noisy(scene, 100), later - 60), "a camera clock gone back: searched, not trusted"
+    scan.follow([], later - 60)
+    scan.follow([], later)
     walked_in = encode_jpeg(_walking_in(scene, _photo(faces_dir), 900))
     assert not scan.unchanged(walked_in, later + 0.2), "a person walking in is a change"
     scan.follow([(950, 650, 1050, 750)], later + 0.2)

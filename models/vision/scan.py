@@ -84,7 +84,7 @@ class CameraScan:
             same = still is not None and not scene_changed(thumb, still[1], self.profile.still_share)
         with self._lock:
             if same and still is not None:
-                if ts_s - still[0] < self.profile.still_s or (self._recheck is not None and self._recheck < ts_s):
+                if 0 <= ts_s - still[0] < self.profile.still_s or (self._recheck is not None and self._recheck < ts_s):
                     if self._still is still:
                         self._known = jpeg  # its copies are known unchanged without a decode
                     return True  # (while a frame of this scene is searched again: answered as the frames before it)
