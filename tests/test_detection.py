@@ -132,3 +132,29 @@ def test_small_faces_found_in_a_1080p_frame(faces_dir):
     frame[700:740, 1500:1500 + small.shape[1]] = small
     thorough = FaceAnalyzer(s.replace(detection="thorough"))
     assert any(abs(d.box[0] - 1500) < 20 and abs(d.box[1] - 700) < 20 for d in thorough.detect(frame))
+
+
+def test_a_face_that_appears_between_whole_frame_passes_is_found_on_its_first_frame(faces_dir):
+    """A face that steps out from behind someone (here: pasted in) on a frame without the whole-frame pass, too
+    large for the fine moving-area budget and across sweep tiles, is searched where it moved at the coarse scale."""
+    from facestream.models.vision.scan import CameraScan
+
+    s = load_settings().replace(scan_coarse_every=30)
+    analyzer = FaceAnalyzer(s)
+    scan = CameraScan(analyzer.profile)
+    crop = _photo(faces_dir, "kit_harington_rose_leslie.jpg")[74:203, 260:351]
+    tracked, new = (cv2.resize(crop, (round(91 * k), round(129 * k)), interpolation=cv2.INTER_LINEAR) for k in (1.2, 2.4))
+    ramp = np.linspace(60, 160, 1920, dtype=np.uint8)
+    background = np.dstack([np.tile(ramp, (1080, 1))] * 3)
+    background[200:200 + tracked.shape[0], 200:200 + tracked.shape[1]] = tracked
+    for i in range(4):  # the first frame's whole pass finds the tracked face; the next three follow it
+        regions = scan.regions(background)
+        scan.follow([d.box for d in analyzer.detect_frame(background, regions)], i / 15)
+    frame = background.copy()
+    top, left = 540 - new.shape[0] // 2, 1440 - new.shape[1] // 2  # across the corner of four sweep tiles
+    frame[top:top + new.shape[0], left:left + new.shape[1]] = new
+    regions = scan.regions(frame)
+    assert not any(r.box == (0, 0, 1920, 1080) for r in regions), "a frame between whole-frame passes"
+    found = analyzer.detect_frame(frame, regions)
+    assert any(d.box[0] >= left - 20 and d.box[2] <= left + new.shape[1] + 20 and d.size >= 150 for d in found), \
+        f"the new face at x {left}..{left + new.shape[1]}: found {[d.box for d in found]}"

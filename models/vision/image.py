@@ -126,12 +126,13 @@ def thumbnail(rgb: np.ndarray, box: tuple[int, int, int, int], max_side: int, pa
 
 
 def rescale(rgb: np.ndarray, scale: float) -> np.ndarray:
-    """``rgb`` resized by ``scale`` (area averaging down, bilinear up; any channel order)."""
+    """``rgb`` resized by ``scale`` (any channel order): area averaging when it at least halves it (bilinear would
+    skip pixels: aliasing), bilinear otherwise (as sharp, and ~5x faster than area averaging at 0.83)."""
     if scale == 1.0:
         return rgb
     h, w = rgb.shape[:2]
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale <= 0.5 else cv2.INTER_LINEAR)
 
 
 def resize_max_side(rgb: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
