@@ -33,6 +33,18 @@ def test_fps_cap_drops_frames_and_counts_them(r, settings, faces_dir):
     assert st.sent == 10 and st.dropped >= 15  # ~30 fps source capped to 10 fps
 
 
+def test_a_file_keeps_its_timing_and_waits_only_for_the_frames_it_sends(r, settings, faces_dir):
+    """Played like a camera at 5 fps, a ~30 fps file sends a frame every 0.2 s; the frames it drops are decoded at
+    once, not waited for (a wait is a wake-up: CPU on a small machine)."""
+    clip = faces_dir / "videos" / "hamilton_white_house_2009.mp4"
+    waits: list[float] = []
+    p = Producer(r, settings, "cam4", str(clip), fps=5, realtime=True, sleep=lambda s: (waits.append(s), time.sleep(s)))
+    t = time.monotonic()
+    st = p.run(max_frames=6)
+    assert st.sent == 6 and st.dropped >= 20 and 0.95 <= time.monotonic() - t <= 1.6, (st, time.monotonic() - t)
+    assert len(waits) <= st.sent, f"{len(waits)} waits for {st.sent} frames sent ({st.read} read)"
+
+
 def test_unopenable_file_is_a_clear_error(r, settings, tmp_path):
     bad = tmp_path / "notavideo.mp4"
     bad.write_text("hello")
