@@ -112,8 +112,8 @@ class Settings(BaseSettings):
                                 "to this longest side.")
     scan_coarse_every: int = Field(
         3, ge=1, le=30, description="balanced: while faces are tracked, the whole-frame pass runs on every this-many-th "
-        "frame only (the others search the tracked faces, moving areas and the sweep): 4 busy 1080p cameras at 5 fps "
-        "hold (p99 ~285 ms, ~460-850 at 1), recall within 2 points per frame (docs/benchmarks.md).",
+        "frame only (the others search the tracked faces, the sweep, moving areas, large ones at the pass's scale): "
+        "4 busy 1080p cameras at 5 fps hold (p99 ~285 ms, ~460-850 at 1), recall per frame within 2 points.",
     )
     still_recheck_s: float = Field(
         10.0, ge=0, description="balanced: a camera's frame that has not changed since its last searched frame, "
