@@ -108,21 +108,18 @@ class StillScene:
         on = settings.detection == "balanced" and settings.still_recheck_s > 0
         self.share, self.refresh_s = settings.still_changed_share, settings.still_recheck_s / 2 if on else 0.0
         self._last: tuple[float, np.ndarray, bytes] | None = None  # the last frame encoded: time, thumbnail, JPEG
-        self._thumb: np.ndarray | None = None  # the frame in hand's
 
-    def again(self, bgr: np.ndarray, now: float) -> bytes | None:
-        """The last JPEG, if ``bgr`` shows the same scene (None: encode it, then :meth:`encoded`)."""
+    def jpeg(self, bgr: np.ndarray, now: float, encode: Callable[[np.ndarray], bytes]) -> tuple[bytes, bool]:
+        """``bgr``'s JPEG: the last one again if it shows the same scene (True), else ``encode(bgr)`` (False; its
+        errors are the caller's)."""
         if self.refresh_s <= 0:
-            return None
-        self._thumb = scene_thumb_bgr(bgr)
-        last = self._last
-        if last is not None and now - last[0] < self.refresh_s and not scene_changed(self._thumb, last[1], self.share):
-            return last[2]
-        return None
-
-    def encoded(self, jpeg: bytes, now: float) -> None:
-        if self._thumb is not None:
-            self._last = (now, self._thumb, jpeg)
+            return encode(bgr), False
+        thumb, last = scene_thumb_bgr(bgr), self._last
+        if last is not None and now - last[0] < self.refresh_s and not scene_changed(thumb, last[1], self.share):
+            return last[2], True
+        jpeg = encode(bgr)
+        self._last = (now, thumb, jpeg)
+        return jpeg, False
 
 
 class StreamBudget:
@@ -240,17 +237,12 @@ class Producer:
     def _send(self, bgr: np.ndarray) -> None:
         bgr, _ = resize_max_side(bgr, self.max_side)
         h, w = bgr.shape[:2]
-        now = time.monotonic()
-        jpeg = self.still.again(bgr, now)
-        resent = jpeg is not None
         try:
-            jpeg = jpeg or encode_bgr(bgr, self.quality)
+            jpeg, resent = self.still.jpeg(bgr, time.monotonic(), lambda b: encode_bgr(b, self.quality))
         except BadFrame as e:  # a frame the encoder refuses: count it, keep capturing
             self.stats.dropped += 1
             log.warning("%s: frame not sent: %s", self.camera, e)
             return
-        if not resent:
-            self.still.encoded(jpeg, now)
         self._seq += 1
         frame = Frame(self.camera, self._seq, int(time.time() * 1000), w, h, jpeg)
         try:

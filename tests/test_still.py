@@ -163,10 +163,10 @@ def test_a_producer_sends_a_still_scene_s_last_jpeg_again_and_the_worker_knows_i
     assert sum(x.unchanged for x in results[:30]) == 29 and not any(x.unchanged for x in results[30:])
     assert any(f.person_id == PERSON for x in results[30:] for f in x.faces)
 
-    still = StillScene(settings)  # and a still scene is encoded anew every still_recheck_s / 2
-    assert still.again(noisy[0], 0.0) is None
-    still.encoded(b"first", 0.0)
-    assert still.again(noisy[1], settings.still_recheck_s / 2 - 0.1) == b"first"
-    assert still.again(noisy[2], settings.still_recheck_s / 2 + 0.1) is None
+    still, n = StillScene(settings), iter(range(1, 10))  # and a still scene is encoded anew every still_recheck_s / 2
+    encode = lambda _bgr: b"encoding %d" % next(n)  # noqa: E731
+    assert still.jpeg(noisy[0], 0.0, encode) == (b"encoding 1", False)
+    assert still.jpeg(noisy[1], settings.still_recheck_s / 2 - 0.1, encode) == (b"encoding 1", True)
+    assert still.jpeg(noisy[2], settings.still_recheck_s / 2 + 0.1, encode) == (b"encoding 2", False)
     fast = StillScene(settings.replace(detection="fast"))
-    assert fast.again(noisy[0], 0.0) is None, "only the balanced profile answers unsearched"
+    assert [fast.jpeg(x, 0.0, encode)[1] for x in noisy[:2]] == [False, False], "only balanced answers unsearched"
