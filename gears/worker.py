@@ -212,19 +212,19 @@ class Worker:
 
     def _detect_ahead(self, entry: FrameEntry) -> Future[Prepared] | None:
         """Decode and detect the frame in the thread pool (on a quiet camera, after a glance here in the order read:
-        an unchanged frame is not handed over). None: no pool, or a bad frame (dead-lettered, in order, when finished)."""
+        an unchanged frame is not handed over; a bad one is dead-lettered, in order, when finished). None: no pool."""
         if self._pool is None:
             return None
-        scan = self.camera(entry.stream).scan
+        scan, done = self.camera(entry.stream).scan, Future[Prepared]()
         if scan is None or not scan.quiet:
             return self._pool.submit(self.step.prepare, entry.stream, entry.entry_id, entry.fields, scan)
         try:
             glanced = self.step.glance(entry.stream, entry.entry_id, entry.fields, scan)
-        except BadFrame:
-            return None
-        if not glanced.unchanged:
-            return self._pool.submit(self.step.search, glanced, scan)
-        (done := Future[Prepared]()).set_result(glanced)
+            if not glanced.unchanged:
+                return self._pool.submit(self.step.search, glanced, scan)
+            done.set_result(glanced)
+        except BadFrame as e:
+            done.set_exception(e)
         return done
 
     # --- discovery, claiming, lag ------------------------------------------------------------------

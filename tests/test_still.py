@@ -170,3 +170,24 @@ def test_a_producer_sends_a_still_scene_s_last_jpeg_again_and_the_worker_knows_i
     assert still.jpeg(noisy[2], settings.still_recheck_s / 2 + 0.1, encode) == (b"encoding 2", False)
     fast = StillScene(settings.replace(detection="fast"))
     assert [fast.jpeg(x, 0.0, encode)[1] for x in noisy[:2]] == [False, False], "only balanced answers unsearched"
+
+
+def test_a_bad_frame_on_a_quiet_camera_is_dead_lettered_in_order_by_a_worker_with_detection_threads(r, settings,
+                                                                                                    faces_dir):
+    """A quiet camera's frames are glanced at in the worker's main thread: a broken one among them is a dead letter
+    with its reason (read once), the still frames around it are answered unchanged, in order, nothing lost."""
+    from facestream.gears.worker import Worker
+
+    s = settings.replace(detect_threads=2, block_ms=100)
+    keys, scene = Keys(s.key_prefix), _scene(faces_dir)
+    stream = keys.frames("quiet")
+    for seq in range(1, 31):
+        jpeg = b"\xff\xd8 not a jpeg" if seq in (12, 20) else _noisy(scene, seq)
+        r.xadd(stream, Frame("quiet", seq, 1_000_000 + seq * 66, 1920, 1080, jpeg).to_fields())
+    counts = Worker(r, s, FaceAnalyzer(s), name="wq").run(max_idle_s=1.0)
+    assert counts.deadletters == 2 and counts.results == 28 and counts.errors == 0, counts
+    results = [FrameResult.from_fields(f) for _, f in r.xrange(keys.results("quiet"))]
+    assert [x.seq for x in results] == [k for k in range(1, 31) if k not in (12, 20)], "in order, nothing lost"
+    assert sum(x.unchanged for x in results) >= 20, "the still frames went unsearched (but those read before the first was)"
+    letters = [f for _, f in r.xrange(keys.deadletter("quiet"))]
+    assert len(letters) == 2 and all(b"JPEG" in f[b"reason"] for f in letters), letters
