@@ -45,6 +45,20 @@ def test_a_file_keeps_its_timing_and_waits_only_for_the_frames_it_sends(r, setti
     assert len(waits) <= st.sent, f"{len(waits)} waits for {st.sent} frames sent ({st.read} read)"
 
 
+def test_a_camera_is_decoded_on_one_ffmpeg_thread(faces_dir):
+    """A producer decodes every frame of its camera: on one thread (FFmpeg's default, one per core, costs ~20% more
+    CPU on a 2-core machine in hand-overs, for speed a camera's rate does not need)."""
+    import cv2
+
+    from facestream.producer.capture import Source
+
+    cap = Source(str(faces_dir / "videos" / "hamilton_white_house_2009.mp4")).open()
+    try:
+        assert cap.getBackendName() == "FFMPEG" and cap.get(cv2.CAP_PROP_N_THREADS) == 1 and cap.grab()
+    finally:
+        cap.release()
+
+
 def test_unopenable_file_is_a_clear_error(r, settings, tmp_path):
     bad = tmp_path / "notavideo.mp4"
     bad.write_text("hello")
