@@ -156,17 +156,17 @@ class Settings(BaseSettings):
     min_face_px: int = Field(20, ge=0, description="Smaller detections are ignored.")
     max_viewed_faces: int = Field(
         2, ge=0, description="At most this many first looks per frame (the largest new faces) get probe_views views; "
-        "the others one: a crowd of new faces at 1080p must not add hundreds of ms to one frame.",
-    )
+        "the others one: a crowd of new faces at 1080p must not add hundreds of ms to one frame.")
+    looks_per_frame: int = Field(2, ge=1, description="At most this many tracked faces due for another look are "
+                                 "embedded per frame (looked at longest ago first; the others next): a crowd of unnamed "
+                                 "faces, due every track_reembed_s / 4, must not cost a network pass each per frame.")
     late_ms: int = Field(
         150, ge=0, description="A frame this late (ms since it was added to its stream) is searched and embedded on "
         "the cheap: no sweep or moving areas, one view per new face, at most late_looks fresh looks at tracked "
-        "faces. Keeping up with the camera comes first; a late frame must not make the next one later.",
-    )
+        "faces. Keeping up with the camera comes first; a late frame must not make the next one later.")
     late_looks: int = Field(
         1, ge=0, description="A late frame still looks again at this many of its tracked faces that are due (the "
-        "largest): it costs little, and tracks keep converging on their names while the worker catches up.",
-    )
+        "largest): it costs little, and tracks keep converging on their names while the worker catches up.")
 
     # --- Matching ----------------------------------------------------------------------------------
     match_threshold: float = Field(

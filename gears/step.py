@@ -286,9 +286,9 @@ class Step:
 
     def _plan(self, looks: List[Look], tracks: Tracks, ts_s: float, policy: Policy, late: bool) -> List[Look]:
         """The faces to embed now, in order, each with its ``views``: a first look from ``probe_views`` views
-        (the ``max_viewed_faces`` largest of the frame), later looks from one. A frame ``late_ms`` late embeds
-        its new faces from one view each and at most ``late_looks`` of its tracked faces. Faces too small to
-        name are decided here (``too_small``); the others wait until their track is due for a look."""
+        (the ``max_viewed_faces`` largest of the frame), later looks from one, ``looks_per_frame`` at most. A frame
+        ``late_ms`` late embeds its new faces from one view each and at most ``late_looks`` of its tracked faces.
+        Faces too small to name are decided here (``too_small``); the others wait until their track is due."""
         new, again = [], []
         for look in looks:
             if not tracks.due(look.track_id, look.detection, ts_s):
@@ -300,7 +300,8 @@ class Step:
         new.sort(key=lambda look: -look.detection.size)  # the largest new faces: most nameable
         if late:  # catching up: every new face once, one view; of the tracked ones only the largest due
             viewed, once = [], new + sorted(again, key=lambda look: -look.detection.size)[:self.s.late_looks]
-        else:
+        else:  # a crowd's tracked faces take turns: those looked at longest ago first
+            again = sorted(again, key=lambda look: tracks.looked_at(look.track_id))[:self.s.looks_per_frame]
             viewed, once = new[:self.s.max_viewed_faces], new[self.s.max_viewed_faces:] + again
         for look in viewed:
             look.views = self.s.probe_views

@@ -127,6 +127,9 @@ class NoTracks:
     def first_look(self, track_id: Optional[int]) -> bool:
         return True
 
+    def looked_at(self, track_id: Optional[int]) -> float:
+        return -1e18
+
     def template(self, track_id: Optional[int], vector: np.ndarray) -> np.ndarray:
         return vector
 

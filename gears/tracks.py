@@ -127,6 +127,11 @@ class CameraTracks:
             return vector
         return t.template(vector)
 
+    def looked_at(self, track_id: int | None) -> float:
+        """Camera time of this face's last embedding (long ago if never)."""
+        t = self._tracks.get(track_id) if track_id is not None else None
+        return t.embedded_at if t is not None else -1e18
+
     def first_look(self, track_id: int | None) -> bool:
         """Whether this face has not been embedded yet (its embedding is then worth more views)."""
         return track_id is None or track_id not in self._tracks or self._tracks[track_id].vector is None

@@ -188,3 +188,33 @@ def test_a_track_is_named_only_once_its_name_is_confirmed():
     assert tracks.called(None, sure) == sure, "an untracked look far inside the threshold stands at once"
     assert tracks.called(None, Match("bob", 0.10, 0.2)).reason == "confirming"
     assert tracks.called(None, Match(UNKNOWN, 0.3, 0.0, reason="below_threshold")).reason == "below_threshold"
+
+
+def test_a_crowd_of_strangers_takes_turns_for_fresh_looks(r, settings, faces_dir):
+    """Six unnamed faces held still at 5 fps are all due for another look on every frame (every
+    track_reembed_s / 4): at most looks_per_frame of them are embedded per frame, those looked at longest ago first,
+    so each is looked at again within three frames."""
+    from facestream.app.bench.detection import _cut_faces
+    from facestream.models.vision.analyzer import FaceAnalyzer
+
+    s = settings.replace(looks_per_frame=2)
+    analyzer = FaceAnalyzer(s)
+    canvas = np.full((720, 1280, 3), 110, np.uint8)
+    for k, (crop, _) in enumerate(_cut_faces(s, faces_dir, 6)):
+        crop = cv2.resize(crop, (180, round(crop.shape[0] * 180 / crop.shape[1])))[:220]
+        top, left = 60 + (k // 3) * 330, 80 + (k % 3) * 400
+        canvas[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+    step, tracks, scan = Step(s, analyzer, r.execute_command, "t"), CameraTracks.of(s), CameraScan(DetectionProfile.of(s))
+    stream, jpeg = Keys(s.key_prefix).frames("crowd"), encode_jpeg(canvas)
+    looked: list[set[int]] = []
+    for seq in range(1, 9):
+        ts_ms = 1_000_000 + seq * 200
+        entry = f"{int(time.time() * 1000)}-{seq}"
+        result = step.finish(step.prepare(stream, entry, Frame("crowd", seq, ts_ms, 1280, 720, jpeg).to_fields(), scan),
+                             tracks, scan).result
+        ids = {f.track_id for f in result.faces}
+        looked.append({t for t in ids if t is not None and tracks.looked_at(t) == ts_ms / 1000})
+        assert len(result.faces) == 6 and result.embedded == (6 if seq == 1 else len(looked[-1])), result.faces
+    assert all(len(x) <= 2 for x in looked[2:]), f"fresh looks per frame: {[len(x) for x in looked]}"
+    tracked = set().union(*looked[1:])
+    assert len(tracked) == 6 and all(len(set().union(*looked[k:k + 3])) == 6 for k in range(2, 6)), looked
