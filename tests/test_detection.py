@@ -149,6 +149,7 @@ def test_a_face_that_appears_between_whole_frame_passes_is_found_on_its_first_fr
     background[200:200 + tracked.shape[0], 200:200 + tracked.shape[1]] = tracked
     for i in range(4):  # the first frame's whole pass finds the tracked face; the next three follow it
         regions = scan.regions(background)
+        assert all(r.scale > 0 for r in regions), [r for r in regions if r.scale <= 0]
         scan.follow([d.box for d in analyzer.detect_frame(background, regions)], i / 15)
     frame = background.copy()
     top, left = 540 - new.shape[0] // 2, 1440 - new.shape[1] // 2  # across the corner of four sweep tiles
@@ -158,3 +159,16 @@ def test_a_face_that_appears_between_whole_frame_passes_is_found_on_its_first_fr
     found = analyzer.detect_frame(frame, regions)
     assert any(d.box[0] >= left - 20 and d.box[2] <= left + new.shape[1] + 20 and d.size >= 150 for d in found), \
         f"the new face at x {left}..{left + new.shape[1]}: found {[d.box for d in found]}"
+
+
+def test_rescale_gives_the_exact_size_and_area_averaging_s_pixels_on_its_fast_path(faces_dir):
+    from facestream.models.vision.image import rescale
+
+    rgb = cv2.resize(_photo(faces_dir, "kit_harington_rose_leslie.jpg"), (617, 551))  # odd sides: no whole factor
+    for scale in (0.5, 0.37, 0.2, 0.83, 1.6):
+        out = rescale(rgb, scale)
+        assert out.shape == (round(551 * scale), round(617 * scale), 3), (scale, out.shape)
+        if scale <= 0.5:  # close to OpenCV's area averaging at any factor (its slow path), not aliased (sampled)
+            area = cv2.resize(rgb, out.shape[1::-1], interpolation=cv2.INTER_AREA).astype(int)
+            sampled = cv2.resize(rgb, out.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+            assert np.abs(out - area).mean() < np.abs(sampled - area).mean() / 2, scale

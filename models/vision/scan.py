@@ -175,7 +175,7 @@ class CameraScan:
             region = Region(box, self.scale)
             if region.cost > fine:
                 region = Region(box, coarse)
-                if region.cost > rough:
+                if not coarse or region.cost > rough:  # (a frame with the whole-frame pass: it sees them)
                     break
                 rough -= region.cost
             else:
