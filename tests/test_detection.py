@@ -161,14 +161,14 @@ def test_a_face_that_appears_between_whole_frame_passes_is_found_on_its_first_fr
         f"the new face at x {left}..{left + new.shape[1]}: found {[d.box for d in found]}"
 
 
-def test_rescale_gives_the_exact_size_and_area_averaging_s_pixels_on_its_fast_path(faces_dir):
+def test_rescale_gives_the_exact_size_and_area_averages_strong_shrinks(faces_dir):
     from facestream.models.vision.image import rescale
 
-    rgb = cv2.resize(_photo(faces_dir, "kit_harington_rose_leslie.jpg"), (617, 551))  # odd sides: no whole factor
+    rgb = cv2.resize(_photo(faces_dir, "kit_harington_rose_leslie.jpg"), (617, 551))  # odd sides
     for scale in (0.5, 0.37, 0.2, 0.83, 1.6):
         out = rescale(rgb, scale)
         assert out.shape == (round(551 * scale), round(617 * scale), 3), (scale, out.shape)
-        if scale <= 0.5:  # close to OpenCV's area averaging at any factor (its slow path), not aliased (sampled)
+        if scale <= 0.5:  # area averaged (or as close), not aliased (sampled)
             area = cv2.resize(rgb, out.shape[1::-1], interpolation=cv2.INTER_AREA).astype(int)
             sampled = cv2.resize(rgb, out.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             assert np.abs(out - area).mean() < np.abs(sampled - area).mean() / 2, scale
