@@ -104,9 +104,9 @@ class Settings(BaseSettings):
         "where faces of this size (frame pixels) are found.",
     )
     scan_share: float = Field(
-        1 / 8, ge=0, le=1, description="balanced: the share of a frame swept for small faces per frame (its next "
-        "tile), and the budget for moving areas besides; 1/8: every part of the frame every 8 frames (0.53 s at "
-        "15 fps). 0: no sweep.",
+        1 / 8, ge=0, le=1, description="balanced: the share of a frame swept for small faces per frame without a "
+        "scheduled whole-frame pass (its next tile), and the budget for moving areas besides; 1/8: every part of the "
+        "frame every 8 such frames (12 frames at scan_coarse_every 3: 0.8 s at 15 fps). 0: no sweep.",
     )
     scan_coarse_px: int = Field(960, ge=160, description="balanced: the whole-frame pass sees frames downscaled "
                                 "to this longest side.")

@@ -104,9 +104,29 @@ def test_the_whole_frame_pass_runs_on_every_nth_frame_while_faces_are_tracked():
     seen = [scan.regions(rgb) for _ in range(6)]
     assert [whole(x) for x in seen] == [True, False, False, True, False, False]
     assert all(any(r.box[0] <= face[0] and r.box[2] >= face[2] for r in x) for x in seen), "the face, every frame"
+    tiles = lambda regions: [r.box for r in regions if r.scale == scan.scale]  # noqa: E731 (nothing moves here)
+    assert [len(tiles(x)) for x in seen] == [0, 1, 1, 0, 1, 1], "the sweep skips the frames of the whole-frame pass"
+    swept = {box for _ in range(10) for box in tiles(scan.regions(rgb))}
+    assert len(swept | {box for x in seen for box in tiles(x)}) == 8, "every tile within 8 frames without the pass"
     every = CameraScan(DetectionProfile.of(s.replace(scan_coarse_every=1)))
     every.follow([face], 0.0)
-    assert all(whole(every.regions(rgb)) for _ in range(3)), "1: every frame"
+    assert all(whole(r) and len(tiles(r)) == 1 for r in (every.regions(rgb) for _ in range(3))), "1: both, every frame"
+
+
+def test_regions_cheaper_searched_as_one_are_joined():
+    from facestream.models.vision.regions import CALL_PX, joined
+
+    tile, inside = Region((0, 0, 500, 560), 0.83), Region((100, 100, 180, 200), 0.5)  # a tracked face in the tile
+    a, b = Region((1000, 100, 1100, 220), 0.8), Region((1050, 120, 1160, 230), 0.8)  # two moving areas of a crowd
+    far = Region((1700, 900, 1900, 1080), 0.8)
+    regions = [tile, inside, a, b, far]
+    out = joined(regions)
+    assert sorted(out, key=lambda r: r.box) == [tile, Region((1000, 100, 1160, 230), 0.8), far]
+    for r in regions:  # whatever was searched is searched still, at least as finely
+        assert any(o.scale >= r.scale and all(np.subtract(r.box, o.box) * [1, 1, -1, -1] >= 0) for o in out), r
+    assert sum(r.cost + CALL_PX for r in out) < sum(r.cost + CALL_PX for r in regions)
+    apart = [Region((0, 0, 300, 300), 0.8), Region((1500, 700, 1800, 1000), 0.8)]
+    assert joined(apart) == apart and joined([]) == [] and joined([far]) == [far]
 
 
 def test_regions_map_boxes_and_landmarks_back_to_the_frame(retina, faces_dir):

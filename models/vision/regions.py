@@ -35,6 +35,31 @@ class Region:
         return (right - left) * (bottom - top) * self.scale**2
 
 
+#: A detector call's fixed cost in scanned pixels: onnxruntime's run and our pre- and post-processing cost ~0.5 ms
+#: beyond a region's pixels (RetinaFace scans ~20 px a microsecond on one core).
+CALL_PX = 0
+
+
+def joined(regions: list[Region], call_px: float = CALL_PX) -> list[Region]:
+    """``regions``, those cheaper searched as one joined: two become their union box at the finer of their scales
+    when that costs less than both and a call's fixed cost (so a region inside a finer one goes). A face whole in
+    either lies whole in the union, at a scale where it is at least as large."""
+    boxes = np.array([r.box for r in regions], np.float64).reshape(-1, 4)
+    scales = np.array([r.scale for r in regions], np.float64)
+    while len(scales) > 1:
+        lt, rb = np.minimum(boxes[:, None, :2], boxes[None, :, :2]), np.maximum(boxes[:, None, 2:], boxes[None, :, 2:])
+        finer = np.maximum(scales[:, None], scales[None, :])
+        cost = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1) * scales**2
+        gain = cost[:, None] + cost[None, :] + call_px - (rb - lt).prod(axis=2) * finer**2
+        gain[np.tril_indices(len(scales))] = -1.0
+        i, j = np.unravel_index(int(np.argmax(gain)), gain.shape)
+        if gain[i, j] <= 0:
+            break
+        boxes[i], scales[i] = (*lt[i, j], *rb[i, j]), finer[i, j]
+        boxes, scales = np.delete(boxes, j, axis=0), np.delete(scales, j)
+    return [Region((int(b[0]), int(b[1]), int(b[2]), int(b[3])), float(s)) for b, s in zip(boxes, scales)]
+
+
 def grid(width: int, height: int, tiles: int, overlap_px: int) -> list[Box]:
     """About ``tiles`` tiles covering a frame, in cells of its aspect, each grown by ``overlap_px`` per
     side so that a face up to ``2 * overlap_px`` on a cell border lies whole inside one tile."""

@@ -7,14 +7,17 @@ of HOG for 48 px faces); a camera sends 15 frames a second. So each frame of the
 1. a **coarse pass** over the whole frame at a scale that finds large faces cheaply;
 2. **tracked faces**: the faces of the last second, grown, at a scale that keeps them found;
 3. **the sweep**: the next tile of a grid of ``1 / sweep_share`` tiles over the frame, round robin,
-   searched for small faces: every part of the frame is searched every ``1 / sweep_share`` frames;
+   searched for small faces on each frame without a scheduled coarse pass (so the two costs do not add up on
+   one frame): at ``coarse_every`` 3, every part of the frame is searched every ``1.5 / sweep_share`` frames;
 4. **motion**: boxes where OpenCV's background subtractor (MOG2) sees change, smallest first,
    searched for small faces within a budget of half a tile's area: a face that walks in is moving. On a frame
    without the coarse pass (``coarse_every``), the moving areas beyond that budget are searched at the coarse
    pass's scale, within a quarter of its cost: a face that appears between coarse passes is found at once.
 
 So every frame's cost is bounded (coarse pass or a quarter of it, tracked faces, about one and a half tiles
-at the small-face scale), and so is its latency. One instance per camera; its methods may be called from
+at the small-face scale), and so is its latency. Regions cheaper searched as one (a tracked face inside the
+tile, the moving areas of one crowd) are joined (:func:`facestream.models.vision.regions.joined`): a busy
+frame's 20-30 small regions cost a detector call each. One instance per camera; its methods may be called from
 the worker's detection threads (a lock orders them).
 
 **Still scenes cost nothing** (:meth:`CameraScan.unchanged`): a frame that differs from the camera's last
@@ -39,7 +42,7 @@ import supervision as sv
 from facestream.models.types import Box
 from facestream.models.vision.image import scene_changed, scene_thumb
 from facestream.models.vision.profile import DetectionProfile
-from facestream.models.vision.regions import Region, grid, grow
+from facestream.models.vision.regions import Region, grid, grow, joined
 
 MOTION_WIDTH = 480  # the background model runs on a copy this wide: ~1.5 ms a frame
 #: Between whole-frame passes, what moved beyond the fine budget is searched at the coarse scale within this share
@@ -132,7 +135,9 @@ class CameraScan:
                 # Faces too small for the coarse pass, up to 2 x overlap, lie whole inside some tile.
                 overlap = int(self.profile.detector_min_face / coarse / 2)
                 self._tiles, self._next_tile = grid(w, h, round(1 / self.profile.sweep_share), overlap), 0
-            whole = self._frames % self.profile.coarse_every == 0 or not finer or not faces  # nobody tracked: look everywhere
+            due = self._frames % self.profile.coarse_every == 0  # the scheduled whole-frame pass
+            whole = due or not finer or not faces  # nobody tracked: look everywhere
+            sweep = not due or self.profile.coarse_every == 1
             self._frames += 1
         out = [Region((0, 0, w, h), coarse)] if whole else []
         for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
@@ -140,8 +145,8 @@ class CameraScan:
             if scale > coarse or not whole:  # else the coarse pass sees it at least as large
                 out.append(Region(grow(box, 0.6, 8, w, h), scale))
         if self.profile.sweep_share > 0 and late_ms <= self.profile.late_ms and finer:
-            out += self._budgeted(moving, w, h, 0.0 if whole else coarse)
-        return out
+            out += self._budgeted(moving, w, h, 0.0 if whole else coarse, sweep)
+        return joined(out)
 
     def _motion(self, rgb: np.ndarray) -> list[Box]:
         """Boxes (frame pixels) of what moved since the background model's last frames."""
@@ -162,15 +167,17 @@ class CameraScan:
                 boxes.append(grow((int(x / f), int(y / f), int((x + bw) / f), int((y + bh) / f)), 0.2, 16, w, h))
         return boxes
 
-    def _budgeted(self, moving: list[Box], w: int, h: int, coarse: float) -> list[Region]:
-        """The next sweep tile, then moving areas (smallest first) within half a tile's worth; on a frame without
-        the whole-frame pass (``coarse``: its scale, else 0), the moving areas beyond that at the coarse scale,
-        within a quarter of that pass's worth: a face that appears (steps out from behind someone, turns to the
+    def _budgeted(self, moving: list[Box], w: int, h: int, coarse: float, sweep: bool = True) -> list[Region]:
+        """The next sweep tile (if ``sweep``), then moving areas (smallest first) within half a tile's worth; on a
+        frame without the whole-frame pass (``coarse``: its scale, else 0), the moving areas beyond that at the coarse
+        scale, within a quarter of that pass's worth: a face that appears (steps out from behind someone, turns to the
         camera) is found on its first frame, as the whole-frame pass would have found it."""
-        with self._lock:
-            tile = Region(self._tiles[self._next_tile], self.scale)
-            self._next_tile = (self._next_tile + 1) % len(self._tiles)
-        out, fine, rough = [tile], self.profile.sweep_share / 2 * w * h * self.scale**2, w * h * coarse**2 * ROUGH_SHARE
+        out = []
+        if sweep:
+            with self._lock:
+                out.append(Region(self._tiles[self._next_tile], self.scale))
+                self._next_tile = (self._next_tile + 1) % len(self._tiles)
+        fine, rough = self.profile.sweep_share / 2 * w * h * self.scale**2, w * h * coarse**2 * ROUGH_SHARE
         for box in sorted(moving, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])):
             region = Region(box, self.scale)
             if region.cost > fine:
