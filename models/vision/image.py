@@ -2,8 +2,8 @@
 
 dlib and every backend here expect RGB; OpenCV decodes to BGR. A frame passed in the wrong order
 silently yields zero faces, so nothing else in facestream calls ``cv2.imdecode``. Camera frames are decoded
-by libjpeg-turbo through simplejpeg when it is installed: the same pixels as OpenCV's decoder in a third of the
-time (~3 vs ~9 ms for a 1080p frame: a tenth of a busy worker's CPU). Also the small greyscale scene thumbnails
+by libjpeg-turbo through simplejpeg when it is installed: the same pixels as OpenCV's decoder in about half the
+CPU time (3.3 vs 6.0 ms for a 1080p frame: ~5% of a busy worker's CPU). Also the small greyscale scene thumbnails
 whose difference says whether a camera's scene changed (:func:`scene_changed`).
 """
 
