@@ -17,6 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from facestream.app.bench.detection import synthetic, write_video
+from facestream.config import load_settings
+
 SIZE = (1920, 1080)
 
 
@@ -45,9 +48,6 @@ def main() -> None:
     for _ in range(250):
         still.write(np.clip(first + rng.normal(0, 3, first.shape), 0, 255).astype(np.uint8))
     still.release()
-    from facestream.app.bench.detection import synthetic, write_video
-    from facestream.config import load_settings
-
     write_video(synthetic(load_settings(), a.faces, 300, seed=1)[0], a.out / "crowd1080.mp4")
     print(f"wrote ham1080.mp4, still1080.mp4 and crowd1080.mp4 in {a.out}")
 

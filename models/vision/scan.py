@@ -140,10 +140,10 @@ class CameraScan:
             sweep = not due or self.profile.coarse_every == 1
             self._frames += 1
         out = [Region((0, 0, w, h), coarse)] if whole else []
-        for box in faces:  # keep tracked faces found, small or turned: searched close up every frame
+        for box in faces:  # keep tracked faces found, small or turned: searched close up every frame (those the
+            # coarse pass sees at least as large go in joined(): a region inside a finer one)
             scale = min(self.scale, 1.6 * self.profile.scale_for(min(box[2] - box[0], box[3] - box[1])))
-            if scale > coarse or not whole:  # else the coarse pass sees it at least as large
-                out.append(Region(grow(box, 0.6, 8, w, h), scale))
+            out.append(Region(grow(box, 0.6, 8, w, h), scale))
         if self.profile.sweep_share > 0 and late_ms <= self.profile.late_ms and finer:
             out += self._budgeted(moving, w, h, 0.0 if whole else coarse, sweep)
         return joined(out)
@@ -167,7 +167,7 @@ class CameraScan:
                 boxes.append(grow((int(x / f), int(y / f), int((x + bw) / f), int((y + bh) / f)), 0.2, 16, w, h))
         return boxes
 
-    def _budgeted(self, moving: list[Box], w: int, h: int, coarse: float, sweep: bool = True) -> list[Region]:
+    def _budgeted(self, moving: list[Box], w: int, h: int, coarse: float, sweep: bool) -> list[Region]:
         """The next sweep tile (if ``sweep``), then moving areas (smallest first) within half a tile's worth; on a
         frame without the whole-frame pass (``coarse``: its scale, else 0), the moving areas beyond that at the coarse
         scale, within a quarter of that pass's worth: a face that appears (steps out from behind someone, turns to the
