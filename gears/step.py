@@ -35,11 +35,11 @@ from facestream.gears.track import Kept, NoTracks
 from facestream.keys import Keys
 from facestream.models.matcher import NOT_EMBEDDED, TOO_SMALL, Match, Policy, StoredPolicy, decide, unnamed
 from facestream.models.store.knn import nearest_stranger, search_with
+from facestream.models.store.names import Names
 from facestream.models.store.stamp import ModelStamp, claim
 from facestream.models.vision.image import decode_frame
 from facestream.records import UNKNOWN, DeadLetter, Face, Fields, Frame, FrameResult
 from facestream.refusals import Refusals
-from facestream.replies import text
 from facestream.scripts import run as run_script
 
 if TYPE_CHECKING:
@@ -92,23 +92,6 @@ end
 if ARGV[3] ~= '' then redis.call('XACK', KEYS[5], ARGV[3], ARGV[4]) end
 return wrote
 """
-
-
-class Names:
-    """person_id → display name, re-read from Redis at most every ``ttl_s`` (renames show up quickly)."""
-
-    def __init__(self, call: Call, keys: Keys, ttl_s: float = 5.0):
-        self.call, self.keys, self.ttl_s = call, keys, ttl_s
-        self._names: dict[str, str] = {}
-        self._at = -1e9
-
-    def get(self, person_id: str) -> str:
-        if time.monotonic() - self._at > self.ttl_s:
-            self._names, self._at = {}, time.monotonic()
-        if person_id not in self._names:
-            name = self.call("HGET", self.keys.person(person_id), "name")
-            self._names[person_id] = text(name) if name is not None else person_id
-        return self._names[person_id]
 
 
 def entry_ms(entry_id: str) -> int:
@@ -262,7 +245,7 @@ class Step:
         policy = self.policy.get()
         looks = [Look(d, tid) for d, tid in zip(p.detections, tracks.update(p.detections, ts_s, p.rgb))]
         todo = self._plan(looks, tracks, ts_s, policy, time.time() * 1000 - entry_ms(p.entry_id) > self.s.late_ms)
-        self._embed(p.rgb, todo)
+        self._embed(p.rgb, todo, policy)
         t1 = time.perf_counter()
         writes: Writes = []
         refused = 0
@@ -309,13 +292,15 @@ class Step:
             look.views = 1
         return viewed + once
 
-    def _embed(self, rgb: np.ndarray, todo: List[Look]) -> None:
-        """Embed the planned looks, one batch per view count."""
-        for views in sorted({look.views for look in todo}, reverse=True):
-            batch = [look for look in todo if look.views == views]
-            out = self.analyzer.embedder.embed(rgb, [look.detection for look in batch], views)
-            for k, look in enumerate(batch):
-                look.vector, look.quality = out.vectors[k], out.quality[k]
+    def _embed(self, rgb: np.ndarray, todo: List[Look], policy: Policy) -> None:
+        """Embed the planned looks in one batch, their faces aligned and their quality measured first: a look the
+        quality gates refuse (blurred, turned) names no one however many views it has, so it gets one."""
+        faces = self.analyzer.embedder.align(rgb, [look.detection for look in todo])
+        for look, face in zip(todo, faces):
+            look.quality = q = face.quality
+            look.views = 1 if policy.gate(q.size, q.sharpness, q.yaw) else look.views
+        for look, vector in zip(todo, self.analyzer.embedder.vectors(faces, [look.views for look in todo])):
+            look.vector = vector
 
     def _decide(self, look: Look, tracks: Tracks, ts_s: float, policy: Policy, frame: Frame) -> Optional[Writes]:
         """The open-set decision for one embedded face (gallery KNN with its track's template, nearest cohort

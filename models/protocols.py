@@ -10,7 +10,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from facestream.models.types import Detection, Embeddings
+from facestream.models.types import Aligned, Detection, Embeddings
 
 
 class Detector(Protocol):
@@ -43,6 +43,12 @@ class Embedder(Protocol):
 
         ``views``: average this many views of each face (slower, a steadier vector).
         """
+
+    def align(self, rgb: np.ndarray, detections: Sequence[Detection]) -> list[Aligned]:
+        """Each face placed for embedding and its quality measured, before any network pass."""
+
+    def vectors(self, faces: Sequence[Aligned], views: Sequence[int]) -> np.ndarray:
+        """One unit vector per aligned face, the mean of its own number of views, in one batch."""
 
 
 class PolicySettings(Protocol):

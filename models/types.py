@@ -1,5 +1,5 @@
-"""The records the face models share: a :class:`Detection` (box, score, landmarks) and the
-:class:`Embeddings` of a batch of faces with each face's :class:`Quality`.
+"""The records the face models share: a :class:`Detection` (box, score, landmarks), a face
+:class:`Aligned` for embedding with its :class:`Quality`, and the :class:`Embeddings` of a batch of faces.
 
 Defined once here, below every implementation (nothing here imports one); the interfaces the backends
 implement are in :mod:`facestream.models.protocols`. Kept valid on RedisGears 1.2's Python 3.7 (the
@@ -9,7 +9,7 @@ in-server gear imports it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -68,3 +68,15 @@ class Embeddings:
 
     vectors: np.ndarray  # (n, dim) float32, unit rows
     quality: list[Quality]  # one per row
+
+
+@dataclass
+class Aligned:
+    """One face placed for embedding, before any network pass: its image and box, dlib's 5 points and the
+    quality measured from them (what the naming gates read)."""
+
+    rgb: np.ndarray
+    detection: Detection
+    shape: Any  # dlib.full_object_detection (no stubs)
+    quality: Quality
+    reference: np.ndarray  # dlib's 150 px chip at its own padding: the quality's, and a view's when they coincide

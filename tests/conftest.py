@@ -79,3 +79,9 @@ class NoFaces:
 
     def embed(self, rgb, detections, views: int = 1) -> Embeddings:
         return Embeddings(np.zeros((0, 128), np.float32), [])
+
+    def align(self, rgb, detections) -> list:
+        return []
+
+    def vectors(self, faces, views) -> np.ndarray:
+        return np.zeros((0, 128), np.float32)

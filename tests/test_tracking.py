@@ -218,3 +218,43 @@ def test_a_crowd_of_strangers_takes_turns_for_fresh_looks(r, settings, faces_dir
     assert all(len(x) <= 2 for x in looked[2:]), f"fresh looks per frame: {[len(x) for x in looked]}"
     tracked = set().union(*looked[1:])
     assert len(tracked) == 6 and all(len(set().union(*looked[k:k + 3])) == 6 for k in range(2, 6)), looked
+
+
+class _Counted:
+    """The real network, counting the chips of each batch it is given."""
+
+    def __init__(self, network):
+        self.network, self.size, self.dim, self.batches = network, network.size, network.dim, []
+
+    def __call__(self, chips):
+        self.batches.append(len(chips))
+        return self.network(chips)
+
+
+def test_a_face_too_poor_to_name_is_embedded_from_one_view(r, settings, faces_dir):
+    """Quality is measured before the network: of two new faces, the sharp one's first look gets probe_views
+    passes, the blurred one (it can name no one) one; every vector is the one the face alone would get."""
+    from facestream.app.bench.detection import _cut_faces
+    from facestream.models.vision.analyzer import FaceAnalyzer
+
+    s = settings.replace(probe_views=4)
+    analyzer = FaceAnalyzer(s)
+    (crop, _), = _cut_faces(s, faces_dir, 1)
+    crop = cv2.resize(crop, (240, round(crop.shape[0] * 240 / crop.shape[1])))[:300]
+    canvas = np.full((720, 1280, 3), 110, np.uint8)
+    canvas[100:100 + crop.shape[0], 100:340] = crop
+    canvas[100:100 + crop.shape[0], 800:1040] = cv2.GaussianBlur(crop, (0, 0), 6)
+    analyzer.embedder.network = counted = _Counted(analyzer.embedder.network)
+    step = Step(s, analyzer, r.execute_command, "t")
+    entry = f"{int(time.time() * 1000)}-1"
+    fields = Frame("blur", 1, 1_000_000, 1280, 720, encode_jpeg(canvas)).to_fields()
+    result = step.finish(step.prepare(Keys(s.key_prefix).frames("blur"), entry, fields, CameraScan(DetectionProfile.of(s))),
+                         CameraTracks.of(s), None).result
+    sharp, blurred = sorted(result.faces, key=lambda f: f.box[0])
+    assert blurred.reason == "blurry" and sharp.reason != "blurry", result.faces
+    assert counted.batches == [4 + 1], f"chips per network batch: {counted.batches}"
+    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(encode_jpeg(canvas), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    dets = [Detection(f.box, f.score) for f in (sharp, blurred)]
+    together = analyzer.embedder.vectors(analyzer.embedder.align(rgb, dets), [4, 1])
+    alone = [analyzer.embedder.embed(rgb, [d], v).vectors[0] for d, v in zip(dets, (4, 1))]
+    assert np.allclose(together, alone, atol=1e-5)

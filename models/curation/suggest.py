@@ -29,6 +29,7 @@ from facestream.models.matcher import AMBIGUOUS, BELOW_THRESHOLD, Policy, by_per
 from facestream.models.store.cohort import Cohort
 from facestream.models.store.gallery import EnrolledFace, Gallery
 from facestream.models.store.knn import VECTOR_FIELD, search_with
+from facestream.models.store.names import Names
 from facestream.models.store.sightings import LISTED, labelled, load, tag
 from facestream.models.store.visitors import missing
 from facestream.records import UNKNOWN, Sighting
@@ -86,12 +87,7 @@ class Advisor:
     def __init__(self, client: redis.Redis, settings: Settings, policy: Policy):
         self.r, self.s, self.keys, self.policy = client, settings, Keys(settings.key_prefix), policy
         self.gallery = Gallery(client, settings)
-        self._names: dict[str, str] = {}
-
-    def name(self, person_id: str) -> str:
-        if person_id not in self._names:
-            self._names[person_id] = text(self.r.hget(self.keys.person(person_id), "name") or person_id)
-        return self._names[person_id]
+        self.names = Names(client.execute_command, self.keys)
 
     def suggest(self, looks: Sequence[np.ndarray], exclude: Sequence[str] = ()) -> list[Suggestion]:
         """The people nearest any of ``looks`` (one face's vectors; but ``exclude``), nearest first, each with
@@ -114,7 +110,7 @@ class Advisor:
                 blocked = decision.reason
             else:
                 blocked = AMBIGUOUS if d - best < self.policy.margin else ANOTHER_NEARER
-            out.append(Suggestion(pid, self.name(pid), d, limit, blocked))
+            out.append(Suggestion(pid, self.names.get(pid), d, limit, blocked))
             if len(out) == SUGGESTED:
                 break
         return out

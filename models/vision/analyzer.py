@@ -103,8 +103,8 @@ class FaceAnalyzer:
 
     def warm_up(self, width: int = WARM_FRAME[0], height: int = WARM_FRAME[1], embed: bool = True) -> None:
         """Run this thread's detector at every kind of region a live frame of ``width`` x ``height`` is searched
-        at (the whole frame, a sweep tile, faces close up, large and small), and (``embed``) the embedder once
-        for each view count a live face gets, on a synthetic frame: onnxruntime sizes its sessions' memory on
+        at (the whole frame, a sweep tile, faces close up, large and small), and (``embed``) the embedder on
+        a frame's worth of first and later looks, on a synthetic frame: onnxruntime sizes its sessions' memory on
         its first runs (RetinaFace's first 1080p frame: 157 ms cold, 64 ms warm), so a worker does this before
         it says it is ready."""
         from facestream.models.vision.regions import Region
@@ -122,8 +122,8 @@ class FaceAnalyzer:
             self.detect_frame(rgb)
         if embed:
             face = Detection((width // 2 - 80, height // 2 - 80, width // 2 + 80, height // 2 + 80), 1.0)
-            self.embedder.embed(rgb, [face] * max(1, self.settings.max_viewed_faces), self.probe_views)  # first looks
-            self.embedder.embed(rgb, [face] * 4, 1)  # later looks
+            views = [self.probe_views] * max(1, self.settings.max_viewed_faces) + [1] * self.settings.looks_per_frame
+            self.embedder.vectors(self.embedder.align(rgb, [face] * len(views)), views)  # a frame's first and later looks
 
     def embed_still(self, rgb: np.ndarray, detections: list[Detection]) -> Embeddings:
         """Enrollment-quality vectors (``enroll_views`` views of each face)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from facestream.errors import BackendUnavailable
-from facestream.models.types import Detection, Embeddings, Quality
+from facestream.models.types import Aligned, Detection, Embeddings, Quality
 from facestream.models.vision.align import DLIB_PADDING, arcface_chip, arcface_points, dlib_chip, mirrored
 from facestream.models.vision.networks import DlibNetwork, OnnxNetwork
 
@@ -51,7 +51,7 @@ class FaceEmbedder:
 
         self._cv2, self._dlib = cv2, dlib
         self._shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
-        self.network, self.align, self.name = network, align, name
+        self.network, self.alignment, self.name = network, align, name
         self.dim, self.model_id = network.dim, network.model_id
 
     def embed(self, rgb: np.ndarray, detections: Sequence[Detection], views: int = 1) -> Embeddings:
@@ -61,30 +61,46 @@ class FaceEmbedder:
     def embed_many(self, images: Sequence[tuple[np.ndarray, Sequence[Detection]]], views: int = 1) -> list[Embeddings]:
         """:meth:`embed` for several images, every chip of every image in one network batch (~15% less
         network time per chip at 16 chips than at 2)."""
-        if views not in VIEWS:
-            raise ValueError(f"views must be one of {sorted(VIEWS)}, not {views}")
-        chips: list[np.ndarray] = []
-        quality: list[Quality] = []
-        reuse = self.align == "dlib" and self.network.size == QUALITY_CHIP_PX and DLIB_PADDING in dict(VIEWS[views])
-        for rgb, detections in images:
-            for d in detections:
-                shape = self._shape(rgb, self._dlib.rectangle(*predictor_box(d)))
-                cut = {pad: self._chip(rgb, d, shape, pad) for pad, _ in VIEWS[views]}
-                chips += [mirrored(cut[pad]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
-                reference = cut[DLIB_PADDING] if reuse else dlib_chip(rgb, shape, QUALITY_CHIP_PX, DLIB_PADDING)
-                quality.append(Quality(d.size, self._sharpness(reference), _yaw(shape)))
-        vectors = (normalize(self.network(chips).reshape(len(quality), views, self.dim).sum(axis=1)) if chips
-                   else np.zeros((0, self.dim), np.float32))
+        faces = [self.align(rgb, detections) for rgb, detections in images]
+        every = [face for found in faces for face in found]
+        vectors = self.vectors(every, [views] * len(every))
         out, at = [], 0
-        for _, detections in images:
-            out.append(Embeddings(vectors[at: at + len(detections)], quality[at: at + len(detections)]))
-            at += len(detections)
+        for found in faces:
+            out.append(Embeddings(vectors[at: at + len(found)], [face.quality for face in found]))
+            at += len(found)
         return out
 
-    def _chip(self, rgb: np.ndarray, d: Detection, shape, padding: float) -> np.ndarray:
-        if self.align == "dlib":
-            return dlib_chip(rgb, shape, self.network.size, padding)
-        return arcface_chip(rgb, arcface_points(d.landmarks, shape), self.network.size, padding)
+    def align(self, rgb: np.ndarray, detections: Sequence[Detection]) -> list[Aligned]:
+        """Each face's 5 points and quality: all a naming gate needs, before any network pass (~1.5 ms a face)."""
+        out = []
+        for d in detections:
+            shape = self._shape(rgb, self._dlib.rectangle(*predictor_box(d)))
+            reference = dlib_chip(rgb, shape, QUALITY_CHIP_PX, DLIB_PADDING)
+            out.append(Aligned(rgb, d, shape, Quality(d.size, self._sharpness(reference), _yaw(shape)), reference))
+        return out
+
+    def vectors(self, faces: Sequence[Aligned], views: Sequence[int]) -> np.ndarray:
+        """One unit vector per aligned face, the mean of its ``views`` (1, 2 or 4 each) network passes; every
+        chip in one batch."""
+        for v in set(views):
+            if v not in VIEWS:
+                raise ValueError(f"views must be one of {sorted(VIEWS)}, not {v}")
+        chips = [chip for face, v in zip(faces, views) for chip in self._views(face, v)]
+        if not chips:
+            return np.zeros((0, self.dim), np.float32)
+        return normalize(np.add.reduceat(self.network(chips), np.cumsum([0, *views[:-1]]), axis=0))
+
+    def _views(self, face: Aligned, views: int) -> list[np.ndarray]:
+        """The chips of one face's ``views``: cut at each padding, and mirrored."""
+        reuse = self.alignment == "dlib" and self.network.size == QUALITY_CHIP_PX
+        cut = {pad: face.reference if reuse and pad == DLIB_PADDING else self._chip(face, pad)
+               for pad, _ in VIEWS[views]}
+        return [mirrored(cut[pad]) if mirror else cut[pad] for pad, mirror in VIEWS[views]]
+
+    def _chip(self, face: Aligned, padding: float) -> np.ndarray:
+        if self.alignment == "dlib":
+            return dlib_chip(face.rgb, face.shape, self.network.size, padding)
+        return arcface_chip(face.rgb, arcface_points(face.detection.landmarks, face.shape), self.network.size, padding)
 
     def _sharpness(self, chip: np.ndarray) -> float:
         grey = self._cv2.cvtColor(chip, self._cv2.COLOR_RGB2GRAY)
