@@ -149,7 +149,8 @@ class Settings(BaseSettings):
     )
     probe_views: int = Field(
         4, description="Live: views averaged for a face's first look (a new track, or every face without tracking); "
-        "later looks at a tracked face use 1. Measured: 4 views name 4-5 points more known faces at 1% false accepts.",
+        "later looks at a tracked face, and looks too poor to name (blurred, turned: name_min_sharpness, name_max_yaw), use 1. "
+        "Measured: 4 views name 4-5 points more known faces at 1% false accepts.",
     )
     enroll_fallback_detector: Literal["none", "cnn"] = Field(
         "cnn", description="Stills where the detector finds no face are tried again with this one (live: never).")

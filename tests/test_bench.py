@@ -37,6 +37,7 @@ def test_capacity_bench_runs_cameras_as_up_does_and_measures_each_part(r, settin
     assert set(fig.cpu_cores) == {"producers", "workers", "redis"} and fig.cpu_cores["workers"] > 0
     assert fig.cpu_cores["producers"] > 0 and 0 < fig.idle_cores < fig.cpu_cores["workers"], fig.idle_cores
     assert fig.per_camera == (fig.cpu_cores["workers"] - fig.idle_cores) / 2
+    assert fig.faces >= len(fig.latency_ms) / 2 and fig.named == 0, (fig.faces, fig.named)  # a face in most frames; nobody enrolled
     assert not list(r.scan_iter(match=f"{Keys(settings.key_prefix + '_bench').prefix}:*")), "scratch keys removed"
 
 

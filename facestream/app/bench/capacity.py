@@ -32,6 +32,7 @@ from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.keys import Keys
+from facestream.records import UNKNOWN
 
 #: The workers' own CPU (heartbeats, leases, reads that time out) is measured this long before any frame, once
 #: they have settled (their first rounds after ready learn strangers, lease, discover: not what idle costs).
@@ -54,11 +55,17 @@ class Capacity:
     answered: dict[str, int] = field(default_factory=dict)  # of them, answered (results and dead letters)
     latency_ms: list[float] = field(default_factory=list)  # capture → result, every answered frame
     unchanged: int = 0  # answered unsearched (still scene)
+    faces: int = 0  # faces found in the answered frames (fewer when late frames are searched on the cheap)
+    named: int = 0  # of them, named
     cpu_cores: dict[str, float] = field(default_factory=dict)  # producers, workers, redis
     idle_cores: float = 0.0  # the workers', ready and leasing the cameras, before any frame (SETTLE_S, IDLE_S)
 
     def pct(self, p: float) -> float:
         return float(np.percentile(self.latency_ms, p)) if self.latency_ms else float("nan")
+
+    def per_frame(self, count: int) -> float:
+        """``count`` per answered frame."""
+        return count / max(1, sum(self.answered.values()))
 
     @property
     def slowest_rate(self) -> float:
@@ -83,6 +90,7 @@ class Capacity:
                 f"p99 {self.pct(99):.0f} max {max(self.latency_ms, default=float('nan')):.0f}; CPU cores: {cpu} "
                 f"(total {sum(self.cpu_cores.values()):.2f}; workers idle {self.idle_cores:.3f}, "
                 f"{self.per_camera:.1%} of a core per camera beyond); {self.unchanged} unchanged; "
+                f"faces a frame {self.per_frame(self.faces):.2f}, named {self.per_frame(self.named):.2f}; "
                 + ("holds" if self.holds else "does not hold"))
 
 
@@ -141,6 +149,8 @@ def _run(settings: Settings, chosen: set[str], clip: Path, people: list[Path], n
             fig.playing_s[c] = max(1e-3, (stopped_ms - first_ms) / 1000)
             fig.latency_ms += [entry_ms - r.ts_ms for entry_ms, r in got.results]
             fig.unchanged += sum(r.unchanged for _, r in got.results)
+            fig.faces += sum(len(r.faces) for _, r in got.results)
+            fig.named += sum(f.person_id != UNKNOWN for _, r in got.results for f in r.faces)
         return fig
 
 

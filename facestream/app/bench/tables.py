@@ -142,15 +142,16 @@ def capacity_table(figs: list[Capacity], command: str) -> list[str]:
             f">= {HOLD_RATE:.0%} of its rate, p99 <= {HOLD_P99_MS:.0f} ms:", "",
             "| cameras × fps | workers × detection threads | answered / offered | slowest camera | "
             "latency p50 / p99 / max ms | CPU cores: producers / workers (idle) / Redis | worker CPU per camera "
-            "beyond idle | unchanged | holds |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "beyond idle | unchanged | faces / named a frame | holds |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for f in figs:
         c = f.cpu_cores
         rows.append(f"| {f.cameras} × {f.fps:g} | {f.workers} × {f.detect_threads} | "
                     f"{sum(f.answered.values())} / {sum(f.offered.values())} | "
                     f"{f.slowest_rate:.0%} | {f.pct(50):.0f} / {f.pct(99):.0f} / {max(f.latency_ms, default=0):.0f} | "
                     f"{c.get('producers', 0):.2f} / {c.get('workers', 0):.2f} ({f.idle_cores:.2f}) / "
-                    f"{c.get('redis', 0):.2f} | {f.per_camera:.1%} | {f.unchanged} | {'yes' if f.holds else 'no'} |")
+                    f"{c.get('redis', 0):.2f} | {f.per_camera:.1%} | {f.unchanged} | "
+                    f"{f.per_frame(f.faces):.2f} / {f.per_frame(f.named):.2f} | {'yes' if f.holds else 'no'} |")
     return rows
 
 
