@@ -258,3 +258,25 @@ def test_a_face_too_poor_to_name_is_embedded_from_one_view(r, settings, faces_di
     together = analyzer.embedder.vectors(analyzer.embedder.align(rgb, dets), [4, 1])
     alone = [analyzer.embedder.embed(rgb, [d], v).vectors[0] for d, v in zip(dets, (4, 1))]
     assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_a_frame_is_late_or_not_when_its_search_begins(r, settings, faces_dir):
+    """A frame already late_ms behind when taken up is embedded on the cheap (its new face from one view); one taken
+    up on time keeps its views however long its search then takes: lateness is decided once, for scan and step."""
+    from facestream.app.bench.detection import _cut_faces
+    from facestream.models.vision.analyzer import FaceAnalyzer
+
+    s = settings.replace(probe_views=4, late_ms=100)
+    analyzer = FaceAnalyzer(s)
+    (crop, _), = _cut_faces(s, faces_dir, 1)
+    canvas = np.full((720, 1280, 3), 110, np.uint8)
+    crop = cv2.resize(crop, (240, round(crop.shape[0] * 240 / crop.shape[1])))[:300]
+    canvas[100:100 + crop.shape[0], 500:740] = crop
+    analyzer.embedder.network = counted = _Counted(analyzer.embedder.network)
+    step, stream = Step(s, analyzer, r.execute_command, "t"), Keys(s.key_prefix).frames("late")
+    fields = Frame("late", 1, 1_000_000, 1280, 720, encode_jpeg(canvas)).to_fields()
+    for behind_ms, pause_s in ((0, 0.3), (1000, 0.0)):
+        prepared = step.prepare(stream, f"{int(time.time() * 1000) - behind_ms}-1", fields)
+        time.sleep(pause_s)  # a slow search: the frame is answered 300 ms after it was added
+        assert len(step.finish(prepared).result.faces) == 1
+    assert counted.batches == [4, 1], f"chips per network batch, on time then late: {counted.batches}"
