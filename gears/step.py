@@ -244,7 +244,7 @@ class Step:
             tracks = NoTracks()
         policy = self.policy.get()
         looks = [Look(d, tid) for d, tid in zip(p.detections, tracks.update(p.detections, ts_s, p.rgb))]
-        todo = self._plan(looks, tracks, ts_s, policy, p.timings["queue"] > self.s.late_ms)  # late when its search began
+        todo = self._plan(looks, tracks, ts_s, policy, p.timings["queue"] > self.s.late_ms)  # late when taken up
         self._embed(p.rgb, todo, policy)
         t1 = time.perf_counter()
         writes: Writes = []

@@ -231,20 +231,29 @@ class _Counted:
         return self.network(chips)
 
 
-def test_a_face_too_poor_to_name_is_embedded_from_one_view(r, settings, faces_dir):
-    """Quality is measured before the network: of two new faces, the sharp one's first look gets probe_views
-    passes, the blurred one (it can name no one) one; every vector is the one the face alone would get."""
+def _one_face_scene(s, faces_dir, lefts: dict[int, float]):
+    """An analyzer whose network counts its chips, and a 1280x720 frame with one stranger's face 240 px wide at
+    each left edge of ``lefts`` (its value: the Gaussian blur's sigma, 0 for none)."""
     from facestream.app.bench.detection import _cut_faces
     from facestream.models.vision.analyzer import FaceAnalyzer
 
-    s = settings.replace(probe_views=4)
     analyzer = FaceAnalyzer(s)
+    analyzer.embedder.network = _Counted(analyzer.embedder.network)
     (crop, _), = _cut_faces(s, faces_dir, 1)
     crop = cv2.resize(crop, (240, round(crop.shape[0] * 240 / crop.shape[1])))[:300]
     canvas = np.full((720, 1280, 3), 110, np.uint8)
-    canvas[100:100 + crop.shape[0], 100:340] = crop
-    canvas[100:100 + crop.shape[0], 800:1040] = cv2.GaussianBlur(crop, (0, 0), 6)
-    analyzer.embedder.network = counted = _Counted(analyzer.embedder.network)
+    for left, sigma in lefts.items():
+        canvas[100:100 + crop.shape[0], left:left + 240] = cv2.GaussianBlur(crop, (0, 0), sigma) if sigma else crop
+    return analyzer, canvas
+
+
+def test_a_face_too_poor_to_name_is_embedded_from_one_view(r, settings, faces_dir):
+    """Quality is measured before the network: of two new faces, the sharp one's first look gets probe_views
+    passes, the blurred one (it can name no one) one; every vector is the one the face alone would get."""
+    from facestream.models.vision.image import decode
+
+    s = settings.replace(probe_views=4)
+    analyzer, canvas = _one_face_scene(s, faces_dir, {100: 0, 800: 6})
     step = Step(s, analyzer, r.execute_command, "t")
     entry = f"{int(time.time() * 1000)}-1"
     fields = Frame("blur", 1, 1_000_000, 1280, 720, encode_jpeg(canvas)).to_fields()
@@ -252,8 +261,9 @@ def test_a_face_too_poor_to_name_is_embedded_from_one_view(r, settings, faces_di
                          CameraTracks.of(s), None).result
     sharp, blurred = sorted(result.faces, key=lambda f: f.box[0])
     assert blurred.reason == "blurry" and sharp.reason != "blurry", result.faces
-    assert counted.batches == [4 + 1], f"chips per network batch: {counted.batches}"
-    rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(encode_jpeg(canvas), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    batches = analyzer.embedder.network.batches
+    assert batches == [4 + 1], f"chips per network batch: {batches}"
+    rgb = decode(encode_jpeg(canvas))  # the frame the step saw
     dets = [Detection(f.box, f.score) for f in (sharp, blurred)]
     together = analyzer.embedder.vectors(analyzer.embedder.align(rgb, dets), [4, 1])
     alone = [analyzer.embedder.embed(rgb, [d], v).vectors[0] for d, v in zip(dets, (4, 1))]
@@ -263,20 +273,13 @@ def test_a_face_too_poor_to_name_is_embedded_from_one_view(r, settings, faces_di
 def test_a_frame_is_late_or_not_when_its_search_begins(r, settings, faces_dir):
     """A frame already late_ms behind when taken up is embedded on the cheap (its new face from one view); one taken
     up on time keeps its views however long its search then takes: lateness is decided once, for scan and step."""
-    from facestream.app.bench.detection import _cut_faces
-    from facestream.models.vision.analyzer import FaceAnalyzer
-
     s = settings.replace(probe_views=4, late_ms=100)
-    analyzer = FaceAnalyzer(s)
-    (crop, _), = _cut_faces(s, faces_dir, 1)
-    canvas = np.full((720, 1280, 3), 110, np.uint8)
-    crop = cv2.resize(crop, (240, round(crop.shape[0] * 240 / crop.shape[1])))[:300]
-    canvas[100:100 + crop.shape[0], 500:740] = crop
-    analyzer.embedder.network = counted = _Counted(analyzer.embedder.network)
+    analyzer, canvas = _one_face_scene(s, faces_dir, {500: 0})
     step, stream = Step(s, analyzer, r.execute_command, "t"), Keys(s.key_prefix).frames("late")
     fields = Frame("late", 1, 1_000_000, 1280, 720, encode_jpeg(canvas)).to_fields()
     for behind_ms, pause_s in ((0, 0.3), (1000, 0.0)):
         prepared = step.prepare(stream, f"{int(time.time() * 1000) - behind_ms}-1", fields)
         time.sleep(pause_s)  # a slow search: the frame is answered 300 ms after it was added
         assert len(step.finish(prepared).result.faces) == 1
-    assert counted.batches == [4, 1], f"chips per network batch, on time then late: {counted.batches}"
+    batches = analyzer.embedder.network.batches
+    assert batches == [4, 1], f"chips per network batch, on time then late: {batches}"
