@@ -109,7 +109,7 @@ if [[ " ${extras[*]-} " == *" test "* ]]; then
   # vocabulary the same test checks the payloads against.
   wheels="$HOME/.cache/facestream/homeassistant-wheels"
   ls "$wheels"/homeassistant-2026.2.3-*.whl >/dev/null 2>&1 || quiet "${pip[@]}" download --no-deps --only-binary :all: \
-    --python-version 3.13 "homeassistant==2026.2.3" -d "$wheels"
+    --python-version 3.13.2 "homeassistant==2026.2.3" -d "$wheels"
 fi
 if [ "$gears" = 1 ]; then
   # What building RedisGears and its Python 3.7 needs (facestream/app/stack/buildgears.py names any still missing).

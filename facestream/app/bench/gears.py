@@ -25,7 +25,6 @@ from facestream.commands import ensure_group
 from facestream.config import Settings
 from facestream.errors import FacestreamError
 from facestream.gears.loader import load
-from facestream.gears.step import entry_ms
 from facestream.gearsbuild import GearsBuild
 from facestream.keys import Keys
 from facestream.models.store.gallery import Gallery
@@ -36,7 +35,7 @@ from facestream.server import EmbeddedRedis, connect
 CAMERA = "clip"
 BOX_PX = 2  #: boxes may differ by this much: the gear's Python 3.7 has older OpenCV/onnxruntime builds
 DISTANCE = 0.01  #: and distances by this much (the threshold margin of a named face is ~0.1)
-LATE_MARGIN_MS = 25  #: a frame this close to late_ms may have been late on one path and not on the other
+LATE_MARGIN_MS = 0.01  #: results keep their timings to 0.01 ms: a queue time this close to late_ms is not told apart
 
 
 @dataclass
@@ -116,16 +115,16 @@ def _checked(path: str, s: Settings, got: Answers, sent: int) -> tuple[Figures, 
 
 
 def late_on_one_path(runner: Answers, gear: Answers, late_ms: int) -> list[int]:
-    """Seqs of frames that one path decided late (over ``late_ms`` after the frame was appended: one
-    view per face) and the other on time (several views), or either too close to tell: their distances
-    differ by design, not by the path. The decision's moment: the result's append less its embed and search."""
-    def late(appended_ms: int, r: FrameResult) -> int:
-        waited = appended_ms - r.timings.get("embed", 0.0) - r.timings.get("search", 0.0) - entry_ms(r.frame_id)
+    """Seqs of frames that one path decided late (taken up over ``late_ms`` after the frame was appended:
+    one view per face, the result's ``queue`` timing) and the other on time (several views), or either too
+    close to tell: their distances differ by design, not by the path."""
+    def late(r: FrameResult) -> int:
+        waited = r.timings.get("queue", 0.0)
         return 0 if waited < late_ms - LATE_MARGIN_MS else 1 if waited > late_ms + LATE_MARGIN_MS else -1
 
-    gear_late = {r.seq: late(ms, r) for ms, r in gear.results}
-    return sorted(r.seq for ms, r in runner.results
-                  if r.seq in gear_late and (late(ms, r) != gear_late[r.seq] or gear_late[r.seq] < 0))
+    gear_late = {r.seq: late(r) for _, r in gear.results}
+    return sorted(r.seq for _, r in runner.results
+                  if r.seq in gear_late and (late(r) != gear_late[r.seq] or gear_late[r.seq] < 0))
 
 
 def differences(runner: list[FrameResult], gear: list[FrameResult]) -> list[str]:
