@@ -97,8 +97,7 @@ class Settings(BaseSettings):
                               "thread: detect_threads x onnx_threads should not exceed the cores).")
     onnx_providers: Literal["cpu", "cuda", "tensorrt", "auto"] = Field(
         "cpu", description="onnxruntime execution providers: cpu; cuda or tensorrt (onnxruntime-gpu and a GPU); "
-        "auto: the best installed.",
-    )
+        "auto: the best installed.")
     scan_min_face_px: int = Field(
         24, ge=8, le=200, description="balanced: the sweep, moving areas and tracked faces are searched at the scale "
         "where faces of this size (frame pixels) are found.",
@@ -245,18 +244,19 @@ class Settings(BaseSettings):
     )
     visitor_distance: float = Field(
         0.11, gt=0, lt=4, description="An unknown track joins the nearest visitor whose centroid and exemplars (on "
-        "average) are this close (squared L2), else starts a new one. `facestream eval --visitors` measures it.",
-    )
+        "average) are this close (squared L2), else starts a new one. `facestream eval --visitors` measures it.")
     learn_strangers: int = Field(
         2000, ge=0, description="At most this many of the site's strangers (visitors of learn_looks looks further than "
         "match_threshold from every enrolled face) join the cohort and correct the impostor model, the oldest "
-        "leaving first, each expiring with sightings_retention_h (docs/naming.md). 0: learn nothing.",
-    )
+        "leaving first, each expiring with sightings_retention_h (docs/naming.md). 0: learn nothing.")
     learn_looks: int = Field(5, ge=1, description="A visitor is learned once it has this many looks (not a glimpse).")
     learn_every_s: float = Field(60.0, gt=0, description="One worker learns the recent visitors this often.")
     learn_min_strangers: int = Field(
-        30, ge=5, description="Learned strangers needed before they change any distance (not one odd evening).",
-    )
+        30, ge=5, description="Learned strangers needed before they change any distance (not one odd evening).")
+    learn_near_share: float = Field(
+        0.25, ge=0, le=1, description="A visitor is learned only while at most this share of its looks came within "
+        "match_threshold of an enrolled face, and leaves once more do: it may be that person in poorer light or pose "
+        "(measured: Lin-Manuel Miranda's unnamed looks in the demo, 1 in 2; learned, they vetoed his own close-up).")
     search_max_distance: float = Field(
         0.17, gt=0, lt=4, description="`facestream search` lists sightings this close to the photo (squared L2; "
         "the verification threshold).",

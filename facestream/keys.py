@@ -20,7 +20,7 @@ Layout (with the default prefix ``fs``)::
     fs:sighting:<id>       hash    one kept view of a face: camera, time, person/visitor, vector, thumbnail (expires)
     fs:idx:sightings       index   NUMERIC ts_ms + TAG camera/person_id/visitor over fs:sighting:* (no vector)
     fs:idx:sightings:<start ms>:<length ms> index  one time bucket's HNSW vectors (FILTER on ts_ms)
-    fs:visitor:<v-NNNNNN>  hash    one stranger seen: centroid vector, looks, first/last time, cameras (expires)
+    fs:visitor:<v-NNNNNN>  hash    one stranger seen: centroid, looks (how many near someone), first/last time, cameras
     fs:idx:visitors        index   RediSearch HNSW index over fs:visitor:*
     fs:visitorcount        string  counter numbering visitors
     fs:cohort:<n>          hash    a face of someone never enrolled (cohort add, calibration, feedback): vector, source

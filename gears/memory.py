@@ -52,9 +52,11 @@ class Memory:
         """Give an unknown face (``person_id``: what its track is called) its visitor: its track's, with
         this look added (merged into an earlier visitor while young, see ``visitor_young_looks``), or the
         nearest visitor to ``probe`` (the track's template), or a new one. A look too poor to name (too
-        small, blurred, turned) is too poor to group as well."""
+        small, blurred, turned) is too poor to group as well. A look that came within ``match_threshold`` of
+        an enrolled face is counted as such (a visitor of many is not learned as a stranger: it may be them)."""
         if not self.on or person_id != UNKNOWN or match.reason in QUALITY_REASONS:
             return []
+        near = match.distance is not None and match.distance <= self.s.match_threshold  # maybe that person
         writes: Writes = []
         if kept.still_young():  # its track made it: the better template may fit an earlier one
             earlier = self.visitors.fitting(probe, other_than=kept.visitor)
@@ -62,10 +64,10 @@ class Memory:
                 writes.append(partial(self.visitors.merge, earlier, kept.visitor))
                 kept.call(earlier)
         if kept.visitor and self.visitors.exists(kept.visitor):
-            return writes + [partial(self.visitors.add, kept.visitor, vector, camera, ts_ms)]
+            return writes + [partial(self.visitors.add, kept.visitor, vector, camera, ts_ms, near)]
         vid, new = self.visitors.choose(probe)
         kept.call(vid, self.s.visitor_young_looks if new else 0)
-        return writes + [partial(self.visitors.add, kept.visitor, probe, camera, ts_ms)]
+        return writes + [partial(self.visitors.add, kept.visitor, probe, camera, ts_ms, near)]
 
     def keep(self, kept: Kept, face: Face, index: int, vector: np.ndarray, quality: Quality, rgb: np.ndarray,
              camera: str, ts_ms: int) -> Writes:

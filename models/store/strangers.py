@@ -15,9 +15,12 @@ enrolled person it came nearest to, how near, and the gallery's size then. From 
 Guards, and why:
 
 - *Only far visitors.* An enrolled person the cameras failed to name (bad light, a new haircut) forms a
-  visitor near their own faces; learned, it would veto them. Beyond the ceiling it cannot be near them.
-  It also keeps the site figures out of a loop: tightening changes who is named under the threshold,
-  never who stays beyond the ceiling.
+  visitor near their own faces; learned, it would veto them. So its centroid must lie beyond the ceiling,
+  and at most ``learn_near_share`` of its looks may have come within the ceiling of an enrolled face: a
+  centroid just beyond it can still be that person (the demo clip's Lin-Manuel Miranda: a visitor at 0.142
+  from his faces, one look in two within 0.13, learned after a minute of looping, then vetoing his own
+  close-up). A learned stranger whose looks come near too often leaves again. The ceiling also keeps the
+  site figures out of a loop: tightening changes who is named under the threshold, never who stays beyond.
 - *A stranger enrolled later* (the one poisoning risk left: their learned face would veto them):
   enrolling faces removes every learned stranger within ``visitor_distance`` of them
   (:meth:`facestream.models.store.gallery.Gallery.add_person`), and naming a visitor removes it.
@@ -84,7 +87,10 @@ class SiteStrangers:
             return None
         changed = self._expire(now)
         for v in Visitors.of(self.call, self.keys, self.s, stamp.dim).recent(BATCH, now - 2 * period):
-            if v.looks >= self.s.learn_looks and not self.call("EXISTS", self.keys.stranger(v.visitor_id)):
+            learned = bool(self.call("EXISTS", self.keys.stranger(v.visitor_id)))
+            if v.near > self.s.learn_near_share * v.looks:  # too often near someone: maybe them
+                changed = (learned and self._drop([v.visitor_id]) > 0) or changed
+            elif v.looks >= self.s.learn_looks and not learned:
                 changed = self._consider(v.visitor_id, faces, now) or changed
         changed = self._bound() or changed
         return self.store() if changed else None
@@ -150,10 +156,15 @@ class SiteStrangers:
 
     def leave(self, visitor_ids: Sequence[str]) -> int:
         """Forget learned strangers (a visitor named, enrolled or erased); returns how many were learned."""
-        gone = sum(int(self.call("ZREM", self.keys.strangers, vid)) for vid in visitor_ids)
-        self._delete(visitor_ids)
+        gone = self._drop(visitor_ids)
         if gone:
             self.store()
+        return gone
+
+    def _drop(self, visitor_ids: Sequence[str]) -> int:
+        """Take visitors out of the register and the cohort; returns how many were learned."""
+        gone = sum(int(self.call("ZREM", self.keys.strangers, vid)) for vid in visitor_ids)
+        self._delete(visitor_ids)
         return gone
 
     def leave_near(self, vectors: Sequence[np.ndarray]) -> int:

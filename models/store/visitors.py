@@ -30,7 +30,7 @@ from facestream.replies import as_dict, text
 
 Call = Callable[..., Any]
 #: Fields of a visitor hash besides its vectors.
-INFO = ("first_ms", "last_ms", "looks", "cameras")
+INFO = ("first_ms", "last_ms", "looks", "cameras", "near")
 #: Distinct looks kept per visitor for the average-distance test; looks closer than DISTINCT to one kept count as it.
 EXEMPLARS = 8
 DISTINCT = 0.02
@@ -45,6 +45,7 @@ class Visitor:
     last_ms: int = 0
     looks: int = 0  # embeddings added to the centroid
     cameras: List[str] = field(default_factory=list)
+    near: int = 0  # of its looks, those that came within match_threshold of an enrolled face (maybe that person)
 
 
 def missing(vid: str) -> str:
@@ -86,12 +87,13 @@ class Visitors:
         """Whether visitor ``vid`` is still there (not expired, named or forgotten)."""
         return self.call("HEXISTS", self.keys.visitor(vid), "sum") in (1, True, b"1", "1")
 
-    def add(self, vid: str, vector: np.ndarray, camera: str, ts_ms: int) -> None:
-        """One look for visitor ``vid``: joined to it, or its first if it is gone or new."""
-        if not self.join(vid, vector, camera, ts_ms):
+    def add(self, vid: str, vector: np.ndarray, camera: str, ts_ms: int, near: bool = False) -> None:
+        """One look for visitor ``vid``: joined to it, or its first if it is gone or new. ``near``: the look
+        came within ``match_threshold`` of an enrolled face (counted: :class:`Visitor`'s ``near``)."""
+        if not self.join(vid, vector, camera, ts_ms, near):
             self.ensure_index()
             total = np.asarray(vector, dtype=np.float32)
-            self._store(vid, total, total[None, :], 1, ts_ms, ts_ms, [camera])
+            self._store(Visitor(vid, ts_ms, ts_ms, 1, [camera], int(near)), total, total[None, :])
 
     def nearest(self, vector: np.ndarray, k: int = 1) -> List[tuple]:
         """(visitor id, squared L2 to its centroid), nearest first."""
@@ -128,7 +130,7 @@ class Visitors:
         self.add(vid, vector, camera, ts_ms)
         return vid
 
-    def join(self, vid: str, vector: np.ndarray, camera: str, ts_ms: int) -> bool:
+    def join(self, vid: str, vector: np.ndarray, camera: str, ts_ms: int, near: bool = False) -> bool:
         """Add one look to a visitor's centroid; False if the visitor is gone (expired, named or forgotten)."""
         raw = self.call("HMGET", self.keys.visitor(vid), "sum", "exemplars", *INFO)
         if raw[0] is None:
@@ -137,8 +139,8 @@ class Visitors:
         look = np.asarray(vector, dtype=np.float32)
         total = np.frombuffer(bytes(raw[0]), dtype="<f4") + look
         cameras = v.cameras if camera in v.cameras else v.cameras + [camera]
-        self._store(vid, total, _with(_rows(raw[1], self.dim), look), v.looks + 1, min(v.first_ms, ts_ms),
-                    max(v.last_ms, ts_ms), cameras)
+        self._store(Visitor(vid, min(v.first_ms, ts_ms), max(v.last_ms, ts_ms), v.looks + 1, cameras, v.near + near),
+                    total, _with(_rows(raw[1], self.dim), look))
         return True
 
     def merge(self, into: str, other: str) -> int:
@@ -154,8 +156,8 @@ class Visitors:
         for look in _rows(b[1], self.dim):
             exemplars = _with(exemplars, look)
         cameras = va.cameras + [c for c in vb.cameras if c not in va.cameras]
-        self._store(into, total, exemplars, va.looks + vb.looks, min(va.first_ms, vb.first_ms),
-                    max(va.last_ms, vb.last_ms), cameras)
+        self._store(Visitor(into, min(va.first_ms, vb.first_ms), max(va.last_ms, vb.last_ms), va.looks + vb.looks,
+                            cameras, va.near + vb.near), total, exemplars)
         moved = labelled(self.call, self.keys, "visitor", other)
         for sid in moved:
             self.call("HSET", self.keys.sighting(sid), "visitor", into)
@@ -178,14 +180,12 @@ class Visitors:
             out.append(_visitor(text(reply[i])[len(self.keys.visitor_prefix):], [f.get(n) for n in INFO]))
         return out
 
-    def _store(self, vid: str, total: np.ndarray, exemplars: np.ndarray, looks: int, first_ms: int, last_ms: int,
-               cameras: List[str]) -> None:
+    def _store(self, v: Visitor, total: np.ndarray, exemplars: np.ndarray) -> None:
         centroid = total / max(float(np.linalg.norm(total)), 1e-12)
-        key = self.keys.visitor(vid)
-        store(self.call, key, self.retention_ms, {
+        store(self.call, self.keys.visitor(v.visitor_id), self.retention_ms, {
             VECTOR_FIELD: centroid.astype("<f4").tobytes(), "sum": total.astype("<f4").tobytes(),
-            "exemplars": exemplars.astype("<f4").tobytes(), "looks": looks,
-            "first_ms": first_ms, "last_ms": last_ms, "cameras": ",".join(cameras)})
+            "exemplars": exemplars.astype("<f4").tobytes(), "looks": v.looks, "near": v.near,
+            "first_ms": v.first_ms, "last_ms": v.last_ms, "cameras": ",".join(v.cameras)})
 
 
 def _rows(raw: Any, dim: int) -> np.ndarray:
@@ -205,6 +205,7 @@ def _with(rows: np.ndarray, look: np.ndarray) -> np.ndarray:
 
 
 def _visitor(vid: str, values: List[Any]) -> Visitor:
-    first, last, looks, cameras = (text(v) if v is not None else "" for v in values)
-    return Visitor(vid, int(first or 0), int(last or 0), int(looks or 0), [c for c in cameras.split(",") if c])
+    first, last, looks, cameras, near = (text(v) if v is not None else "" for v in values)
+    return Visitor(vid, int(first or 0), int(last or 0), int(looks or 0), [c for c in cameras.split(",") if c],
+                   int(near or 0))
 
