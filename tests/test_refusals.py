@@ -247,7 +247,7 @@ def test_a_client_waits_for_a_server_still_loading_its_data(tmp_path, capfd):
             "--dbfilename", "dump.rdb", "--enable-debug-command", "yes"]
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     try:
-        c = redis.Redis(port=port)
+        c = redis.Redis(port=port, socket_timeout=120)  # redis-py's 5 s may not cover SAVE of 0.5 GB on a slow machine
         deadline = time.monotonic() + 10
         while True:
             try:
