@@ -87,10 +87,13 @@ class SiteStrangers:
             return None
         changed = self._expire(now)
         for v in Visitors.of(self.call, self.keys, self.s, stamp.dim).recent(BATCH, now - 2 * period):
+            too_near = v.near > self.s.learn_near_share * v.looks  # too often near someone: maybe them
+            if not too_near and v.looks < self.s.learn_looks:
+                continue
             learned = bool(self.call("EXISTS", self.keys.stranger(v.visitor_id)))
-            if v.near > self.s.learn_near_share * v.looks:  # too often near someone: maybe them
-                changed = (learned and self._drop([v.visitor_id]) > 0) or changed
-            elif v.looks >= self.s.learn_looks and not learned:
+            if too_near and learned:
+                changed = self._drop([v.visitor_id]) > 0 or changed
+            elif not too_near and not learned:
                 changed = self._consider(v.visitor_id, faces, now) or changed
         changed = self._bound() or changed
         return self.store() if changed else None
@@ -123,10 +126,7 @@ class SiteStrangers:
         excess = int(self.call("ZCARD", self.keys.strangers)) - self.s.learn_strangers
         if excess <= 0:
             return False
-        oldest = [text(vid) for vid in self.call("ZRANGE", self.keys.strangers, 0, excess - 1)]
-        self.call("ZREM", self.keys.strangers, *oldest)
-        self._delete(oldest)
-        return True
+        return self._drop([text(vid) for vid in self.call("ZRANGE", self.keys.strangers, 0, excess - 1)]) > 0
 
     def strangers(self) -> List[Stranger]:
         """Every learned stranger still kept."""
@@ -163,8 +163,11 @@ class SiteStrangers:
 
     def _drop(self, visitor_ids: Sequence[str]) -> int:
         """Take visitors out of the register and the cohort; returns how many were learned."""
-        gone = sum(int(self.call("ZREM", self.keys.strangers, vid)) for vid in visitor_ids)
-        self._delete(visitor_ids)
+        if not visitor_ids:
+            return 0
+        gone = int(self.call("ZREM", self.keys.strangers, *visitor_ids))
+        for vid in visitor_ids:
+            self.call("DEL", self.keys.stranger(vid))
         return gone
 
     def leave_near(self, vectors: Sequence[np.ndarray]) -> int:
@@ -183,8 +186,3 @@ class SiteStrangers:
                 if key.startswith(prefix) and dist <= self.s.visitor_distance:
                     near.add(key[len(prefix):])
         return self.leave(sorted(near))
-
-    def _delete(self, visitor_ids: Sequence[str]) -> None:
-        for vid in visitor_ids:
-            self.call("DEL", self.keys.stranger(vid))
-
